@@ -1,0 +1,350 @@
+"""PlateauConfig: the validated, immutable settings of a plateau schedule.
+
+Every field is checked once, at construction, and the object can never hold a
+value the core would misbehave on. Converters only normalise types that mean
+the same number (an int or a numpy float becomes a Python float); the
+validators decide, and their messages name the field and the value received.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+Mode = Literal["min", "max"]
+ThresholdMode = Literal["rel", "abs"]
+OnNonFinite = Literal["bad", "raise", "skip"]
+
+FORMAT_VERSION = 1
+_CONFIG_FORMAT = "plateau.PlateauConfig"
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _to_float(value: object) -> Any:
+    """Normalise a real number to a Python float; leave anything else for the validator."""
+    return float(value) if _is_real(value) else value  # type: ignore[arg-type]
+
+
+def _to_int(value: object) -> Any:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _to_min_lr(value: object) -> Any:
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return tuple(_to_float(v) for v in value)
+    return _to_float(value)
+
+
+def check_real(name: str, value: object) -> float:
+    """Return `value` as a float, or raise TypeError naming `name`."""
+    if not _is_real(value):
+        raise TypeError(f"'{name}' must be a real number, got {type(value).__name__}: {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_non_negative(name: str, value: object) -> float:
+    """Return `value` as a finite float >= 0, or raise TypeError / ValueError naming `name`."""
+    number = check_real(name, value)
+    if not (math.isfinite(number) and number >= 0.0):
+        raise ValueError(f"'{name}' must be finite and >= 0, got {value!r}")
+    return number
+
+
+def _choice(*allowed: str) -> Any:
+    def validate(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+        if not isinstance(value, str):
+            raise TypeError(
+                f"'{attribute.name}' must be a str, one of {allowed}, "
+                f"got {type(value).__name__}: {value!r}"
+            )
+        if value not in allowed:
+            raise ValueError(f"'{attribute.name}' must be one of {allowed}, got {value!r}")
+
+    return validate
+
+
+def _non_negative_float(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    check_non_negative(attribute.name, value)
+
+
+def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if type(value) is not int:
+        raise TypeError(f"'{attribute.name}' must be an int, got {type(value).__name__}: {value!r}")
+    if value < 0:
+        raise ValueError(f"'{attribute.name}' must be >= 0, got {value!r}")
+
+
+def _f32(value: float) -> float:
+    """The float64 value of `value` rounded to float32, as Keras stores learning rates."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+@attrs.frozen(kw_only=True)
+class PlateauConfig:
+    """How a plateau schedule decides; torch's ReduceLROnPlateau arguments and defaults.
+
+    Attributes:
+        mode: "min" when lower metrics are better, "max" when higher are.
+        factor: Multiplier applied to each lr on a reduction; strictly between 0 and 1.
+        patience: Bad epochs tolerated; the lr is cut on bad epoch ``patience + 1``.
+        threshold: Margin a metric must beat ``best`` by to count as an improvement.
+        threshold_mode: "rel" (margin ``best * threshold``) or "abs" (margin ``threshold``).
+        cooldown: Epochs after a reduction during which bad epochs are not counted.
+        min_lr: Floor for every lr, or one floor per lr.
+        eps: A cut of ``eps`` or less is not applied.
+        on_nonfinite: What a NaN or infinite metric does: "bad" (torch: compared as a
+            number, so NaN is a bad epoch), "raise" (ValueError) or "skip" (no effect).
+
+    Example:
+        >>> PlateauConfig(patience=2, factor=0.5).patience
+        2
+        >>> PlateauConfig(factor=1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: 'factor' must be strictly between 0 and 1, got 1.0
+    """
+
+    mode: Mode = attrs.field(default="min", validator=_choice("min", "max"))
+    factor: float = attrs.field(default=0.1, converter=_to_float)
+    patience: int = attrs.field(default=10, converter=_to_int, validator=_non_negative_int)
+    threshold: float = attrs.field(default=1e-4, converter=_to_float)
+    threshold_mode: ThresholdMode = attrs.field(default="rel", validator=_choice("rel", "abs"))
+    cooldown: int = attrs.field(default=0, converter=_to_int, validator=_non_negative_int)
+    min_lr: float | tuple[float, ...] = attrs.field(default=0.0, converter=_to_min_lr)
+    eps: float = attrs.field(default=1e-8, converter=_to_float, validator=_non_negative_float)
+    on_nonfinite: OnNonFinite = attrs.field(
+        default="bad", validator=_choice("bad", "raise", "skip")
+    )
+    # True when step() must look beyond the common case: a per-lr min_lr to check
+    # against the state, or a non-finite policy other than torch's. Precomputed so
+    # the common case costs one attribute read per step.
+    _guarded: bool = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        guarded = isinstance(self.min_lr, tuple) or self.on_nonfinite != "bad"
+        object.__setattr__(self, "_guarded", guarded)
+
+    @factor.validator
+    def _check_factor(self, attribute: attrs.Attribute[float], value: object) -> None:
+        number = check_real("factor", value)
+        if not 0.0 < number < 1.0:
+            raise ValueError(f"'factor' must be strictly between 0 and 1, got {value!r}")
+
+    @threshold.validator
+    def _check_threshold(self, attribute: attrs.Attribute[float], value: object) -> None:
+        number = check_non_negative("threshold", value)
+        # best starts at +inf and inf * (1 - t) is nan or -inf for t >= 1: no metric
+        # could ever improve, so the schedule would cut blindly every patience + 1 steps.
+        if self.mode == "min" and self.threshold_mode == "rel" and number >= 1.0:
+            raise ValueError(
+                f"'threshold' must be < 1 with mode='min' and threshold_mode='rel' "
+                f"(nothing could ever improve), got {value!r}"
+            )
+
+    @min_lr.validator
+    def _check_min_lr(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if isinstance(value, tuple):
+            if not value:
+                raise ValueError("'min_lr' must not be an empty sequence")
+            for i, item in enumerate(value):
+                check_non_negative(f"min_lr[{i}]", item)
+        else:
+            check_non_negative("min_lr", value)
+
+    def min_lrs(self, count: int) -> tuple[float, ...]:
+        """The floor of each of `count` lrs: a scalar min_lr extends to any count.
+
+        Raises:
+            ValueError: min_lr is a sequence whose length is not `count`.
+        """
+        if isinstance(self.min_lr, tuple):
+            if len(self.min_lr) != count:
+                raise ValueError(
+                    f"'min_lr' has {len(self.min_lr)} values but there are {count} lrs"
+                )
+            return self.min_lr
+        return (self.min_lr,) * count
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly."""
+        d: dict[str, Any] = {"format": _CONFIG_FORMAT, "version": FORMAT_VERSION}
+        d.update(attrs.asdict(self, recurse=False, filter=lambda a, _: a.init))
+        if isinstance(self.min_lr, tuple):
+            d["min_lr"] = list(self.min_lr)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PlateauConfig:
+        """Rebuild a config from :meth:`to_dict`'s output, validating every field.
+
+        Raises:
+            TypeError: `d` is not a mapping, or a field has the wrong type.
+            ValueError: wrong format or version, missing or unknown keys, or a bad value.
+        """
+        names = [a.name for a in attrs.fields(cls) if a.init]
+        fields = check_envelope(d, _CONFIG_FORMAT, names)
+        return cls(**fields)
+
+    @classmethod
+    def from_keras(
+        cls,
+        *,
+        factor: float = 0.1,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        mode: str = "min",
+        monitor: str | None = None,
+    ) -> PlateauConfig:
+        """The config under which the core follows ``keras.callbacks.ReduceLROnPlateau``.
+
+        Keras 3 counts ``wait >= patience`` after decrementing its cooldown, so its
+        patience P and cooldown C are torch's ``max(P-1, 0)`` and ``max(C-1, 0)``; its
+        test is absolute with ``abs(min_delta)``; it has no eps; its lr lives in a
+        float32 variable, so min_lr is rounded to float32 as Keras compares it.
+
+        Not reproduced (Keras's quirks, documented in the README): a NaN or infinite
+        metric on the very first epoch becomes Keras's ``best``; Keras compares in
+        float32, so metrics closer than float32 resolution to ``best - min_delta``
+        may be judged differently; at the floor Keras keeps counting instead of
+        entering cooldown (the lrs agree, the counters do not).
+
+        Args:
+            factor: Keras's factor.
+            patience: Keras's patience (epochs with no improvement before a cut).
+            min_delta: Keras's min_delta; its absolute value is used, as Keras does.
+            cooldown: Keras's cooldown.
+            min_lr: Keras's min_lr.
+            monitor: The monitored name; only used to resolve mode="auto".
+            mode: "min", "max", or "auto" (resolved as Keras does for a `monitor` of
+                "loss" or "val_loss"; any other name must give mode explicitly, since
+                Keras resolves it from the compiled metric's direction).
+
+        Example:
+            >>> PlateauConfig.from_keras(patience=3, cooldown=2).patience
+            2
+        """
+        check_non_negative("min_delta", min_delta)
+        if mode == "auto":
+            mode = _keras_auto_mode(monitor)
+        config = cls(
+            mode=mode,  # type: ignore[arg-type]
+            factor=factor,
+            patience=max(_require_int("patience", patience) - 1, 0),
+            cooldown=max(_require_int("cooldown", cooldown) - 1, 0),
+            threshold=abs(float(min_delta)),
+            threshold_mode="abs",
+            min_lr=_f32(check_non_negative("min_lr", min_lr)),
+            eps=0.0,
+        )
+        return config
+
+    @classmethod
+    def from_optax(
+        cls,
+        *,
+        factor: float = 0.1,
+        patience: int = 10,
+        rtol: float = 1e-4,
+        atol: float = 0.0,
+        cooldown: int = 0,
+        min_scale: float = 0.0,
+    ) -> PlateauConfig:
+        """The config under which the core follows ``optax.contrib.reduce_on_plateau``.
+
+        Use it with ``init(1.0, config)``: optax's learning-rate *scale* starts at 1.0.
+        optax reduces when its plateau count *equals* patience, so its patience P is
+        torch's ``P - 1``; its cooldown has no off-by-one; it has no eps. optax
+        minimises only.
+
+        Raises:
+            ValueError: both rtol and atol non-zero (optax's combined threshold has no
+                torch equivalent), both zero, patience < 1 (optax's patience=0 cuts on
+                every *improvement*), or min_scale > 1 (optax would raise the scale).
+
+        Not reproduced (documented in the README): optax compares in float32 and
+        averages ``accumulation_size`` values; the core is the ``accumulation_size=1``
+        case in float64.
+
+        Example:
+            >>> PlateauConfig.from_optax(patience=5, rtol=1e-3).patience
+            4
+        """
+        rtol_f = check_non_negative("rtol", rtol)
+        atol_f = check_non_negative("atol", atol)
+        if rtol_f and atol_f:
+            raise ValueError(
+                f"optax's combined threshold (rtol={rtol!r} and atol={atol!r} both non-zero) "
+                "has no torch equivalent; set one of them to 0"
+            )
+        if not (rtol_f or atol_f):
+            raise ValueError("one of 'rtol' or 'atol' must be positive, got both 0")
+        patience_i = _require_int("patience", patience)
+        if patience_i < 1:
+            raise ValueError(
+                f"'patience' must be >= 1 for optax (its patience=0 reduces on every "
+                f"improvement), got {patience!r}"
+            )
+        if check_non_negative("min_scale", min_scale) > 1.0:
+            raise ValueError(
+                f"'min_scale' must be <= 1 (optax would raise its scale to it), got {min_scale!r}"
+            )
+        return cls(
+            mode="min",
+            factor=factor,
+            patience=patience_i - 1,
+            cooldown=cooldown,
+            threshold=rtol_f if rtol_f else atol_f,
+            threshold_mode="rel" if rtol_f else "abs",
+            min_lr=min_scale,
+            eps=0.0,
+        )
+
+
+def _require_int(name: str, value: object) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"'{name}' must be an int, got {type(value).__name__}: {value!r}")
+    return int(value)
+
+
+def _keras_auto_mode(monitor: str | None) -> Mode:
+    if monitor is not None and monitor.removeprefix("val_") == "loss":
+        return "min"
+    raise ValueError(
+        f"mode='auto' can only be resolved for monitor 'loss' or 'val_loss', got "
+        f"monitor={monitor!r}; pass mode='min' or mode='max' (Keras resolves it from "
+        "the compiled metric, which a pure translation cannot see)"
+    )
+
+
+def check_envelope(d: object, fmt: str, names: list[str]) -> dict[str, Any]:
+    """Check a serialised dict's format, version and keys; return its fields.
+
+    Raises:
+        TypeError: `d` is not a mapping.
+        ValueError: wrong format or version, missing or unknown keys.
+    """
+    if not isinstance(d, Mapping):
+        raise TypeError(f"expected a dict from to_dict(), got {type(d).__name__}: {d!r}")
+    if d.get("format") != fmt:
+        raise ValueError(f"'format' must be {fmt!r}, got {d.get('format')!r}")
+    version = d.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise ValueError(f"'version' must be {FORMAT_VERSION}, got {version!r}")
+    fields = {k: v for k, v in d.items() if k not in ("format", "version")}
+    missing = [n for n in names if n not in fields]
+    unknown = sorted(str(k) for k in fields if k not in names)
+    if missing or unknown:
+        raise ValueError(f"{fmt} dict has missing keys {missing} and unknown keys {unknown}")
+    return fields

@@ -1,0 +1,358 @@
+"""PlateauState and the pure transition function: every rule of the schedule lives here.
+
+Theory of operation
+===================
+
+The schedule is torch.optim.lr_scheduler.ReduceLROnPlateau (torch 2.13), step for
+step and bit for bit. A step takes the previous state, one metric and the config,
+and returns a new state; nothing is mutated, printed or imported. The rules, in
+the order they run (the order is the semantics: implementations that swap them
+reduce on different epochs):
+
+1. The metric becomes a Python float. A non-finite metric is handled by
+   ``config.on_nonfinite``: "bad" lets it through to be compared as a number, as
+   torch does (NaN compares False, so it is a bad epoch; +inf in min mode never
+   improves; -inf in min mode becomes best and nothing improves on it again);
+   "raise" raises before anything changes; "skip" returns the state unchanged
+   but for its decision.
+2. Improvement test, in float64, strict, written exactly as torch writes it:
+       min/rel  metric < best * (1.0 - threshold)
+       min/abs  metric < best - threshold
+       max/rel  metric > best * (threshold + 1.0)
+       max/abs  metric > best + threshold
+   (``best - best * threshold`` differs in the last bit and breaks parity.)
+   An improvement sets best and zeroes num_bad_epochs; otherwise it counts one
+   more bad epoch. best starts at +inf (min) or -inf (max), so any finite first
+   metric improves.
+3. Cooldown: if cooldown_counter > 0, decrement it and zero num_bad_epochs. The
+   test runs *after* the improvement test, so best still moves during cooldown.
+4. Reduction: if num_bad_epochs > patience (strictly: patience=10 cuts on the
+   11th bad epoch), each lr becomes max(lr * factor, min_lr_i), applied only if
+   lr - new > eps. An lr already under its floor is never raised. Then
+   cooldown_counter = cooldown and num_bad_epochs = 0 -- even when no lr changed.
+5. last_epoch counts the steps taken.
+
+The decision recorded in the state says which rule ended the step (see
+Decision). With patience >= 0 (enforced by PlateauConfig) the outcomes are
+exclusive: an improvement zeroes the count, and cooldown zeroes it too, so a
+reduction can only follow a bad epoch outside cooldown.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from math import isfinite as _isfinite
+from typing import Any, SupportsFloat
+
+import attrs
+
+from ._config import PlateauConfig, _to_float, check_envelope, check_non_negative
+
+_INF = math.inf
+_STATE_FORMAT = "plateau.PlateauState"
+LrsLike = SupportsFloat | Sequence[SupportsFloat]
+
+
+class Decision(str, enum.Enum):
+    """What a step decided, so a trainer can log why its lr did (not) change."""
+
+    START = "start"
+    """No step taken yet."""
+    IMPROVED = "improved"
+    """The metric beat best by more than the threshold."""
+    NO_IMPROVEMENT = "no_improvement"
+    """A bad epoch, counted; patience not yet exceeded."""
+    COOLDOWN = "cooldown"
+    """In cooldown: bad epochs are not counted (best still moves on an improvement)."""
+    REDUCED = "reduced"
+    """Patience was exceeded and at least one lr was cut."""
+    AT_FLOOR = "at_floor"
+    """Patience was exceeded but no lr changed: each was at min_lr or the cut was <= eps.
+    Cooldown is entered all the same, as torch does."""
+    SKIPPED = "skipped"
+    """A non-finite metric with on_nonfinite="skip": nothing else changed."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _check_lrs(value: object) -> tuple[float, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        value = (value,)
+    if not value:
+        raise ValueError("'lrs' must hold at least one learning rate, got an empty sequence")
+    return tuple(check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(value))
+
+
+def _check_count(name: str, value: object) -> None:
+    if type(value) is not int:
+        raise TypeError(f"'{name}' must be an int, got {type(value).__name__}: {value!r}")
+    if value < 0:
+        raise ValueError(f"'{name}' must be >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True, slots=False)
+class PlateauState:
+    """Everything a plateau schedule needs to resume: plain Python values only.
+
+    States are made by :func:`init`, :func:`step` and :meth:`from_dict`;
+    constructing one directly validates every field.
+
+    Attributes:
+        lrs: The current learning rates, one per parameter group.
+        best: Best metric so far (+inf / -inf before the first improvement).
+        num_bad_epochs: Bad epochs counted since the last improvement or reduction.
+        cooldown_counter: Epochs of cooldown left.
+        last_epoch: Steps taken.
+        decision: What the step that made this state decided.
+    """
+
+    lrs: tuple[float, ...] = attrs.field(converter=_check_lrs)
+    best: float = attrs.field(converter=_to_float)
+    num_bad_epochs: int = 0
+    cooldown_counter: int = 0
+    last_epoch: int = 0
+    decision: Decision = Decision.START
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.best, float) or math.isnan(self.best):
+            raise (ValueError if isinstance(self.best, float) else TypeError)(
+                f"'best' must be a float other than NaN, got {self.best!r}"
+            )
+        for name in ("num_bad_epochs", "cooldown_counter", "last_epoch"):
+            _check_count(name, getattr(self, name))
+        if not isinstance(self.decision, Decision):
+            raise TypeError(f"'decision' must be a Decision, got {self.decision!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly.
+
+        An infinite best (before the first improvement) is written as "inf" or "-inf".
+
+        Example:
+            >>> import json
+            >>> config = PlateauConfig()
+            >>> state = init(0.1, config)
+            >>> PlateauState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+            True
+        """
+        best: float | str = self.best if math.isfinite(self.best) else str(self.best)
+        return {
+            "format": _STATE_FORMAT,
+            "version": 1,
+            "lrs": list(self.lrs),
+            "best": best,
+            "num_bad_epochs": self.num_bad_epochs,
+            "cooldown_counter": self.cooldown_counter,
+            "last_epoch": self.last_epoch,
+            "decision": self.decision.value,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PlateauState:
+        """Rebuild a state from :meth:`to_dict`'s output, validating every field.
+
+        Raises:
+            TypeError: `d` is not a mapping, or a field has the wrong type.
+            ValueError: wrong format or version, missing or unknown keys, or a bad value.
+        """
+        fields = check_envelope(d, _STATE_FORMAT, [a.name for a in attrs.fields(cls)])
+        best = fields["best"]
+        if best in ("inf", "-inf"):
+            best = float(best)
+        decision = fields["decision"]
+        try:
+            fields["decision"] = Decision(decision)
+        except ValueError:
+            choices = [d.value for d in Decision]
+            raise ValueError(f"'decision' must be one of {choices}, got {decision!r}") from None
+        lrs = fields["lrs"]
+        if not isinstance(lrs, list):
+            raise TypeError(f"'lrs' must be a list, got {type(lrs).__name__}: {lrs!r}")
+        return cls(**{**fields, "best": best})
+
+
+# step() runs once per epoch, sometimes once per batch: it builds its result
+# without re-running the validators (every value it writes is derived from
+# already-validated ones) by handing the new instance a complete __dict__ through
+# the class's own __dict__ descriptor. That is the fastest construction of a
+# frozen object in CPython, and the reason PlateauState is dict-based (slots=False).
+_new_state = object.__new__
+_set_fields = PlateauState.__dict__["__dict__"].__set__
+# Enum attribute access goes through the metaclass; plain globals are several times faster.
+_IMPROVED = Decision.IMPROVED
+_NO_IMPROVEMENT = Decision.NO_IMPROVEMENT
+_COOLDOWN = Decision.COOLDOWN
+_REDUCED = Decision.REDUCED
+_AT_FLOOR = Decision.AT_FLOOR
+_SKIPPED = Decision.SKIPPED
+
+
+def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
+    """The state before the first step.
+
+    Args:
+        lrs: One learning rate, or one per parameter group (each finite and >= 0).
+        config: The schedule's config; a per-lr min_lr must have one value per lr.
+
+    Raises:
+        TypeError: an lr that is not a real number, or `config` not a PlateauConfig.
+        ValueError: no lrs, a negative or non-finite lr, or a min_lr count mismatch.
+
+    Example:
+        >>> init([0.1, 0.01], PlateauConfig()).lrs
+        (0.1, 0.01)
+    """
+    if not isinstance(config, PlateauConfig):
+        raise TypeError(f"'config' must be a PlateauConfig, got {type(config).__name__}")
+    state = PlateauState(lrs=lrs, best=_INF if config.mode == "min" else -_INF)
+    config.min_lrs(len(state.lrs))
+    return state
+
+
+def _to_metric(metric: object) -> float:
+    if isinstance(metric, (str, bytes, bool)) or metric is None:
+        raise TypeError(
+            f"'metric' must be a single real number, got {type(metric).__name__}: {metric!r}"
+        )
+    try:
+        return float(metric)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(
+            f"'metric' must be a single real number, got {type(metric).__name__}: {metric!r}"
+        ) from exc
+
+
+def step(
+    state: PlateauState, metric: SupportsFloat, config: PlateauConfig
+) -> tuple[PlateauState, tuple[float, ...]]:
+    """Advance the schedule by one epoch: the new state and the lrs to use next.
+
+    Pure: never mutates, prints or imports a framework. The rules are torch's,
+    listed at the top of this module.
+
+    Args:
+        state: The state after the previous step (or from :func:`init`).
+        metric: One real number: int, float, Fraction, numpy scalar, 0-d tensor.
+        config: The schedule's config.
+
+    Raises:
+        TypeError: `metric` is not a single real number; wrong state or config type.
+        ValueError: a non-finite metric with on_nonfinite="raise"; a per-lr min_lr
+            whose length differs from the state's lrs.
+
+    Example:
+        >>> config = PlateauConfig(patience=0)
+        >>> state, lrs = step(init(1.0, config), 5.0, config)
+        >>> state, lrs = step(state, 6.0, config)
+        >>> lrs, state.decision
+        ((0.1,), <Decision.REDUCED: 'reduced'>)
+    """
+    current = metric if type(metric) is float else _to_metric(metric)
+    # A zero-cost try: a state or config of the wrong type fails at its first
+    # attribute read, and is reported as a TypeError that names it. An explicit
+    # type check up front would cost the common path several percent.
+    try:
+        lrs = state.lrs
+        if config._guarded:
+            if type(config.min_lr) is tuple:
+                config.min_lrs(len(lrs))
+            if not _isfinite(current) and config.on_nonfinite != "bad":
+                return _nonfinite(state, current, config)
+
+        # Rule 2: improvement test, torch's exact expressions.
+        best = state.best
+        if config.mode == "min":
+            if config.threshold_mode == "rel":
+                improved = current < best * (1.0 - config.threshold)
+            else:
+                improved = current < best - config.threshold
+        elif config.threshold_mode == "rel":
+            improved = current > best * (config.threshold + 1.0)
+        else:
+            improved = current > best + config.threshold
+        if improved:
+            best = current
+            bad = 0
+            decision = _IMPROVED
+        else:
+            bad = state.num_bad_epochs + 1
+            decision = _NO_IMPROVEMENT
+
+        # Rule 3: cooldown, after the improvement test.
+        cooldown = state.cooldown_counter
+        if cooldown > 0:
+            cooldown -= 1
+            bad = 0
+            decision = _COOLDOWN
+
+        # Rule 4: reduction.
+        if bad > config.patience:
+            factor = config.factor
+            eps = config.eps
+            new_lrs = []
+            for lr, floor in zip(lrs, config.min_lrs(len(lrs)), strict=True):
+                new = max(lr * factor, floor)
+                new_lrs.append(new if lr - new > eps else lr)
+            reduced = tuple(new_lrs)
+            decision = _REDUCED if reduced != lrs else _AT_FLOOR
+            lrs = reduced
+            cooldown = config.cooldown
+            bad = 0
+        epoch = state.last_epoch + 1
+    except AttributeError:
+        _check_types(state, config)
+        raise
+
+    new_state = _new_state(PlateauState)
+    _set_fields(
+        new_state,
+        {
+            "lrs": lrs,
+            "best": best,
+            "num_bad_epochs": bad,
+            "cooldown_counter": cooldown,
+            "last_epoch": epoch,
+            "decision": decision,
+        },
+    )
+    return new_state, lrs
+
+
+def _check_types(state: object, config: object) -> None:
+    if not isinstance(state, PlateauState):
+        raise TypeError(f"'state' must be a PlateauState, got {type(state).__name__}")
+    if not isinstance(config, PlateauConfig):
+        raise TypeError(f"'config' must be a PlateauConfig, got {type(config).__name__}")
+
+
+def _nonfinite(
+    state: PlateauState, current: float, config: PlateauConfig
+) -> tuple[PlateauState, tuple[float, ...]]:
+    """Rule 1 for on_nonfinite "raise" and "skip"."""
+    if config.on_nonfinite == "raise":
+        raise ValueError(f"'metric' must be finite (on_nonfinite='raise'), got {current!r}")
+    return attrs.evolve(state, decision=_SKIPPED), state.lrs
+
+
+def simulate(
+    metrics: Iterable[SupportsFloat], config: PlateauConfig, lrs: LrsLike = 1.0
+) -> list[PlateauState]:
+    """Replay a metric sequence: one state per metric, identical to folding :func:`step`.
+
+    With the default ``lrs=1.0`` each state's lr reads as the multiplier applied to
+    the starting learning rate.
+
+    Example:
+        >>> config = PlateauConfig(patience=1, factor=0.5)
+        >>> [s.lrs[0] for s in simulate([3, 2, 2, 2, 2], config)]
+        [1.0, 1.0, 1.0, 0.5, 0.5]
+    """
+    state = init(lrs, config)
+    states = []
+    for metric in metrics:
+        state, _ = step(state, metric, config)
+        states.append(state)
+    return states

@@ -235,7 +235,7 @@ class PlateauConfig:
             >>> PlateauConfig.from_keras(patience=3, cooldown=2).patience
             2
         """
-        check_non_negative("min_delta", min_delta)
+        delta = abs(check_real("min_delta", min_delta))
         if mode == "auto":
             mode = _keras_auto_mode(monitor)
         config = cls(
@@ -243,7 +243,7 @@ class PlateauConfig:
             factor=factor,
             patience=max(_require_int("patience", patience) - 1, 0),
             cooldown=max(_require_int("cooldown", cooldown) - 1, 0),
-            threshold=abs(float(min_delta)),
+            threshold=delta,
             threshold_mode="abs",
             min_lr=_f32(check_non_negative("min_lr", min_lr)),
             eps=0.0,

@@ -1,0 +1,38 @@
+"""`import plateau` and the whole core load no framework, in a fresh interpreter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+FRAMEWORKS = ["torch", "jax", "jaxlib", "optax", "keras", "tensorflow", "numpy", "matplotlib"]
+
+SCRIPT = f"""
+import sys
+import plateau
+config = plateau.PlateauConfig(patience=1, min_lr=[0.0, 0.1])
+state = plateau.init([1.0, 0.5], config)
+for metric in [3.0, 2.0, 2.5, 2.5, 2.5, float("nan")]:
+    state, lrs = plateau.step(state, metric, config)
+plateau.simulate([1, 2, 3], config, [1.0, 0.5])
+plateau.PlateauState.from_dict(state.to_dict())
+plateau.PlateauConfig.from_keras(patience=3)
+plateau.PlateauConfig.from_optax(patience=3)
+import plateau.adapters
+loaded = [name for name in {FRAMEWORKS!r} if name in sys.modules]
+print(",".join(loaded))
+"""
+
+
+def test_core_loads_no_framework():
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_the_check_itself_can_see_a_framework():
+    """Guard against a vacuous test: the same probe does notice an imported module."""
+    probe = "import sys, json; print('json' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip() == "True"

@@ -271,7 +271,8 @@ class PlateauConfig:
         Raises:
             ValueError: both rtol and atol non-zero (optax's combined threshold has no
                 torch equivalent), both zero, patience < 1 (optax's patience=0 cuts on
-                every *improvement*), or min_scale > 1 (optax would raise the scale).
+                every *improvement*), rtol >= 1 (nothing could ever improve), or
+                min_scale > 1 (optax would raise the scale).
 
         Not reproduced (documented in the README): optax compares in float32 and
         averages ``accumulation_size`` values; the core is the ``accumulation_size=1``
@@ -287,6 +288,11 @@ class PlateauConfig:
             raise ValueError(
                 f"optax's combined threshold (rtol={rtol!r} and atol={atol!r} both non-zero) "
                 "has no torch equivalent; set one of them to 0"
+            )
+        if rtol_f >= 1.0:
+            raise ValueError(
+                f"'rtol' must be < 1 (with best starting at +inf, (1 - rtol) * best is NaN or "
+                f"-inf and nothing could ever improve), got {rtol!r}"
             )
         if not (rtol_f or atol_f):
             raise ValueError("one of 'rtol' or 'atol' must be positive, got both 0")

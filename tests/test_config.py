@@ -205,6 +205,7 @@ class TestFromOptax:
             ({"patience": 0}, "'patience' must be >= 1"),
             ({"min_scale": 2.0}, "'min_scale' must be <= 1"),
             ({"rtol": -1e-4}, "'rtol' must be finite and >= 0"),
+            ({"rtol": 1.0}, "'rtol' must be < 1"),
         ],
     )
     def test_untranslatable_arguments_raise(self, kwargs, match):

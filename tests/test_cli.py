@@ -1,0 +1,653 @@
+"""`plateau simulate`, run as a user runs it: in a subprocess, on real logs.
+
+The expected numbers always come from `plateau.simulate` on metrics the test knows
+independently of the CLI's reader (the values it handed to Lightning's or Keras's
+own CSVLogger, or a plain `csv` read of the bundled log), never from the CLI itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import attrs
+import pytest
+
+import plateau
+from plateau import PlateauConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "examples" / "digits_metrics.csv"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def cli(*args, stdin=None, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "plateau", "simulate", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout
+
+
+def csv_rows(*args, **kwargs):
+    return list(csv.DictReader(io.StringIO(ok(cli(*args, "--format", "csv", **kwargs)))))
+
+
+def json_doc(*args, **kwargs):
+    return json.loads(ok(cli(*args, "--format", "json", **kwargs)))
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("plateau: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def column(rows, name):
+    return [float(row[name]) for row in rows]
+
+
+def same(a, b):
+    """Bit-for-bit equality of float lists, NaN equal to NaN."""
+    return len(a) == len(b) and all(
+        x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b)
+    )
+
+
+def random_stream(seed, n=40, nan_at=()):
+    """A noisy, plateauing loss curve: reductions happen under small patience."""
+    rng = random.Random(seed)
+    values = [0.2 + 2.0 / (1 + epoch) + rng.uniform(0, 0.15) for epoch in range(n)]
+    for i in nan_at:
+        values[i] = math.nan
+    return values
+
+
+# The bundled log --------------------------------------------------------------
+
+
+def bundled_val_loss():
+    with open(BUNDLED, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [row for row in rows if row["val_loss"] != ""]
+    return rows, [int(r["epoch"]) for r in kept], [float(r["val_loss"]) for r in kept]
+
+
+def test_bundled_log_is_lightning_shaped_and_plateaus():
+    rows, epochs, losses = bundled_val_loss()
+    assert list(rows[0]) == ["epoch", "step", "train_loss", "val_loss"]
+    assert any(row["val_loss"] == "" and row["train_loss"] != "" for row in rows)
+    assert epochs == list(range(len(epochs))) and len(epochs) >= 40
+    # It plateaus: the last 10 epochs never improve on the best so far by torch's
+    # default threshold, while the first half does improve.
+    best_index = max(i for i, v in enumerate(losses) if v < min(losses[:i], default=math.inf))
+    assert best_index < len(losses) - 10
+    assert losses[len(losses) // 2] < losses[0] / 5
+
+
+def test_bundled_log_replays_exactly_as_simulate():
+    _, epochs, losses = bundled_val_loss()
+    config = PlateauConfig(patience=3)
+    states = plateau.simulate(losses, config)
+    rows = csv_rows(BUNDLED, "--patience", "3")
+    assert [int(r["epoch"]) for r in rows] == epochs
+    assert column(rows, "metric") == losses
+    assert column(rows, "best") == [s.best for s in states]
+    assert [int(r["num_bad_epochs"]) for r in rows] == [s.num_bad_epochs for s in states]
+    assert [int(r["cooldown_counter"]) for r in rows] == [s.cooldown_counter for s in states]
+    assert [r["decision"] for r in rows] == [s.decision.value for s in states]
+    assert column(rows, "lr") == [s.lrs[0] for s in states]
+    assert "reduced" in {r["decision"] for r in rows}
+
+
+def test_console_script_matches_python_dash_m():
+    script = shutil.which("plateau", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("the plateau console script is not installed next to this Python")
+    args = ["simulate", str(BUNDLED), "--patience", "3", "--format", "json"]
+    result = subprocess.run([script, *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json_doc(BUNDLED, "--patience", "3")
+
+
+# Logs written by the real frameworks ---------------------------------------------
+
+
+def test_lightning_csv_logger_metrics_csv(tmp_path):
+    loggers = pytest.importorskip("pytorch_lightning.loggers")
+    losses = random_stream(1, n=30, nan_at=(17,))
+    logger = loggers.CSVLogger(tmp_path, name="run")
+    step = 0
+    for epoch, loss in enumerate(losses):
+        for _ in range(3):  # training-only rows: val_loss empty
+            step += 5
+            logger.log_metrics({"train_loss": 1.0 / step, "epoch": epoch}, step=step)
+        logger.log_metrics({"val_loss": loss, "val_acc": 0.5, "epoch": epoch}, step=step)
+    logger.save()
+    path = Path(logger.log_dir) / "metrics.csv"
+    text = path.read_text()
+    assert text.startswith("epoch,step,train_loss,val_acc,val_loss") and ",,\n" in text
+
+    for config in (PlateauConfig(patience=2), PlateauConfig(patience=1, on_nonfinite="skip")):
+        rows = csv_rows(path, "--patience", config.patience, "--on-nonfinite", config.on_nonfinite)
+        states = plateau.simulate(losses, config)
+        assert [int(r["epoch"]) for r in rows] == list(range(len(losses)))
+        assert same(column(rows, "metric"), losses)
+        assert column(rows, "lr") == [s.lrs[0] for s in states]
+        assert [r["decision"] for r in rows] == [s.decision.value for s in states]
+        assert "reduced" in {r["decision"] for r in rows}
+
+
+def test_keras_csv_logger_from_a_real_fit(tmp_path):
+    keras = pytest.importorskip("keras")
+    np = pytest.importorskip("numpy")
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    path = tmp_path / "training.log"
+    history = model.fit(
+        x,
+        y,
+        validation_split=0.25,
+        validation_freq=2,  # epochs without validation: Keras writes val_loss as "NA"
+        epochs=8,
+        batch_size=16,
+        verbose=0,
+        callbacks=[keras.callbacks.CSVLogger(str(path))],
+    )
+    assert "NA" in path.read_text()
+    val_loss = history.history["val_loss"]
+    # A falling loss in mode=max is a bad epoch every time: cuts are guaranteed.
+    config = PlateauConfig(mode="max", patience=0, factor=0.5)
+    rows = csv_rows(path, "--mode", "max", "--patience", "0", "--factor", "0.5", "--lr", "0.01")
+    assert [int(r["epoch"]) for r in rows] == [1, 3, 5, 7]
+    assert column(rows, "metric") == val_loss
+    assert column(rows, "lr") == [s.lrs[0] for s in plateau.simulate(val_loss, config, 0.01)]
+
+
+def test_keras_csv_logger_with_nan_and_a_learning_rate_column(tmp_path):
+    keras = pytest.importorskip("keras")
+    path = tmp_path / "log.csv"
+    logger = keras.callbacks.CSVLogger(str(path))
+    losses = random_stream(2, n=25, nan_at=(9, 10))
+    logger.on_train_begin()
+    for epoch, loss in enumerate(losses):
+        logs = {"learning_rate": 0.001, "loss": loss + 0.1, "val_loss": loss}
+        logger.on_epoch_end(epoch, logs)
+    logger.on_train_end()
+    assert path.read_text().splitlines()[0] == "epoch,learning_rate,loss,val_loss"
+
+    rows = csv_rows(path, "--patience", "2")
+    assert column(rows, "lr") == [
+        s.lrs[0] for s in plateau.simulate(losses, PlateauConfig(patience=2))
+    ]
+    # --column picks another metric; learning_rate is just another numeric column.
+    rows = csv_rows(path, "--column", "loss", "--patience", "2")
+    expected = plateau.simulate([v + 0.1 for v in losses], PlateauConfig(patience=2))
+    assert column(rows, "lr") == [s.lrs[0] for s in expected]
+
+
+# Hand-written files of the same shapes (no framework needed) ----------------------
+
+
+def write_lightning_shaped(path, losses):
+    lines = ["epoch,step,train_loss,val_loss"]
+    for epoch, loss in enumerate(losses):
+        lines.append(f"{epoch},{10 * epoch + 4},{1.0 + epoch!r},")
+        lines.append(f"{epoch},{10 * epoch + 9},,{loss!r}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_hand_written_lightning_shape(tmp_path):
+    losses = random_stream(3, nan_at=(5,))
+    path = tmp_path / "metrics.csv"
+    write_lightning_shaped(path, losses)
+    rows = csv_rows(path, "--patience", "2", "--cooldown", "1")
+    states = plateau.simulate(losses, PlateauConfig(patience=2, cooldown=1))
+    assert same(column(rows, "metric"), losses)
+    assert column(rows, "lr") == [s.lrs[0] for s in states]
+    assert [int(r["cooldown_counter"]) for r in rows] == [s.cooldown_counter for s in states]
+
+
+def test_hand_written_keras_shape_with_na_cells(tmp_path):
+    losses = random_stream(4)
+    lines = ["epoch,learning_rate,loss,val_loss"]
+    lines += [
+        f"{e},0.001,{v + 1!r},{'NA' if e % 3 == 0 else repr(v)}" for e, v in enumerate(losses)
+    ]
+    path = tmp_path / "training.log"
+    path.write_text("\n".join(lines) + "\n")
+    kept = [(e, v) for e, v in enumerate(losses) if e % 3]
+    rows = csv_rows(path, "--patience", "1", "--threshold-mode", "abs", "--threshold", "0.01")
+    config = PlateauConfig(patience=1, threshold_mode="abs", threshold=0.01)
+    assert [int(r["epoch"]) for r in rows] == [e for e, _ in kept]
+    assert column(rows, "lr") == [s.lrs[0] for s in plateau.simulate([v for _, v in kept], config)]
+
+
+def test_the_only_numeric_column_besides_epoch_and_step_is_chosen(tmp_path):
+    losses = random_stream(5, n=15)
+    path = tmp_path / "log.csv"
+    path.write_text(
+        "epoch,step,run,train_loss\n"
+        + "".join(f"{e},{e * 7},name,{v!r}\n" for e, v in enumerate(losses))
+    )
+    rows = csv_rows(path, "--patience", "1")
+    assert column(rows, "metric") == losses
+
+
+# Other input shapes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["json_list", "json_objects", "json_lines", "csv"])
+def test_json_and_stdin_inputs(tmp_path, shape):
+    losses = random_stream(6, n=20, nan_at=(4,))
+    epochs = list(range(0, 40, 2))
+    if shape == "json_list":
+        text = json.dumps(losses)
+        epochs = list(range(20))
+    elif shape == "json_objects":
+        text = json.dumps([{"epoch": e, "val_loss": v} for e, v in zip(epochs, losses)])
+    elif shape == "json_lines":
+        objects = [{"epoch": e, "train_loss": 1.0} for e in epochs]
+        objects += [{"epoch": e, "val_loss": v, "lr": 0.1} for e, v in zip(epochs, losses)]
+        objects.sort(key=lambda o: o["epoch"])
+        text = "".join(json.dumps(o) + "\n" for o in objects)
+    else:
+        text = "epoch,val_loss\n" + "".join(f"{e},{v!r}\n" for e, v in zip(epochs, losses))
+    config = PlateauConfig(patience=1, factor=0.5)
+    expected = [s.lrs[0] for s in plateau.simulate(losses, config)]
+    path = tmp_path / "log.txt"
+    path.write_text(text)
+    for rows in (
+        csv_rows(path, "--patience", "1", "--factor", "0.5"),
+        csv_rows("-", "--patience", "1", "--factor", "0.5", stdin=text),
+    ):
+        assert [int(r["epoch"]) for r in rows] == epochs
+        assert same(column(rows, "metric"), losses)
+        assert column(rows, "lr") == expected
+
+
+def test_json_nulls_and_absent_keys_skip_rows(tmp_path):
+    path = tmp_path / "log.json"
+    path.write_text(
+        '[{"epoch": 0, "val_loss": 3}, {"epoch": 1, "val_loss": null}, {"epoch": 2}, '
+        '{"epoch": 3, "val_loss": 2.5}]'
+    )
+    rows = csv_rows(path)
+    assert [int(r["epoch"]) for r in rows] == [0, 3]
+    assert column(rows, "metric") == [3.0, 2.5]
+
+
+# Output formats -----------------------------------------------------------------
+
+
+def test_formats_agree_and_json_is_strict(tmp_path):
+    losses = [math.nan, 1.0, 0.9, 0.95, 0.97, 0.99, 1.2, math.inf, 0.5]
+    path = tmp_path / "metrics.csv"
+    write_lightning_shaped(path, losses)
+    args = (path, "--patience", "1", "--cooldown", "1", "--lr", "0.3")
+    config = PlateauConfig(patience=1, cooldown=1)
+    states = plateau.simulate(losses, config, 0.3)
+
+    def no_constants(name):
+        raise AssertionError(f"non-strict JSON constant {name}")
+
+    text = ok(cli(*args, "--format", "json"))
+    document = json.loads(text, parse_constant=no_constants)
+    assert document["log"] == str(path) and document["column"] == "val_loss"
+    assert document["lrs"] == [0.3]
+    assert PlateauConfig.from_dict(document["configs"]["base"]) == config
+    json_rows = document["rows"]
+    # Non-finite numbers are strings, as PlateauState.to_dict writes them.
+    assert json_rows[0]["metric"] == "nan" and json_rows[0]["best"] == "inf"
+    assert json_rows[7]["metric"] == "inf"
+    assert [r["lr"] for r in json_rows] == [s.lrs[0] for s in states]
+    assert [r["best"] for r in json_rows[1:]] == [s.best for s in states[1:]]
+
+    rows = csv_rows(*args)
+    assert list(rows[0]) == list(json_rows[0])
+    for csv_row, json_row in zip(rows, json_rows):
+        for key, value in json_row.items():
+            if isinstance(value, str):
+                assert csv_row[key] == value
+            else:
+                assert float(csv_row[key]) == value
+
+    table = ok(cli(*args)).splitlines()
+    header_at = next(i for i, line in enumerate(table) if line.split()[:2] == ["epoch", "metric"])
+    assert table[header_at].split() == list(json_rows[0])
+    body = table[header_at + 1 : header_at + 1 + len(losses)]
+    for line, state in zip(body, states):
+        cells = line.split()
+        marked = cells[-1] == "*"
+        lr_cell = cells[-2] if marked else cells[-1]
+        assert float(lr_cell) == pytest.approx(state.lrs[0], rel=1e-5)
+        assert cells[5] == state.decision.value
+        assert marked == (state.decision is plateau.Decision.REDUCED)
+    assert any(s.decision is plateau.Decision.REDUCED for s in states)
+
+
+def test_several_learning_rates_and_per_lr_floors(tmp_path):
+    losses = random_stream(7)
+    path = tmp_path / "metrics.csv"
+    write_lightning_shaped(path, losses)
+    rows = csv_rows(
+        path, "--patience", "0", "--lr", "0.1", "--lr", "0.01", "--min-lr", "0.002", "--min-lr", "0"
+    )
+    config = PlateauConfig(patience=0, min_lr=(0.002, 0.0))
+    states = plateau.simulate(losses, config, (0.1, 0.01))
+    assert "lr" not in rows[0]
+    assert column(rows, "lr_0") == [s.lrs[0] for s in states]
+    assert column(rows, "lr_1") == [s.lrs[1] for s in states]
+    assert min(column(rows, "lr_0")) == 0.002  # the floor was reached
+
+
+def test_compare_overlays_each_config(tmp_path):
+    losses = random_stream(8, n=60)
+    path = tmp_path / "metrics.csv"
+    write_lightning_shaped(path, losses)
+    base = PlateauConfig(patience=2, factor=0.5)
+    compares = {
+        "patience=5": {"patience": 5},
+        "patience=1,factor=0.2": {"patience": 1, "factor": 0.2},
+        "threshold-mode=abs,threshold=0.05": {"threshold_mode": "abs", "threshold": 0.05},
+    }
+    args = [path, "--patience", "2", "--factor", "0.5"]
+    for text in compares:
+        args += ["--compare", text]
+    rows = csv_rows(*args)
+    assert list(rows[0]) == ["epoch", "metric", "lr[base]", *(f"lr[{t}]" for t in compares)]
+    configs = {"base": base} | {t: attrs.evolve(base, **o) for t, o in compares.items()}
+    columns = {}
+    for label, config in configs.items():
+        columns[label] = column(rows, f"lr[{label}]")
+        assert columns[label] == [s.lrs[0] for s in plateau.simulate(losses, config)]
+    assert len({tuple(c) for c in columns.values()}) == len(configs)  # they do differ
+
+    document = json_doc(*args)
+    assert {k: PlateauConfig.from_dict(v) for k, v in document["configs"].items()} == configs
+    table = ok(cli(*args))
+    assert all(f"lr[{label}]" in table for label in configs)
+
+
+# --plot -------------------------------------------------------------------------
+
+
+def png_chunks(data):
+    assert data[:8] == PNG_SIGNATURE
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert zlib.crc32(kind + body) == crc
+        chunks.append((kind, body))
+        offset += 12 + length
+    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
+    return chunks
+
+
+def assert_matplotlib_png(path):
+    chunks = png_chunks(path.read_bytes())
+    width, height = struct.unpack(">II", chunks[0][1][:8])
+    assert width > 300 and height > 200
+    text = dict(body.split(b"\0", 1) for kind, body in chunks if kind == b"tEXt")
+    assert b"matplotlib" in text[b"Software"].lower()
+
+
+@pytest.mark.parametrize("compare", [False, True])
+def test_plot_writes_a_matplotlib_png(tmp_path, compare):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "schedule.png"
+    args = [BUNDLED, "--patience", "3", "--plot", out]
+    if compare:
+        args += ["--compare", "patience=5", "--compare", "patience=10,factor=0.5"]
+    table = ok(cli(*args))
+    assert "reduced" in table or "*" in table
+    assert_matplotlib_png(out)
+
+
+def test_committed_readme_picture_is_a_small_matplotlib_png():
+    picture = ROOT / "docs" / "schedule.png"
+    assert picture.stat().st_size < 150_000
+    assert_matplotlib_png(picture)
+
+
+NO_MATPLOTLIB = (
+    "import sys; sys.modules['matplotlib'] = None; "
+    "from plateau.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_plot_without_matplotlib_names_the_extra(tmp_path):
+    out = tmp_path / "schedule.png"
+    result = subprocess.run(
+        [sys.executable, "-c", NO_MATPLOTLIB, "simulate", str(BUNDLED), "--plot", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_one_line_error(result, "matplotlib", "plateau[plot]")
+    assert not out.exists()
+    # The same command without --plot runs without matplotlib.
+    result = subprocess.run(
+        [sys.executable, "-c", NO_MATPLOTLIB, "simulate", str(BUNDLED)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "val_loss" in result.stdout
+
+
+def test_cli_imports_no_framework_without_plot():
+    script = (
+        "import contextlib, io, sys\n"
+        "from plateau.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main(['simulate', {str(BUNDLED)!r}, '--format', 'json'])\n"
+        "heavy = ['matplotlib', 'numpy', 'torch', 'keras', 'jax', 'pytorch_lightning']\n"
+        "print(code, [m for m in heavy if m in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.strip() == "0 []", result.stderr
+
+
+# Bad input: exit 2, one line naming what and where ----------------------------------
+
+LOG = "epoch,step,train_loss,val_loss\n0,4,2.0,\n0,9,,1.5\n1,14,1.0,\n1,19,,1.25\n"
+
+BAD_LOGS = [
+    # (file name, content or None for "do not create", extra args, fragments of the message)
+    ("missing.csv", None, [], ["missing.csv", "no such file"]),
+    ("empty.csv", "", [], ["empty.csv", "empty"]),
+    ("blank.csv", "  \n\n", [], ["blank.csv", "empty"]),
+    ("header.csv", "epoch,step,val_loss\n", [], ["header.csv", "no rows"]),
+    (
+        "cell.csv",
+        LOG.replace("1.25", "abc"),
+        [],
+        ["cell.csv", "row 4 (line 5)", "'val_loss'", "'abc'"],
+    ),
+    (
+        "epoch.csv",
+        LOG.replace("1,19", "one,19"),
+        [],
+        ["epoch.csv", "row 4 (line 5)", "'epoch'", "'one'"],
+    ),
+    (
+        "ragged.csv",
+        LOG + "2,24,0.5\n",
+        [],
+        ["ragged.csv", "row 5 (line 6)", "3 cells", "header has 4"],
+    ),
+    (
+        "dup.csv",
+        "epoch,val_loss,val_loss\n0,1,2\n",
+        [],
+        ["dup.csv", "line 1", "duplicate column 'val_loss'"],
+    ),
+    (
+        "unknown.csv",
+        LOG,
+        ["--column", "val_acc"],
+        ["unknown.csv", "'val_acc'", "columns: epoch, step, train_loss, val_loss"],
+    ),
+    (
+        "ambiguous.csv",
+        "epoch,step,loss,acc\n0,1,0.5,0.9\n",
+        [],
+        ["ambiguous.csv", "loss, acc", "--column"],
+    ),
+    ("text.csv", "epoch,name\n0,a\n", [], ["text.csv", "no numeric column", "epoch, name"]),
+    (
+        "allempty.csv",
+        "epoch,loss,val_loss\n0,1.0,NA\n1,0.9,NA\n",
+        [],
+        ["allempty.csv", "'val_loss'", "no values"],
+    ),
+    ("list.json", '[1.0, 0.5, "x"]', [], ["list.json", "item 2", "'x'"]),
+    ("mixed.json", '[1.0, {"a": 1}]', [], ["mixed.json", "item 1"]),
+    (
+        "objects.json",
+        '[{"val_loss": 1}, {"val_loss": true}]',
+        [],
+        ["objects.json", "item 1", "'val_loss'", "True"],
+    ),
+    ("broken.json", "[1.0, 0.5", [], ["broken.json", "line 1", "invalid JSON"]),
+    (
+        "lines.jsonl",
+        '{"val_loss": 1}\n{"val_loss": "abc"}\n',
+        [],
+        ["lines.jsonl", "line 2", "'val_loss'", "'abc'"],
+    ),
+    ("badline.jsonl", '{"val_loss": 1}\n[2]\n', [], ["badline.jsonl", "line 2", "JSON object"]),
+    ("bare.json", "[1.0, 0.5]", ["--column", "loss"], ["bare.json", "--column", "'loss'"]),
+    (
+        "nan.csv",
+        LOG.replace("1.25", "nan"),
+        ["--on-nonfinite", "raise"],
+        ["nan.csv", "row 4 (line 5)", "'val_loss'", "on_nonfinite"],
+    ),
+    ("latin1.csv", b"epoch,val_loss\n0,1.0\xe9\n", [], ["latin1.csv", "UTF-8"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "extra", "fragments"), BAD_LOGS, ids=[b[0] for b in BAD_LOGS]
+)
+def test_bad_log(tmp_path, name, content, extra, fragments):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    assert_one_line_error(cli(path, *extra, cwd=tmp_path), *fragments)
+
+
+def test_a_directory_is_not_a_log(tmp_path):
+    assert_one_line_error(cli(tmp_path), str(tmp_path), "directory")
+
+
+def test_bad_stdin_is_named_stdin():
+    assert_one_line_error(cli("-", stdin="epoch,val_loss\n0,zero\n"), "<stdin>", "row 1", "'zero'")
+
+
+BAD_OPTIONS = [
+    (["--factor", "2"], ["invalid config", "'factor'", "2.0"]),
+    (["--factor", "nan"], ["invalid config", "'factor'", "nan"]),
+    (["--patience", "-1"], ["invalid config", "'patience'", "-1"]),
+    (["--patience", "x"], ["--patience", "'x'"]),
+    (["--patience", "2.5"], ["--patience", "'2.5'"]),
+    (["--mode", "up"], ["invalid config", "'mode'", "'up'"]),
+    (["--threshold-mode", "pct"], ["invalid config", "'threshold_mode'", "'pct'"]),
+    (["--threshold", "-0.1"], ["invalid config", "'threshold'"]),
+    (["--threshold", "1"], ["invalid config", "'threshold'", "must be < 1"]),
+    (["--cooldown", "-2"], ["invalid config", "'cooldown'"]),
+    (["--min-lr", "-1"], ["invalid config", "'min_lr'"]),
+    (["--eps", "inf"], ["invalid config", "'eps'"]),
+    (["--on-nonfinite", "ignore"], ["invalid config", "'on_nonfinite'", "'ignore'"]),
+    (["--lr", "-0.1"], ["--lr", "'lrs[0]'", "-0.1"]),
+    (["--lr", "0.1", "--lr", "nan"], ["--lr", "'lrs[1]'", "nan"]),
+    (["--min-lr", "0", "--min-lr", "0"], ["invalid config", "'min_lr' has 2 values", "1 lrs"]),
+    (["--format", "xml"], ["--format", "'xml'"]),
+    (["--bogus"], ["--bogus"]),
+    (["--compare", "pat=5"], ["--compare 'pat=5'", "unknown key 'pat'", "patience"]),
+    (["--compare", "patience=x"], ["--compare 'patience=x'", "'patience'", "integer", "'x'"]),
+    (["--compare", "factor=big"], ["--compare 'factor=big'", "'factor'", "number", "'big'"]),
+    (["--compare", "factor=1.5"], ["--compare 'factor=1.5'", "'factor'", "1.5"]),
+    (["--compare", "mode=up"], ["--compare 'mode=up'", "'mode'", "'up'"]),
+    (["--compare", "patience"], ["--compare 'patience'", "KEY=VALUE"]),
+    (["--compare", "patience=1,patience=2"], ["--compare", "'patience' given twice"]),
+    (
+        ["--compare", "patience=1", "--compare", "patience=1"],
+        ["--compare 'patience=1' given twice"],
+    ),
+    (["--compare", "on_nonfinite=raise"], ["--compare 'on_nonfinite=raise'", "row 2 (line 3)"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"), BAD_OPTIONS, ids=[" ".join(b[0]) for b in BAD_OPTIONS]
+)
+def test_bad_options(tmp_path, extra, fragments):
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,val_loss\n0,1.0\n1,nan\n")
+    assert_one_line_error(cli(path, *extra), *fragments)
+
+
+def test_bad_plot_targets(tmp_path):
+    pytest.importorskip("matplotlib")
+    assert_one_line_error(cli(BUNDLED, "--plot", tmp_path / "x.txt"), "x.txt", "'txt'", "png")
+    missing = tmp_path / "nowhere" / "x.png"
+    assert_one_line_error(cli(BUNDLED, "--plot", missing), "nowhere", "does not exist")
+
+
+def test_no_command_and_help():
+    result = subprocess.run([sys.executable, "-m", "plateau"], capture_output=True, text=True)
+    assert_one_line_error(result, "COMMAND")
+    result = subprocess.run(
+        [sys.executable, "-m", "plateau", "simulate", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    defaults = PlateauConfig()
+    for name in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "eps"):
+        assert f"--{name.replace('_', '-')}" in result.stdout
+        assert f"(default: {getattr(defaults, name)})" in " ".join(result.stdout.split())
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs a POSIX pipe")
+def test_a_closed_pipe_is_not_a_traceback(tmp_path):
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(random_stream(9, n=50_000)))  # far more than a pipe buffers
+    command = f"'{sys.executable}' -m plateau simulate '{path}' --format csv | head -n 2"
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines()[0].startswith("epoch,metric")
+    assert len(result.stdout.splitlines()) == 2
+    assert result.stderr == ""

@@ -1,0 +1,538 @@
+"""plateau.adapters.torch.ReduceLROnPlateau against torch's own ReduceLROnPlateau."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import pickle
+import random
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import attrs  # noqa: E402
+
+import plateau  # noqa: E402
+from plateau.adapters.torch import ReduceLROnPlateau  # noqa: E402
+
+TorchPlateau = torch.optim.lr_scheduler.ReduceLROnPlateau
+
+
+# --- building identical twins ------------------------------------------------------
+
+
+def make_optimizer(lrs, tensor_lr=False):
+    """An optimizer with one param group per lr; a tensor lr (float64, so values are exact,
+    or float32, as torch's default) when asked."""
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": lr} for lr in lrs]
+    if tensor_lr:
+        dtype = torch.float64 if tensor_lr == "float64" else torch.float32
+        for group in groups:
+            group["lr"] = torch.tensor(group["lr"], dtype=dtype)
+        return torch.optim.Adam(groups, lr=torch.tensor(0.001))
+    return torch.optim.SGD(groups, lr=0.001)
+
+
+def random_case(rng):
+    n_groups = rng.randint(1, 3)
+    mode = rng.choice(["min", "max"])
+    threshold_mode = rng.choice(["rel", "abs"])
+    kwargs = {
+        "mode": mode,
+        "factor": rng.choice([0.1, 0.5, 0.9, 1 / 3]),
+        "patience": rng.randint(0, 4),
+        "threshold": rng.choice([0.0, 1e-4, 0.05] if threshold_mode == "rel" else [0.0, 0.5]),
+        "threshold_mode": threshold_mode,
+        "cooldown": rng.randint(0, 3),
+        "eps": rng.choice([1e-8, 0.0, 1e-3]),
+    }
+    if rng.random() < 0.5:
+        kwargs["min_lr"] = [rng.choice([0.0, 1e-4, 0.01]) for _ in range(n_groups)]
+    else:
+        kwargs["min_lr"] = rng.choice([0, 1e-4, 0.01])
+    lrs = [rng.choice([1.0, 0.1, 0.03, 1e-3]) for _ in range(n_groups)]
+    tensor_lr = rng.choice([False, False, "float32", "float64"])
+    return kwargs, lrs, tensor_lr
+
+
+def random_metrics(rng, n):
+    """A stream with improvements, exact ties, plateaus, negatives and the odd NaN / inf."""
+    value, out = rng.uniform(-2, 5), []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.03:
+            out.append(rng.choice([math.nan, math.inf, -math.inf]))
+            continue
+        if r < 0.35:
+            value += rng.choice([-1, 1]) * rng.uniform(0, 1)
+        elif r < 0.5:
+            value = round(value, 1)
+        out.append(value)
+    return out
+
+
+def as_metric(rng, value):
+    """The metric as a float, an int (when whole) or a 0-d tensor, as trainers pass it."""
+    kind = rng.random()
+    if kind < 0.3:
+        return torch.tensor(value, dtype=torch.float64)
+    if kind < 0.4 and math.isfinite(value) and value == int(value):
+        return int(value)
+    return value
+
+
+def lr_values(optimizer):
+    return [group["lr"] for group in optimizer.param_groups]
+
+
+def assert_same(ours, theirs, ours_opt, their_opt):
+    """Same lrs, same lr types, same get_last_lr and the same counters as torch."""
+    for mine, other in zip(lr_values(ours_opt), lr_values(their_opt), strict=True):
+        assert type(mine) is type(other)
+        assert float(mine) == float(other)
+        if isinstance(mine, torch.Tensor):
+            assert mine.dtype == other.dtype
+    for mine, other in zip(ours.get_last_lr(), theirs.get_last_lr(), strict=True):
+        assert type(mine) is type(other)
+        assert float(mine) == float(other)
+    assert ours.best == theirs.best or (math.isnan(ours.best) and math.isnan(theirs.best))
+    assert ours.num_bad_epochs == theirs.num_bad_epochs
+    assert ours.cooldown_counter == theirs.cooldown_counter
+    assert ours.last_epoch == theirs.last_epoch
+
+
+# --- differential ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_same_lrs_as_torch_on_random_streams(seed):
+    rng = random.Random(seed)
+    kwargs, lrs, tensor_lr = random_case(rng)
+    ours_opt, their_opt = make_optimizer(lrs, tensor_lr), make_optimizer(lrs, tensor_lr)
+    ours, theirs = ReduceLROnPlateau(ours_opt, **kwargs), TorchPlateau(their_opt, **kwargs)
+    held = [group["lr"] for group in ours_opt.param_groups]
+    by_hand = rng.randrange(10, 40)
+    assert_same(ours, theirs, ours_opt, their_opt)
+    for i, value in enumerate(random_metrics(rng, 60)):
+        if i == by_hand:  # an lr changed by hand mid-run, as a user or another scheduler would
+            for opt in (ours_opt, their_opt):
+                group = opt.param_groups[-1]
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(0.7)
+                else:
+                    group["lr"] = 0.7
+        metric = as_metric(rng, value)
+        ours.step(metric)
+        theirs.step(metric)
+        assert_same(ours, theirs, ours_opt, their_opt)
+    # Tensor lrs are filled in place, never replaced.
+    for before, after in zip(held, lr_values(ours_opt), strict=True):
+        assert after is before or not isinstance(before, torch.Tensor)
+
+
+def test_the_random_cases_exercise_reductions_floors_and_tensors():
+    """Guard against a vacuous differential: the streams do cut lrs, hit floors, use tensors."""
+    decisions, tensors = set(), 0
+    for seed in range(150):
+        rng = random.Random(seed)
+        kwargs, lrs, tensor_lr = random_case(rng)
+        tensors += bool(tensor_lr)
+        scheduler = ReduceLROnPlateau(make_optimizer(lrs, tensor_lr), **kwargs)
+        for value in random_metrics(rng, 60):
+            scheduler.step(value)
+            decisions.add(scheduler.state.decision)
+    assert decisions >= {
+        plateau.Decision.REDUCED,
+        plateau.Decision.AT_FLOOR,
+        plateau.Decision.COOLDOWN,
+        plateau.Decision.IMPROVED,
+        plateau.Decision.NO_IMPROVEMENT,
+    }
+    assert tensors > 20
+
+
+def test_float32_tensor_lr_keeps_the_fast_path():
+    """A float32 tensor rounds each new lr; the state records what the tensor holds."""
+    opt = make_optimizer([0.1], tensor_lr="float32")
+    scheduler = ReduceLROnPlateau(opt, patience=0)
+    for metric in [1.0, 2.0, 3.0]:
+        scheduler.step(metric)
+    assert scheduler.state.decision is plateau.Decision.REDUCED
+    assert scheduler.state.lrs == (float(opt.param_groups[0]["lr"]),)
+    assert scheduler.state.lrs != (0.1 * 0.1 * 0.1,)  # rounded to float32, not float64
+
+
+def test_is_torchs_plateau_scheduler():
+    scheduler = ReduceLROnPlateau(make_optimizer([0.1]))
+    assert isinstance(scheduler, TorchPlateau)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
+    assert scheduler.optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_construction_touches_no_param_group():
+    """torch's LRScheduler base adds 'initial_lr' and wraps optimizer.step; neither class does."""
+    opt = make_optimizer([0.1, 0.2])
+    before = copy.deepcopy(opt.param_groups)
+    ReduceLROnPlateau(opt)
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == [
+        {k: v for k, v in g.items() if k != "params"} for g in before
+    ]
+    assert not hasattr(opt.step, "_wrapped_by_lr_sched")
+
+
+def test_torch_attribute_names_are_views_of_config_and_state():
+    scheduler = ReduceLROnPlateau(make_optimizer([1.0, 0.5]), patience=0, min_lr=[0.1, 0.2])
+    scheduler.step(1.0)
+    scheduler.step(2.0)
+    assert (scheduler.mode, scheduler.factor, scheduler.patience) == ("min", 0.1, 0)
+    assert (scheduler.best, scheduler.num_bad_epochs, scheduler.last_epoch) == (1.0, 0, 2)
+    assert scheduler.min_lrs == [0.1, 0.2]
+    assert not scheduler.in_cooldown
+    with pytest.raises(AttributeError, match=r"attrs.evolve\(scheduler.config, patience=3\)"):
+        scheduler.patience = 3
+    with pytest.raises(AttributeError, match=r"attrs.evolve\(scheduler.state, best=0.5\)"):
+        scheduler.best = 0.5
+    with pytest.raises(AttributeError, match="min_lr"):
+        scheduler.min_lrs = [0.0, 0.0]
+
+
+def test_config_can_be_replaced_between_steps():
+    opt = make_optimizer([1.0])
+    scheduler = ReduceLROnPlateau(opt, patience=5)
+    scheduler.step(1.0)
+    scheduler.config = attrs.evolve(scheduler.config, patience=0)
+    scheduler.step(2.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_copy_and_pickle_keep_the_schedule():
+    scheduler = ReduceLROnPlateau(make_optimizer([1.0]), patience=0)
+    scheduler.step(1.0)
+    scheduler.step(2.0)
+    for clone in (copy.deepcopy(scheduler), pickle.loads(pickle.dumps(scheduler))):
+        assert clone.state == scheduler.state
+        assert clone.config == scheduler.config
+        clone.step(3.0)
+        assert clone.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+# --- param groups added after construction -----------------------------------------
+
+
+def test_added_group_with_scalar_min_lr_matches_torch():
+    ours_opt, their_opt = make_optimizer([1.0]), make_optimizer([1.0])
+    ours = ReduceLROnPlateau(ours_opt, patience=0, min_lr=0.05)
+    theirs = TorchPlateau(their_opt, patience=0, min_lr=0.05)
+    for value in [3.0, 2.0]:
+        ours.step(value)
+        theirs.step(value)
+    for opt in (ours_opt, their_opt):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.3})
+    for value in [2.5, 2.5, 1.0, 4.0, 4.0]:
+        ours.step(value)
+        theirs.step(value)
+        assert_same(ours, theirs, ours_opt, their_opt)
+    assert ours.state.lrs == (0.05, 0.05)
+    assert ours.min_lrs == [0.05, 0.05]
+
+
+def test_added_group_with_per_group_min_lr_is_a_clear_error():
+    opt = make_optimizer([1.0, 1.0])
+    scheduler = ReduceLROnPlateau(opt, min_lr=[0.1, 0.2])
+    scheduler.step(1.0)
+    before = scheduler.state
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.3})
+    with pytest.raises(ValueError, match=r"'min_lr' has 2 values.*optimizer has 3 param groups"):
+        scheduler.step(0.5)
+    assert scheduler.state is before
+
+
+# --- bad input ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "not_an_optimizer",
+    [None, "sgd", torch.nn.Linear(1, 1), [torch.nn.Parameter(torch.zeros(1))]],
+    ids=["None", "str", "module", "param-list"],
+)
+def test_a_non_optimizer_is_a_type_error_naming_it(not_an_optimizer):
+    name = type(not_an_optimizer).__name__
+    with pytest.raises(TypeError, match=f"must be a torch.optim.Optimizer, got {name}$"):
+        ReduceLROnPlateau(not_an_optimizer)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"factor": 1.0}, ValueError, "'factor' must be strictly between 0 and 1, got 1.0"),
+        ({"factor": 0.0}, ValueError, "'factor'"),
+        ({"patience": -1}, ValueError, "'patience' must be >= 0, got -1"),
+        ({"patience": 2.5}, TypeError, "'patience' must be an int"),
+        ({"mode": "MIN"}, ValueError, "'mode' must be one of"),
+        ({"threshold_mode": "relative"}, ValueError, "'threshold_mode'"),
+        ({"min_lr": -0.1}, ValueError, "'min_lr' must be finite and >= 0"),
+        ({"min_lr": [0.1, 0.2, 0.3]}, ValueError, "'min_lr' has 3 values.*2 param groups"),
+        ({"eps": math.nan}, ValueError, "'eps'"),
+        ({"on_nonfinite": "ignore"}, ValueError, "'on_nonfinite'"),
+        ({"sync_metric": 1}, TypeError, "'sync_metric' must be a bool, got int"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ReduceLROnPlateau(make_optimizer([0.1, 0.2]), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [None, "0.5", b"1", True, torch.tensor([1.0, 2.0]), [1.0]],
+    ids=["None", "str", "bytes", "bool", "2-element-tensor", "list"],
+)
+def test_bad_metric_is_a_type_error_and_changes_nothing(metric):
+    opt = make_optimizer([0.1])
+    scheduler = ReduceLROnPlateau(opt, patience=0)
+    scheduler.step(1.0)
+    before = scheduler.state
+    with pytest.raises(TypeError, match="'metric' must be a single real number"):
+        scheduler.step(metric)
+    assert scheduler.state is before
+    assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_nonfinite_policies():
+    opt = make_optimizer([0.1])
+    raising = ReduceLROnPlateau(opt, patience=0, on_nonfinite="raise")
+    raising.step(1.0)
+    with pytest.raises(ValueError, match="'metric' must be finite"):
+        raising.step(math.nan)
+    assert raising.state.last_epoch == 1
+    skipping = ReduceLROnPlateau(opt, patience=0, on_nonfinite="skip")
+    skipping.step(1.0)
+    skipping.step(math.inf)
+    assert skipping.state.decision is plateau.Decision.SKIPPED
+    assert opt.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("lr", "error", "match"),
+    [
+        (-0.1, ValueError, r"param_groups hold an unusable lr: 'lrs\[0\]' must be finite"),
+        (math.nan, ValueError, "param_groups hold an unusable lr"),
+        (None, TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*NoneType"),
+        ("fast", TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*str"),
+        (torch.tensor([0.1, 0.2]), TypeError, r"one-element tensor, got shape \(2,\)"),
+    ],
+    ids=["negative", "nan", "None", "str", "2-element-tensor"],
+)
+def test_an_unusable_lr_set_by_hand_is_a_clear_error(lr, error, match):
+    opt = make_optimizer([0.1])
+    scheduler = ReduceLROnPlateau(opt)
+    scheduler.step(1.0)
+    before = scheduler.state
+    opt.param_groups[0]["lr"] = lr
+    with pytest.raises(error, match=match):
+        scheduler.step(1.0)
+    assert scheduler.state is before
+
+
+def test_epoch_argument_is_deprecated_as_in_torch():
+    ours_opt, their_opt = make_optimizer([1.0]), make_optimizer([1.0])
+    ours, theirs = ReduceLROnPlateau(ours_opt, patience=0), TorchPlateau(their_opt, patience=0)
+    for epoch, value in [(5, 1.0), (9, 2.0), (3, 3.0)]:
+        with pytest.warns(UserWarning, match="deprecated"):
+            ours.step(value, epoch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs.step(value, epoch)
+        assert_same(ours, theirs, ours_opt, their_opt)
+    before = ours.state
+    with pytest.raises(ValueError, match="'last_epoch' must be >= 0"), pytest.warns(UserWarning):
+        ours.step(4.0, -1)
+    assert ours.state is before
+    assert ours_opt.param_groups[0]["lr"] == their_opt.param_groups[0]["lr"]
+
+
+def test_missing_torch_names_the_extra():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "try:\n"
+        "    import plateau.adapters.torch\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc.name, '|', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (
+        "torch | plateau.adapters.torch requires torch; install 'plateau[torch]'"
+    )
+
+
+# --- state_dict --------------------------------------------------------------------
+
+
+def run(scheduler, metrics):
+    lrs = []
+    for metric in metrics:
+        scheduler.step(metric)
+        lrs.append([float(lr) for lr in lr_values(scheduler.optimizer)])
+    return lrs
+
+
+def resume(scheduler_cls, kwargs, lrs, tensor_lr, optimizer_state, scheduler_state):
+    """A fresh optimizer and scheduler restored as a training script would restore them."""
+    opt = make_optimizer(lrs, tensor_lr)
+    opt.load_state_dict(optimizer_state)
+    scheduler = scheduler_cls(opt, **kwargs)
+    scheduler.load_state_dict(scheduler_state)
+    return scheduler
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_json_round_trip_mid_run(seed):
+    rng = random.Random(1000 + seed)
+    kwargs, lrs, tensor_lr = random_case(rng)
+    metrics = random_metrics(rng, 50)
+    cut = rng.randrange(0, 30)
+    reference = TorchPlateau(make_optimizer(lrs, tensor_lr), **kwargs)
+    expected = run(reference, metrics)
+
+    first = ReduceLROnPlateau(make_optimizer(lrs, tensor_lr), **kwargs)
+    head = run(first, metrics[:cut])
+    saved = json.loads(json.dumps(first.state_dict(), allow_nan=False))
+    second = resume(ReduceLROnPlateau, kwargs, lrs, tensor_lr, first.optimizer.state_dict(), saved)
+    assert second.state == first.state
+    assert head + run(second, metrics[cut:]) == expected
+
+
+def test_state_dict_is_strict_json_before_any_improvement():
+    scheduler = ReduceLROnPlateau(make_optimizer([0.1]), mode="max")
+    scheduler.step(math.nan)
+    text = json.dumps(scheduler.state_dict(), allow_nan=False)
+    assert json.loads(text)["state"]["best"] == "-inf"
+    clone = ReduceLROnPlateau(make_optimizer([0.1]), mode="max")
+    clone.load_state_dict(json.loads(text))
+    assert clone.state == scheduler.state
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_loads_torchs_own_state_dict_mid_run(seed):
+    rng = random.Random(2000 + seed)
+    kwargs, lrs, tensor_lr = random_case(rng)
+    metrics = random_metrics(rng, 50)
+    cut = rng.randrange(1, 30)
+    reference = TorchPlateau(make_optimizer(lrs, tensor_lr), **kwargs)
+    expected = run(reference, metrics)
+
+    checkpointed = TorchPlateau(make_optimizer(lrs, tensor_lr), **kwargs)
+    head = run(checkpointed, metrics[:cut])
+    ours = resume(
+        ReduceLROnPlateau,
+        kwargs,
+        lrs,
+        tensor_lr,
+        checkpointed.optimizer.state_dict(),
+        checkpointed.state_dict(),
+    )
+    assert ours.best == checkpointed.best or math.isnan(checkpointed.best)
+    assert ours.num_bad_epochs == checkpointed.num_bad_epochs
+    assert ours.cooldown_counter == checkpointed.cooldown_counter
+    assert ours.last_epoch == checkpointed.last_epoch
+    assert head + run(ours, metrics[cut:]) == expected
+
+
+def test_loads_an_older_torch_state_dict():
+    """torch < 2.6 wrote no default_min_lr; torch < 2.7 wrote verbose."""
+    theirs = TorchPlateau(make_optimizer([1.0]), patience=1)
+    for value in [1.0, 2.0]:
+        theirs.step(value)
+    old = theirs.state_dict()
+    del old["default_min_lr"]
+    old["verbose"] = False
+    ours = ReduceLROnPlateau(make_optimizer([1.0]), patience=1)
+    ours.load_state_dict(old)
+    assert (ours.best, ours.num_bad_epochs, ours.last_epoch) == (1.0, 1, 2)
+
+
+def test_the_constructors_config_wins_on_resume():
+    """torch's class takes the checkpoint's patience; ours keeps the one it was built with."""
+    metrics = [1.0, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
+    first = ReduceLROnPlateau(make_optimizer([1.0]), patience=5)
+    run(first, metrics[:3])
+    saved = json.loads(json.dumps(first.state_dict()))
+
+    ours = ReduceLROnPlateau(make_optimizer([1.0]), patience=1, factor=0.5)
+    ours.load_state_dict(saved)
+    assert ours.config == plateau.PlateauConfig(patience=1, factor=0.5)
+    assert ours.state.num_bad_epochs == 1  # the progress did carry over
+
+    # The reference: torch with patience=1 and factor=0.5 at the same point of the run.
+    theirs = TorchPlateau(make_optimizer([1.0]), patience=1, factor=0.5)
+    run(theirs, metrics[:3])
+    assert run(ours, metrics[3:]) == run(theirs, metrics[3:])
+
+    # What torch itself does with the equivalent checkpoint: the checkpoint's settings win.
+    torch_first = TorchPlateau(make_optimizer([1.0]), patience=5)
+    run(torch_first, metrics[:3])
+    torch_resumed = TorchPlateau(make_optimizer([1.0]), patience=1, factor=0.5)
+    torch_resumed.load_state_dict(torch_first.state_dict())
+    assert (torch_resumed.patience, torch_resumed.factor) == (5, 0.1)
+    # ... while ours, given the same torch checkpoint, keeps its own.
+    ours.load_state_dict(torch_first.state_dict())
+    assert (ours.patience, ours.factor) == (1, 0.5)
+
+
+@pytest.mark.parametrize("source", ["plateau", "torch"])
+def test_a_checkpoint_from_the_other_mode_is_rejected(source):
+    cls = ReduceLROnPlateau if source == "plateau" else TorchPlateau
+    saved = cls(make_optimizer([0.1]), mode="max")
+    saved.step(3.0)
+    scheduler = ReduceLROnPlateau(make_optimizer([0.1]), mode="min")
+    before = scheduler.state
+    with pytest.raises(
+        ValueError, match=r"saved with mode='max' but this scheduler has mode='min'"
+    ):
+        scheduler.load_state_dict(saved.state_dict())
+    assert scheduler.state is before
+
+
+@pytest.mark.parametrize(
+    ("state_dict", "error", "match"),
+    [
+        ([1, 2], TypeError, "'state_dict' must be a dict, got list"),
+        ({}, ValueError, r"must come from state_dict\(\).*got keys \[\]"),
+        ({"best": 1.0, "num_bad_epochs": 0}, ValueError, r"got keys \['best', 'num_bad_epochs'\]"),
+        ({"config": {}, "state": {}}, ValueError, "'format' must be 'plateau.PlateauConfig'"),
+    ],
+)
+def test_a_foreign_state_dict_is_rejected(state_dict, error, match):
+    scheduler = ReduceLROnPlateau(make_optimizer([0.1]))
+    with pytest.raises(error, match=match):
+        scheduler.load_state_dict(state_dict)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "value", "error", "match"),
+    [
+        ("state", "num_bad_epochs", -1, ValueError, "'num_bad_epochs' must be >= 0"),
+        ("state", "best", None, TypeError, "'best'"),
+        ("config", "patience", "ten", TypeError, "'patience' must be an int"),
+        ("torch", "num_bad_epochs", 1.5, TypeError, "'num_bad_epochs' must be an int"),
+        ("torch", "best", math.nan, ValueError, "'best' must be a float other than NaN"),
+    ],
+)
+def test_a_corrupt_checkpoint_is_rejected_and_changes_nothing(where, key, value, error, match):
+    if where == "torch":
+        state_dict = TorchPlateau(make_optimizer([0.1])).state_dict()
+        state_dict[key] = value
+    else:
+        state_dict = ReduceLROnPlateau(make_optimizer([0.1])).state_dict()
+        state_dict[where][key] = value
+    scheduler = ReduceLROnPlateau(make_optimizer([0.1]))
+    scheduler.step(1.0)
+    before = scheduler.state
+    with pytest.raises(error, match=match):
+        scheduler.load_state_dict(state_dict)
+    assert scheduler.state is before

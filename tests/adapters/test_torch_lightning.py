@@ -1,0 +1,154 @@
+"""A real Lightning Trainer.fit on CPU drives plateau's scheduler exactly as it drives torch's.
+
+The LightningModule returns the scheduler from ``configure_optimizers`` with
+``monitor="val_loss"`` and overrides nothing: Lightning recognises it as a plateau
+scheduler by ``isinstance`` and passes it the logged metric after each validation.
+The logged val_loss is scripted to improve and then plateau, so reductions and
+cooldowns happen at known epochs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+try:
+    import lightning.pytorch as pl
+except ImportError:
+    pl = pytest.importorskip("pytorch_lightning")
+
+import plateau  # noqa: E402
+from plateau.adapters.torch import ReduceLROnPlateau  # noqa: E402
+
+TorchPlateau = torch.optim.lr_scheduler.ReduceLROnPlateau
+
+EPOCHS = 16
+# Improves, plateaus (a reduction after patience), improves within cooldown, plateaus again.
+VAL_LOSSES = [1.0, 0.8, 0.7, 0.7, 0.71, 0.7, 0.69, 0.65, 0.66, 0.66, 0.65, 0.66, 0.6, 0.6, 0.6, 0.6]
+KWARGS = {"patience": 1, "factor": 0.5, "cooldown": 1, "min_lr": 0.02}
+# Lightning's own advice and deprecations, about the tiny setup, not about schedulers.
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:.*(num_workers|log_every_n_steps|does not have many workers)"
+    ),
+    pytest.mark.filterwarnings("ignore:.*callbacks used to create the checkpoint"),
+    pytest.mark.filterwarnings("ignore:.*isinstance\\(treespec, LeafSpec\\)"),
+]
+
+
+class ScriptedModule(pl.LightningModule):
+    """A tiny regression; its logged val_loss is VAL_LOSSES[epoch], whatever the model does."""
+
+    def __init__(self, scheduler_cls):
+        super().__init__()
+        self.scheduler_cls = scheduler_cls
+        self.layer = torch.nn.Linear(3, 1)
+        self.lrs = {}  # epoch -> lr used for training in that epoch
+        self.at_start = None  # the scheduler's progress when training starts (after a restore)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.layer(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", torch.tensor(VAL_LOSSES[self.current_epoch]))
+
+    def on_train_start(self):
+        # torch's attribute names, which plateau's scheduler mirrors.
+        scheduler = self.trainer.lr_scheduler_configs[0].scheduler
+        names = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
+        self.at_start = {name: getattr(scheduler, name) for name in names}
+
+    def on_train_epoch_start(self):
+        self.lrs[self.current_epoch] = self.trainer.optimizers[0].param_groups[0]["lr"]
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+        scheduler = self.scheduler_cls(optimizer, **KWARGS)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler, "monitor": "val_loss"}
+
+
+def loader():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, generator=generator)
+    data = torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True))
+    return torch.utils.data.DataLoader(data, batch_size=8)
+
+
+def fit(scheduler_cls, max_epochs=EPOCHS, ckpt_path=None, checkpoint_dir=None):
+    """Train; return the module (with its per-epoch lrs) and the trainer."""
+    callbacks = []
+    if checkpoint_dir is not None:
+        callbacks.append(
+            pl.callbacks.ModelCheckpoint(
+                dirpath=checkpoint_dir, filename="{epoch}", save_top_k=-1, every_n_epochs=1
+            )
+        )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=max_epochs,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=checkpoint_dir is not None,
+        callbacks=callbacks,
+        num_sanity_val_steps=0,
+    )
+    module = ScriptedModule(scheduler_cls)
+    trainer.fit(module, loader(), loader(), ckpt_path=ckpt_path)
+    return module, trainer
+
+
+def history(module, trainer):
+    """The lr trained with at each epoch, then the lr left after the last validation."""
+    return [*module.lrs.values(), trainer.optimizers[0].param_groups[0]["lr"]]
+
+
+def test_fit_gives_torchs_lr_history():
+    ours, ours_trainer = fit(ReduceLROnPlateau)
+    theirs, their_trainer = fit(TorchPlateau)
+    assert list(ours.lrs) == list(range(EPOCHS))
+    assert history(ours, ours_trainer) == history(theirs, their_trainer)
+    # Not vacuous: the script cuts the lr several times, down to the floor.
+    assert len(set(history(ours, ours_trainer))) >= 3
+    assert history(ours, ours_trainer)[-1] == KWARGS["min_lr"]
+    # Lightning stepped our scheduler once per epoch with the logged val_loss.
+    scheduler = ours_trainer.lr_scheduler_configs[0].scheduler
+    assert isinstance(scheduler, ReduceLROnPlateau)
+    assert ours_trainer.lr_scheduler_configs[0].reduce_on_plateau
+    assert scheduler.state.last_epoch == EPOCHS
+    config = plateau.PlateauConfig(**KWARGS)
+    script = [float(torch.tensor(v)) for v in VAL_LOSSES]  # as logged: float32
+    assert scheduler.state == plateau.simulate(script, config, 0.1)[-1]
+    assert ours.at_start == theirs.at_start == {
+        "best": float("inf"), "num_bad_epochs": 0, "cooldown_counter": 0, "last_epoch": 0
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "saved_with", [ReduceLROnPlateau, TorchPlateau], ids=["plateau-checkpoint", "torch-checkpoint"]
+)
+@pytest.mark.parametrize("resume_after", [4, 9])
+def test_resume_from_lightnings_checkpoint_as_torch_does(tmp_path, saved_with, resume_after):
+    """Resume mid-run with ckpt_path: the rest of the run is torch's resumed run, epoch for epoch.
+
+    The checkpoint is Lightning's own (ModelCheckpoint, every epoch); it is resumed
+    under plateau's scheduler, whether it was written by plateau's or by torch's.
+    """
+    for cls in {saved_with, TorchPlateau}:
+        fit(cls, checkpoint_dir=tmp_path / cls.__module__)
+    name = f"epoch={resume_after}.ckpt"
+    theirs, their_trainer = fit(TorchPlateau, ckpt_path=tmp_path / TorchPlateau.__module__ / name)
+    ours, ours_trainer = fit(ReduceLROnPlateau, ckpt_path=tmp_path / saved_with.__module__ / name)
+    assert isinstance(ours_trainer.lr_scheduler_configs[0].scheduler, ReduceLROnPlateau)
+    assert list(ours.lrs) == list(range(resume_after + 1, EPOCHS))
+    # The restored progress is torch's, and it is progress: not a fresh schedule.
+    assert ours.at_start == theirs.at_start
+    # Lightning writes the epoch's checkpoint before that epoch's plateau step and does
+    # not redo the step on resume: the restored schedule has seen epochs 0..k-1 only.
+    # (The README says so; torch's class is affected the same way.)
+    assert ours.at_start["last_epoch"] == resume_after
+    assert ours.at_start["best"] < 1.0
+    assert history(ours, ours_trainer) == history(theirs, their_trainer)
+    assert len(set(history(ours, ours_trainer))) >= 2

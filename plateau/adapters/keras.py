@@ -1,0 +1,328 @@
+"""A drop-in for ``keras.callbacks.ReduceLROnPlateau`` (Keras 3) driven by the pure core.
+
+Keras's arguments are translated once by :meth:`plateau.PlateauConfig.from_keras`
+(patience and cooldown shifted by one, an absolute ``abs(min_delta)`` threshold,
+no eps, ``min_lr`` rounded to float32); every decision is :func:`plateau.step`'s.
+The callback only moves numbers between Keras and the core:
+
+- The lr is read back from the optimizer at every epoch end (Keras keeps it in a
+  float32 variable), so the core works on exactly the float32 chain Keras's own
+  callback works on; a change made by anything else is picked up too.
+- The metric is rounded to float32 before the step, because Keras compares in
+  float32. With ``min_delta=0`` this makes every decision Keras's for any metric
+  within float32's range. With ``min_delta > 0`` Keras compares ``f32(metric -/+ min_delta)``
+  with ``f32(best)`` while the core compares ``metric`` with ``best +/- min_delta``
+  in float64: the two disagree only when ``metric -/+ min_delta`` lies within
+  half a float32 ulp of ``best``, which happens on exact ties (a metric that
+  improves by exactly ``min_delta``, e.g. accuracy over 100 samples with
+  ``min_delta=0.01``). The README lists this and Keras's other quirks.
+- A first-epoch NaN or inf becomes Keras's ``best``; with the default
+  ``on_nonfinite="bad"`` the core counts it as a bad epoch, as torch does.
+- At the floor Keras keeps counting bad epochs while the core enters cooldown, as
+  torch does: the lrs agree while the lr stays at the floor, and differ only if
+  something else later raises it.
+
+Like Keras 3.15, every ``fit()`` starts afresh; call :meth:`ReduceLROnPlateau.set_state`
+before a ``fit()`` to resume instead.
+
+With a ``keras.optimizers.MultiOptimizer`` the core holds one lr per
+sub-optimizer, in ``optimizer.optimizers`` order, all with the same config, as
+Keras's callback treats them.
+
+Example:
+    >>> import keras
+    >>> from plateau.adapters.keras import ReduceLROnPlateau
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.SGD(learning_rate=0.5), loss="mse")
+    >>> callback = ReduceLROnPlateau(monitor="loss", patience=1, factor=0.5)
+    >>> callback.set_model(model)
+    >>> callback.on_train_begin()
+    >>> for epoch, loss in enumerate([1.0, 1.0]):
+    ...     callback.on_epoch_end(epoch, {"loss": loss})
+    >>> float(model.optimizer.learning_rate), callback.state.decision.value
+    (0.25, 'reduced')
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+import plateau
+from plateau import Decision, PlateauConfig, PlateauState
+from plateau._config import OnNonFinite
+
+try:
+    import keras
+    import numpy as np
+
+    # What Keras's own callback uses to resolve mode="auto" and to print, so that
+    # both resolve and print identically; Keras exports neither publicly.
+    from keras.src.trainers.compile_utils import CompileMetrics, MetricsList
+    from keras.src.utils.io_utils import print_msg
+except ImportError as exc:  # pragma: no cover - exercised only without keras
+    raise ModuleNotFoundError(
+        "plateau.adapters.keras requires keras; install 'plateau[keras]'", name="keras"
+    ) from exc
+
+__all__ = ["ReduceLROnPlateau"]
+
+_STATE_KEYS = ("config", "state")
+
+
+class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
+    """Keras's ReduceLROnPlateau callback, with every decision made by :func:`plateau.step`.
+
+    Args:
+        monitor: The logs key to watch, e.g. "val_loss".
+        factor: Multiplier applied to the lr on a reduction; strictly between 0 and 1.
+        patience: Epochs without improvement before a cut (Keras's meaning).
+        verbose: 0 quiet; 1 prints Keras's message at each cut.
+        mode: "min", "max" or "auto": a "loss"/"val_loss" monitor is minimised,
+            otherwise the compiled metric's direction decides at the first epoch end,
+            as Keras does; unresolvable is a ValueError there.
+        min_delta: An improvement must beat best by more than ``abs(min_delta)``.
+        cooldown: Epochs after a cut during which bad epochs are not counted (Keras's meaning).
+        min_lr: Floor of the lr.
+        strict: A missing ``monitor`` key raises KeyError instead of Keras's warning.
+        on_nonfinite: "bad" (a NaN or inf metric is compared as a number, as torch does),
+            "raise" or "skip"; see :class:`plateau.PlateauConfig`.
+
+    Attributes:
+        config: The translated :class:`plateau.PlateauConfig`; None until mode="auto"
+            is resolved, for a monitor other than "loss" / "val_loss".
+        state: The :class:`plateau.PlateauState` after the last epoch end (its
+            ``decision`` says why the lr did or did not change); None before the first.
+
+    Raises:
+        TypeError: An argument of the wrong type.
+        ValueError: An unknown mode or a value the core rejects (e.g. factor >= 1).
+
+    Example:
+        >>> callback = ReduceLROnPlateau(patience=3, cooldown=2)
+        >>> callback.config.patience, callback.config.cooldown  # Keras's off-by-ones
+        (2, 1)
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        *,
+        strict: bool = False,
+        on_nonfinite: OnNonFinite = "bad",
+    ) -> None:
+        super().__init__()
+        for name, value, kind in (
+            ("monitor", monitor, str),
+            ("mode", mode, str),
+            ("verbose", verbose, int),
+            ("strict", strict, bool),
+        ):
+            if not isinstance(value, kind):
+                raise TypeError(
+                    f"'{name}' must be a {kind.__name__}, got {type(value).__name__}: {value!r}"
+                )
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"'mode' must be one of ('auto', 'min', 'max'), got {mode!r}")
+        self.monitor = monitor
+        self.mode = mode
+        self.verbose = verbose
+        self.strict = strict
+        self.min_lr = min_lr
+        self._keras_args: dict[str, Any] = {
+            "factor": factor,
+            "patience": patience,
+            "min_delta": min_delta,
+            "cooldown": cooldown,
+            "min_lr": min_lr,
+        }
+        self._on_nonfinite = on_nonfinite
+        resolved = mode if mode != "auto" else _loss_mode(monitor)
+        # Translated now even when the mode must wait for the model, so that every
+        # bad argument fails here rather than after the first training epoch.
+        config = self._translate(resolved or "min")
+        self.config: PlateauConfig | None = config if resolved else None
+        self.state: PlateauState | None = None
+        self._restored = False
+
+    def _translate(self, mode: str) -> PlateauConfig:
+        config = PlateauConfig.from_keras(mode=mode, **self._keras_args)
+        return attrs.evolve(config, on_nonfinite=self._on_nonfinite)
+
+    def _optimizers(self) -> list[tuple[str, Any]]:
+        """(name, optimizer) pairs whose lrs the core holds; name is "" for a single one."""
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError("ReduceLROnPlateau needs a compiled model with an optimizer")
+        if hasattr(optimizer, "optimizers"):  # keras.optimizers.MultiOptimizer
+            subs = [(sub.name, sub) for sub in optimizer.optimizers]
+        else:
+            subs = [("", optimizer)]
+        for _, sub in subs:
+            if not isinstance(sub.learning_rate, keras.Variable):
+                source = getattr(sub, "_learning_rate", None)
+                kind = (
+                    f"a LearningRateSchedule ({type(source).__name__})"
+                    if isinstance(source, keras.optimizers.schedules.LearningRateSchedule)
+                    else f"a {type(source).__name__}"
+                )
+                raise TypeError(
+                    f"optimizer {sub.name!r} gets its learning rate from {kind}, which Keras "
+                    "cannot set, so it cannot be reduced on a plateau; create the optimizer "
+                    "with a float learning_rate"
+                )
+        return subs
+
+    def _lrs(self, optimizers: list[tuple[str, Any]]) -> tuple[float, ...]:
+        return tuple(float(opt.learning_rate) for _, opt in optimizers)
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        """Start afresh, as Keras 3.15 does at every fit(), unless set_state() came first."""
+        optimizers = self._optimizers()
+        if not self._restored:
+            self.state = None
+            return
+        self._restored = False
+        if self.state is not None:
+            # The restored state is the truth: a resumed fit may start from a freshly
+            # compiled optimizer that still holds the initial lr.
+            if len(self.state.lrs) != len(optimizers):
+                raise ValueError(
+                    f"the restored state holds {len(self.state.lrs)} lrs but the model "
+                    f"has {len(optimizers)} optimizers"
+                )
+            for (_, opt), lr in zip(optimizers, self.state.lrs, strict=True):
+                opt.learning_rate = lr
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Step the core on ``logs[monitor]`` and write any new lr to the optimizer."""
+        if self.config is None:  # mode="auto": resolved once the model's metrics exist
+            self.config = self._translate(self._auto_mode())
+        config = self.config
+        logs = logs or {}  # as Keras: an empty logs dict is not written to
+        optimizers = self._optimizers()
+        lrs = self._lrs(optimizers)
+        # Keras's callback adds the lr to the logs (History records it); so do we.
+        for (name, _), lr in zip(optimizers, lrs, strict=True):
+            logs[f"learning_rate_{name}" if name else "learning_rate"] = lr
+        current = logs.get(self.monitor)
+        if current is None:
+            available = ",".join(logs)
+            if self.strict:
+                raise KeyError(
+                    f"monitor {self.monitor!r} is not in the logs (strict=True); "
+                    f"available keys: {available}"
+                )
+            warnings.warn(
+                f"Learning rate reduction is conditioned on metric `{self.monitor}` which "
+                f"is not available. Available metrics are: {available}.",
+                stacklevel=2,
+            )
+            return
+        state = self.state if self.state is not None else plateau.init(lrs, config)
+        if state.lrs != lrs:  # the optimizer's float32 value, or another callback's change
+            state = attrs.evolve(state, lrs=lrs)
+        state, new_lrs = plateau.step(state, self._float32(current), config)
+        if state.decision is Decision.REDUCED:
+            for (name, opt), old, new in zip(optimizers, lrs, new_lrs, strict=True):
+                if new != old:
+                    opt.learning_rate = new
+                    if self.verbose > 0:
+                        # Keras prints max(lr * factor, min_lr) before float32 rounding.
+                        shown = self.min_lr if new == config.min_lr else new
+                        name_str = f" {name}" if name else ""
+                        print_msg(
+                            f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing"
+                            f"{name_str} learning rate to {shown}."
+                        )
+            state = attrs.evolve(state, lrs=self._lrs(optimizers))
+        self.state = state
+
+    def _float32(self, value: object) -> float:
+        """The metric as Keras compares it: rounded to float32."""
+        message = (
+            f"logs[{self.monitor!r}] must be a real number, got {type(value).__name__}: {value!r}"
+        )
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
+            raise TypeError(message)
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:  # e.g. an array of several values
+            raise TypeError(message) from exc
+        # Beyond float32's range a finite metric becomes +/-inf, as in Keras's comparison.
+        with np.errstate(over="ignore"):
+            return float(np.float32(number))
+
+    def _auto_mode(self) -> str:
+        """Keras's MonitorCallback._set_monitor_op for mode="auto"."""
+        name = self.monitor.removeprefix("val_")
+        mode = None
+        for group in getattr(self.model, "metrics", []):
+            if isinstance(group, (CompileMetrics, MetricsList)):
+                for metric in group.metrics:
+                    if metric.name == name and hasattr(metric, "_direction"):
+                        mode = "max" if metric._direction == "up" else "min"
+        if mode is None:
+            raise ValueError(
+                f"ReduceLROnPlateau callback received monitor={self.monitor}, but Keras "
+                "isn't able to automatically determine whether that metric should be "
+                "maximized or minimized. Pass `mode='max'` in order to monitor based on "
+                "the highest metric value, or pass `mode='min'` in order to use the "
+                "lowest value."
+            )
+        return mode
+
+    def get_state(self) -> dict[str, Any]:
+        """The config and state as a strict-JSON-safe dict, for :meth:`set_state`.
+
+        Example:
+            >>> import json
+            >>> callback = ReduceLROnPlateau()
+            >>> json.dumps(callback.get_state(), allow_nan=False)[:30]
+            '{"config": {"format": "plateau'
+        """
+        return {
+            "config": None if self.config is None else self.config.to_dict(),
+            "state": None if self.state is None else self.state.to_dict(),
+        }
+
+    def set_state(self, d: Mapping[str, Any]) -> None:
+        """Restore :meth:`get_state`'s output; the next fit() continues from it.
+
+        The next ``on_train_begin`` writes the restored lrs into the optimizer, so a
+        resumed fit may start from a freshly compiled model.
+
+        Raises:
+            TypeError: `d` is not a mapping, or a field has the wrong type.
+            ValueError: wrong keys, or a config other than this callback's arguments give.
+        """
+        if not isinstance(d, Mapping):
+            raise TypeError(f"'d' must be a mapping, got {type(d).__name__}")
+        if sorted(d) != sorted(_STATE_KEYS):
+            raise ValueError(f"'d' must have exactly the keys {_STATE_KEYS}, got {sorted(d)}")
+        saved = None if d["config"] is None else PlateauConfig.from_dict(d["config"])
+        state = None if d["state"] is None else PlateauState.from_dict(d["state"])
+        if saved is not None:
+            # An unresolved mode="auto" accepts whichever mode the saved run resolved.
+            expected = self.config if self.config is not None else self._translate(saved.mode)
+            if saved != expected:
+                raise ValueError(
+                    f"the saved config {saved} is not this callback's config {expected}"
+                )
+        self.config = saved if saved is not None else self.config
+        self.state = state
+        self._restored = True
+
+
+def _loss_mode(monitor: str) -> str | None:
+    return "min" if monitor.removeprefix("val_") == "loss" else None

@@ -1,0 +1,171 @@
+"""Time plateau against torch's ReduceLROnPlateau in one process and print the ratios.
+
+    python benchmarks/bench.py          # needs torch: pip install torch==2.13.0
+
+Targets:
+- plateau.step <= 1.0x torch's ReduceLROnPlateau.step with 1 lr, <= 0.3x with 100;
+- plateau.simulate at most 10% over the same step loop written out;
+- ``import plateau`` at most 1.5x ``import attrs``;
+- the torch adapter's step <= 1.3x torch's step with one param group.
+
+Every contender gets the same validation-loss-like metric stream (improving
+stretches, then noisy plateaus, so cuts, cooldowns and the min_lr floor all
+happen). Contenders are interleaved round by round, alternating who goes first,
+and the verdict is the median over rounds of the per-round ratio: pairing the
+runs of a round cancels machine load that drifts during the benchmark. Before
+timing, each pair is checked to compute the same lrs. Exits 1 only if they do
+not; a missed target is printed, not an error.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+import plateau
+from plateau.adapters.torch import ReduceLROnPlateau
+
+ROUNDS = 40
+STEPS = 2000
+KWARGS = {"patience": 5, "cooldown": 2, "min_lr": 1e-6}
+CONFIG = plateau.PlateauConfig(**KWARGS)
+
+
+def metric_stream(n: int = STEPS, seed: int = 0) -> list[float]:
+    """A validation-loss-like stream: improves, then plateaus with noise, so cuts happen."""
+    rng = random.Random(seed)
+    loss, out = 2.0, []
+    for i in range(n):
+        loss = max(0.2, loss * (0.97 if i % 200 < 60 else 1.0))
+        out.append(loss + rng.uniform(0.0, 0.02))
+    return out
+
+
+METRICS = metric_stream()
+
+
+def torch_optimizer(n_lrs: int) -> torch.optim.Optimizer:
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))]} for _ in range(n_lrs)]
+    return torch.optim.SGD(groups, lr=0.1)
+
+
+# Each contender builds its scheduler untimed, then returns (seconds for the stream, lrs).
+Contender = Callable[[], tuple[float, list[float]]]
+
+
+def torch_class(cls: type, n_lrs: int) -> Contender:
+    def run() -> tuple[float, list[float]]:
+        optimizer = torch_optimizer(n_lrs)
+        step = cls(optimizer, **KWARGS).step
+        start = time.perf_counter()
+        for metric in METRICS:
+            step(metric)
+        return time.perf_counter() - start, [float(g["lr"]) for g in optimizer.param_groups]
+
+    return run
+
+
+def core_loop(n_lrs: int, collect: bool = False) -> Contender:
+    def run() -> tuple[float, list[float]]:
+        step, config, states = plateau.step, CONFIG, []
+        state = plateau.init([0.1] * n_lrs, config)
+        start = time.perf_counter()
+        if collect:  # what simulate() does, written out
+            for metric in METRICS:
+                state, _ = step(state, metric, config)
+                states.append(state)
+        else:
+            for metric in METRICS:
+                state, _ = step(state, metric, config)
+        return time.perf_counter() - start, list(state.lrs)
+
+    return run
+
+
+def core_simulate(n_lrs: int) -> Contender:
+    def run() -> tuple[float, list[float]]:
+        start = time.perf_counter()
+        states = plateau.simulate(METRICS, CONFIG, [0.1] * n_lrs)
+        return time.perf_counter() - start, list(states[-1].lrs)
+
+    return run
+
+
+def compare(name: str, base: Contender, ours: Contender, target: float) -> bool:
+    """Time `ours` against `base`; print one row; return whether the target is met."""
+    if base()[1] != ours()[1]:
+        print(f"{name}: the two compute different lrs; timing would be meaningless")
+        sys.exit(1)
+    base_t: list[float] = []
+    ours_t: list[float] = []
+    for i in range(ROUNDS):
+        pair = (base, ours) if i % 2 == 0 else (ours, base)
+        for fn in pair:
+            (base_t if fn is base else ours_t).append(fn()[0])
+    ratio = statistics.median(o / b for o, b in zip(ours_t, base_t, strict=True))
+    b_us, o_us = (statistics.median(t) / STEPS * 1e6 for t in (base_t, ours_t))
+    ok = ratio <= target
+    verdict = "ok" if ok else "MISSED"
+    print(f"{name:<40}{b_us:>9.3f}{o_us:>9.3f}{ratio:>8.2f}{f'<= {target}':>9}  {verdict}")
+    return ok
+
+
+def import_seconds(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def compare_imports(target: float = 1.5, runs: int = 24) -> bool:
+    attrs_t: list[float] = []
+    plateau_t: list[float] = []
+    for i in range(runs):
+        for module in ("attrs", "plateau") if i % 2 == 0 else ("plateau", "attrs"):
+            (attrs_t if module == "attrs" else plateau_t).append(import_seconds(module))
+    ratio = statistics.median(p / a for p, a in zip(plateau_t, attrs_t, strict=True))
+    a_ms, p_ms = statistics.median(attrs_t) * 1e3, statistics.median(plateau_t) * 1e3
+    ok = ratio <= target
+    print(
+        f"{'import attrs -> import plateau (ms)':<40}{a_ms:>9.1f}{p_ms:>9.1f}{ratio:>8.2f}"
+        f"{f'<= {target}':>9}  {'ok' if ok else 'MISSED'}"
+    )
+    return ok
+
+
+def main() -> int:
+    print(
+        f"python {sys.version.split()[0]}, torch {torch.__version__}, plateau {plateau.__version__}"
+    )
+    print(f"median per-step time (us) over {ROUNDS} interleaved rounds of {STEPS} steps;")
+    print("ratio = median of per-round ratios\n")
+    print(f"{'case (base -> plateau)':<40}{'base':>9}{'plateau':>9}{'ratio':>8}{'target':>9}")
+    torch_rop = torch.optim.lr_scheduler.ReduceLROnPlateau
+    results = [
+        compare("torch step -> plateau.step, 1 lr", torch_class(torch_rop, 1), core_loop(1), 1.0),
+        compare(
+            "torch step -> plateau.step, 100 lrs", torch_class(torch_rop, 100), core_loop(100), 0.3
+        ),
+        compare("step loop -> simulate, 1 lr", core_loop(1, collect=True), core_simulate(1), 1.1),
+        compare(
+            "step loop -> simulate, 100 lrs", core_loop(100, collect=True), core_simulate(100), 1.1
+        ),
+        compare(
+            "torch step -> torch adapter step",
+            torch_class(torch_rop, 1),
+            torch_class(ReduceLROnPlateau, 1),
+            1.3,
+        ),
+        compare_imports(),
+    ]
+    print("\nall targets met" if all(results) else "\nSOME TARGETS MISSED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

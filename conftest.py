@@ -9,8 +9,11 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 # An adapter's doctests need its framework; skip collecting them when it is absent.
-collect_ignore = [
-    f"plateau/adapters/{name}.py"
-    for name, module in (("torch", "torch"), ("keras", "keras"), ("optax", "optax"))
-    if importlib.util.find_spec(module) is None
-]
+# (So does the distributed test's worker module, which only spawned ranks import.)
+_NEEDS = {
+    "plateau/adapters/torch.py": "torch",
+    "plateau/adapters/keras.py": "keras",
+    "plateau/adapters/optax.py": "optax",
+    "tests/adapters/_torch_dist_worker.py": "torch",
+}
+collect_ignore = [path for path, module in _NEEDS.items() if not importlib.util.find_spec(module)]

@@ -16,10 +16,10 @@ streams do not land in that window.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
+np = pytest.importorskip("numpy")  # keras depends on it; imported after the skip
 
 import plateau  # noqa: E402
 from plateau import PlateauConfig  # noqa: E402

@@ -15,10 +15,10 @@ import subprocess
 import sys
 import warnings
 
-import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
+np = pytest.importorskip("numpy")  # keras depends on it; imported after the skip
 
 from plateau.adapters.keras import ReduceLROnPlateau  # noqa: E402
 

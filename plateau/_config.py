@@ -28,12 +28,12 @@ def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _to_float(value: object) -> Any:
+def to_float(value: object) -> Any:
     """Normalise a real number to a Python float; leave anything else for the validator."""
     return float(value) if _is_real(value) else value  # type: ignore[arg-type]
 
 
-def _to_int(value: object) -> Any:
+def to_int(value: object) -> Any:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     return value
@@ -41,8 +41,8 @@ def _to_int(value: object) -> Any:
 
 def _to_min_lr(value: object) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return tuple(_to_float(v) for v in value)
-    return _to_float(value)
+        return tuple(to_float(v) for v in value)
+    return to_float(value)
 
 
 def check_real(name: str, value: object) -> float:
@@ -77,11 +77,17 @@ def _non_negative_float(instance: object, attribute: attrs.Attribute[float], val
     check_non_negative(attribute.name, value)
 
 
-def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-    if type(value) is not int:
-        raise TypeError(f"'{attribute.name}' must be an int, got {type(value).__name__}: {value!r}")
+def check_non_negative_int(name: str, value: object) -> int:
+    """Return `value` as an int >= 0, or raise TypeError / ValueError naming `name`."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"'{name}' must be an int, got {type(value).__name__}: {value!r}")
     if value < 0:
-        raise ValueError(f"'{attribute.name}' must be >= 0, got {value!r}")
+        raise ValueError(f"'{name}' must be >= 0, got {value!r}")
+    return int(value)
+
+
+def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    check_non_negative_int(attribute.name, value)
 
 
 def _f32(value: float) -> float:
@@ -115,13 +121,13 @@ class PlateauConfig:
     """
 
     mode: Mode = attrs.field(default="min", validator=_choice("min", "max"))
-    factor: float = attrs.field(default=0.1, converter=_to_float)
-    patience: int = attrs.field(default=10, converter=_to_int, validator=_non_negative_int)
-    threshold: float = attrs.field(default=1e-4, converter=_to_float)
+    factor: float = attrs.field(default=0.1, converter=to_float)
+    patience: int = attrs.field(default=10, converter=to_int, validator=_non_negative_int)
+    threshold: float = attrs.field(default=1e-4, converter=to_float)
     threshold_mode: ThresholdMode = attrs.field(default="rel", validator=_choice("rel", "abs"))
-    cooldown: int = attrs.field(default=0, converter=_to_int, validator=_non_negative_int)
+    cooldown: int = attrs.field(default=0, converter=to_int, validator=_non_negative_int)
     min_lr: float | tuple[float, ...] = attrs.field(default=0.0, converter=_to_min_lr)
-    eps: float = attrs.field(default=1e-8, converter=_to_float, validator=_non_negative_float)
+    eps: float = attrs.field(default=1e-8, converter=to_float, validator=_non_negative_float)
     on_nonfinite: OnNonFinite = attrs.field(
         default="bad", validator=_choice("bad", "raise", "skip")
     )
@@ -205,7 +211,7 @@ class PlateauConfig:
         cooldown: int = 0,
         min_lr: float = 0.0,
         mode: str = "min",
-        monitor: str | None = None,
+        monitor: str = "val_loss",
     ) -> PlateauConfig:
         """The config under which the core follows ``keras.callbacks.ReduceLROnPlateau``.
 
@@ -236,19 +242,31 @@ class PlateauConfig:
             2
         """
         delta = abs(check_real("min_delta", min_delta))
+        if not math.isfinite(delta):
+            raise ValueError(f"'min_delta' must be finite, got {min_delta!r}")
+        floor = check_non_negative("min_lr", min_lr)
+        if not math.isfinite(_f32(floor)):
+            raise ValueError(f"'min_lr' must fit in float32, as Keras stores it, got {min_lr!r}")
         if mode == "auto":
-            mode = _keras_auto_mode(monitor)
-        config = cls(
+            resolved = keras_loss_mode(monitor)
+            if resolved is None:
+                raise ValueError(
+                    f"mode='auto' can only be resolved for monitor 'loss' or 'val_loss', got "
+                    f"monitor={monitor!r}; pass mode='min' or mode='max' (Keras resolves it "
+                    "from the compiled metric, which a pure translation cannot see)"
+                )
+            mode = resolved
+        # Keras's 0 and 1 behave the same, so both map to torch's 0.
+        return cls(
             mode=mode,  # type: ignore[arg-type]
             factor=factor,
-            patience=max(_require_int("patience", patience) - 1, 0),
-            cooldown=max(_require_int("cooldown", cooldown) - 1, 0),
+            patience=max(check_non_negative_int("patience", patience) - 1, 0),
+            cooldown=max(check_non_negative_int("cooldown", cooldown) - 1, 0),
             threshold=delta,
             threshold_mode="abs",
-            min_lr=_f32(check_non_negative("min_lr", min_lr)),
+            min_lr=_f32(floor),
             eps=0.0,
         )
-        return config
 
     @classmethod
     def from_optax(
@@ -296,7 +314,7 @@ class PlateauConfig:
             )
         if not (rtol_f or atol_f):
             raise ValueError("one of 'rtol' or 'atol' must be positive, got both 0")
-        patience_i = _require_int("patience", patience)
+        patience_i = check_non_negative_int("patience", patience)
         if patience_i < 1:
             raise ValueError(
                 f"'patience' must be >= 1 for optax (its patience=0 reduces on every "
@@ -318,20 +336,15 @@ class PlateauConfig:
         )
 
 
-def _require_int(name: str, value: object) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"'{name}' must be an int, got {type(value).__name__}: {value!r}")
-    return int(value)
+def keras_loss_mode(monitor: object) -> Mode | None:
+    """Keras's mode="auto" where it needs no model: "min" for "loss" / "val_loss", else None.
 
-
-def _keras_auto_mode(monitor: str | None) -> Mode:
-    if monitor is not None and monitor.removeprefix("val_") == "loss":
-        return "min"
-    raise ValueError(
-        f"mode='auto' can only be resolved for monitor 'loss' or 'val_loss', got "
-        f"monitor={monitor!r}; pass mode='min' or mode='max' (Keras resolves it from "
-        "the compiled metric, which a pure translation cannot see)"
-    )
+    Raises:
+        TypeError: `monitor` is not a str.
+    """
+    if not isinstance(monitor, str):
+        raise TypeError(f"'monitor' must be a str, got {type(monitor).__name__}: {monitor!r}")
+    return "min" if monitor.removeprefix("val_") == "loss" else None
 
 
 def check_envelope(d: object, fmt: str, names: list[str]) -> dict[str, Any]:

@@ -33,9 +33,11 @@ reduce on different epochs):
 5. last_epoch counts the steps taken.
 
 The decision recorded in the state says which rule ended the step (see
-Decision). With patience >= 0 (enforced by PlateauConfig) the outcomes are
-exclusive: an improvement zeroes the count, and cooldown zeroes it too, so a
-reduction can only follow a bad epoch outside cooldown.
+Decision): reduced or at_floor when rule 4 fired, else improved when rule 2 did
+(in cooldown too), else cooldown when rule 3 forgave the bad epoch, else
+no_improvement. With patience >= 0 (enforced by PlateauConfig) a reduction can
+only follow a bad epoch outside cooldown: an improvement zeroes the count, and
+so does cooldown.
 """
 
 from __future__ import annotations
@@ -48,7 +50,15 @@ from typing import Any, SupportsFloat
 
 import attrs
 
-from ._config import PlateauConfig, _to_float, check_envelope, check_non_negative
+from ._config import (
+    FORMAT_VERSION,
+    PlateauConfig,
+    check_envelope,
+    check_non_negative,
+    check_non_negative_int,
+    to_float,
+    to_int,
+)
 
 _INF = math.inf
 _STATE_FORMAT = "plateau.PlateauState"
@@ -65,7 +75,8 @@ class Decision(str, enum.Enum):
     NO_IMPROVEMENT = "no_improvement"
     """A bad epoch, counted; patience not yet exceeded."""
     COOLDOWN = "cooldown"
-    """In cooldown: bad epochs are not counted (best still moves on an improvement)."""
+    """No improvement, but in cooldown: the bad epoch is not counted. (An improvement
+    during cooldown is recorded as IMPROVED; ``cooldown_counter`` shows the cooldown.)"""
     REDUCED = "reduced"
     """Patience was exceeded and at least one lr was cut."""
     AT_FLOOR = "at_floor"
@@ -86,13 +97,6 @@ def _check_lrs(value: object) -> tuple[float, ...]:
     return tuple(check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(value))
 
 
-def _check_count(name: str, value: object) -> None:
-    if type(value) is not int:
-        raise TypeError(f"'{name}' must be an int, got {type(value).__name__}: {value!r}")
-    if value < 0:
-        raise ValueError(f"'{name}' must be >= 0, got {value!r}")
-
-
 @attrs.frozen(kw_only=True, slots=False)
 class PlateauState:
     """Everything a plateau schedule needs to resume: plain Python values only.
@@ -110,10 +114,10 @@ class PlateauState:
     """
 
     lrs: tuple[float, ...] = attrs.field(converter=_check_lrs)
-    best: float = attrs.field(converter=_to_float)
-    num_bad_epochs: int = 0
-    cooldown_counter: int = 0
-    last_epoch: int = 0
+    best: float = attrs.field(converter=to_float)
+    num_bad_epochs: int = attrs.field(default=0, converter=to_int)
+    cooldown_counter: int = attrs.field(default=0, converter=to_int)
+    last_epoch: int = attrs.field(default=0, converter=to_int)
     decision: Decision = Decision.START
 
     def __attrs_post_init__(self) -> None:
@@ -122,7 +126,7 @@ class PlateauState:
                 f"'best' must be a float other than NaN, got {self.best!r}"
             )
         for name in ("num_bad_epochs", "cooldown_counter", "last_epoch"):
-            _check_count(name, getattr(self, name))
+            check_non_negative_int(name, getattr(self, name))
         if not isinstance(self.decision, Decision):
             raise TypeError(f"'decision' must be a Decision, got {self.decision!r}")
 
@@ -141,7 +145,7 @@ class PlateauState:
         best: float | str = self.best if math.isfinite(self.best) else str(self.best)
         return {
             "format": _STATE_FORMAT,
-            "version": 1,
+            "version": FORMAT_VERSION,
             "lrs": list(self.lrs),
             "best": best,
             "num_bad_epochs": self.num_bad_epochs,
@@ -212,14 +216,15 @@ def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
     return state
 
 
-def _to_metric(metric: object) -> float:
+def to_metric(metric: object) -> float:
+    """`metric` as a float, or a TypeError naming it (rule 1; the adapters share it)."""
     if isinstance(metric, (str, bytes, bool)) or metric is None:
         raise TypeError(
             f"'metric' must be a single real number, got {type(metric).__name__}: {metric!r}"
         )
     try:
         return float(metric)  # type: ignore[arg-type]
-    except (TypeError, ValueError, RuntimeError) as exc:
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise TypeError(
             f"'metric' must be a single real number, got {type(metric).__name__}: {metric!r}"
         ) from exc
@@ -250,7 +255,7 @@ def step(
         >>> lrs, state.decision
         ((0.1,), <Decision.REDUCED: 'reduced'>)
     """
-    current = metric if type(metric) is float else _to_metric(metric)
+    current = metric if type(metric) is float else to_metric(metric)
     # A zero-cost try: a state or config of the wrong type fails at its first
     # attribute read, and is reported as a TypeError that names it. An explicit
     # type check up front would cost the common path several percent.
@@ -285,8 +290,9 @@ def step(
         cooldown = state.cooldown_counter
         if cooldown > 0:
             cooldown -= 1
-            bad = 0
-            decision = _COOLDOWN
+            if bad:
+                bad = 0
+                decision = _COOLDOWN
 
         # Rule 4: reduction.
         if bad > config.patience:
@@ -350,6 +356,10 @@ def simulate(
         >>> [s.lrs[0] for s in simulate([3, 2, 2, 2, 2], config)]
         [1.0, 1.0, 1.0, 0.5, 0.5]
     """
+    if isinstance(metrics, (str, bytes)) or not isinstance(metrics, Iterable):
+        raise TypeError(
+            f"'metrics' must be an iterable of numbers, got {type(metrics).__name__}: {metrics!r}"
+        )
     state = init(lrs, config)
     states = []
     for metric in metrics:

@@ -186,6 +186,22 @@ class TestFromKeras:
         with pytest.raises(TypeError, match="'patience' must be an int"):
             PlateauConfig.from_keras(patience=2.5)  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize(
+        ("kwargs", "exc", "match"),
+        [
+            ({"patience": -1}, ValueError, "'patience' must be >= 0, got -1"),
+            ({"cooldown": -3}, ValueError, "'cooldown' must be >= 0, got -3"),
+            ({"min_delta": math.nan}, ValueError, "'min_delta' must be finite, got nan"),
+            ({"min_delta": -math.inf}, ValueError, "'min_delta' must be finite, got -inf"),
+            ({"min_lr": 1e39}, ValueError, "'min_lr' must fit in float32.*got 1e\\+39"),
+            ({"mode": "auto", "monitor": 3}, TypeError, "'monitor' must be a str, got int"),
+        ],
+    )
+    def test_bad_keras_arguments_are_named_as_keras_names_them(self, kwargs, exc, match):
+        """No silent clamping of a negative patience, no error naming a translated field."""
+        with pytest.raises(exc, match=match):
+            PlateauConfig.from_keras(**kwargs)
+
 
 class TestFromOptax:
     def test_patience_off_by_one_and_no_eps(self):

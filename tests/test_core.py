@@ -95,9 +95,10 @@ class TestPatienceAndReduction:
 
     def test_best_still_moves_during_cooldown(self):
         config = PlateauConfig(patience=0, cooldown=3)
-        states = simulate([5.0, 6.0, 1.0], config)
-        assert states[2].decision is Decision.COOLDOWN
-        assert states[2].best == 1.0
+        states = simulate([5.0, 6.0, 1.0, 2.0], config)
+        assert states[2].decision is Decision.IMPROVED  # an improvement is reported as such
+        assert states[2].best == 1.0 and states[2].cooldown_counter == 2
+        assert states[3].decision is Decision.COOLDOWN  # a bad epoch, forgiven
 
     def test_float64_chain_like_torch(self):
         config = PlateauConfig(patience=0)
@@ -209,7 +210,9 @@ class TestMetricTypes:
             state, _ = step(init(1.0, config), metric, config)
             assert type(state.best) is float
 
-    @pytest.mark.parametrize("metric", [None, "0.5", b"1", [0.5], (0.5,), 1j, {"loss": 1}, True])
+    @pytest.mark.parametrize(
+        "metric", [None, "0.5", b"1", [0.5], (0.5,), 1j, {"loss": 1}, True, 10**400]
+    )
     def test_not_a_single_real_number_is_a_type_error(self, metric):
         config = PlateauConfig()
         with pytest.raises(TypeError, match="'metric' must be a single real number"):
@@ -298,6 +301,7 @@ class TestState:
             ({"best": "inf"}, TypeError),
             ({"num_bad_epochs": -1}, ValueError),
             ({"cooldown_counter": 1.0}, TypeError),
+            ({"num_bad_epochs": "1"}, TypeError),
             ({"last_epoch": True}, TypeError),
             ({"decision": "reduced"}, TypeError),
             ({"lrs": (0.1, -1.0)}, ValueError),
@@ -345,6 +349,11 @@ class TestState:
         d = simulate([1.0], PlateauConfig())[-1].to_dict()
         d["best"] = 1
         assert PlateauState.from_dict(d).best == 1.0
+
+
+def test_simulate_rejects_a_non_iterable():
+    with pytest.raises(TypeError, match="'metrics' must be an iterable of numbers, got NoneType"):
+        simulate(None, PlateauConfig())  # type: ignore[arg-type]
 
 
 def test_simulate_is_folding_step():

@@ -39,7 +39,7 @@ import attrs
 
 import plateau
 from plateau import PlateauConfig, PlateauState
-from plateau._core import _to_metric
+from plateau._core import to_metric
 
 try:
     import torch
@@ -402,7 +402,7 @@ def _mean_over_ranks(metric: SupportsFloat) -> SupportsFloat:
     if not (dist.is_available() and dist.is_initialized()):
         return metric
     # Checked before the collective: a rank that failed after entering it would hang the others.
-    value = _to_metric(metric)
+    value = to_metric(metric)
     # NCCL reduces only CUDA tensors; every other backend takes CPU ones.
     on_cuda = dist.get_backend() == "nccl"
     device = torch.device("cuda", torch.cuda.current_device()) if on_cuda else None

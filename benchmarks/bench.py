@@ -10,11 +10,12 @@ Targets:
 
 Every contender gets the same validation-loss-like metric stream (improving
 stretches, then noisy plateaus, so cuts, cooldowns and the min_lr floor all
-happen). Contenders are interleaved round by round, alternating who goes first,
-and the verdict is the median over rounds of the per-round ratio: pairing the
-runs of a round cancels machine load that drifts during the benchmark. Before
-timing, each pair is checked to compute the same lrs. Exits 1 only if they do
-not; a missed target is printed, not an error.
+happen). Contenders are interleaved round by round, alternating who goes first.
+The verdict is the ratio of the best times (load only ever adds time, so the
+best of many rounds is the least disturbed measurement, as timeit's docs advise);
+the median of the per-round ratios is printed beside it as a check on drifting
+load. Before timing, each pair is checked to compute the same lrs. Exits 1 only
+if they do not; a missed target is printed, not an error.
 """
 
 from __future__ import annotations
@@ -110,11 +111,15 @@ def compare(name: str, base: Contender, ours: Contender, target: float) -> bool:
         pair = (base, ours) if i % 2 == 0 else (ours, base)
         for fn in pair:
             (base_t if fn is base else ours_t).append(fn()[0])
-    ratio = statistics.median(o / b for o, b in zip(ours_t, base_t, strict=True))
+    paired = statistics.median(o / b for o, b in zip(ours_t, base_t, strict=True))
     b_us, o_us = (min(t) / STEPS * 1e6 for t in (base_t, ours_t))
+    ratio = o_us / b_us
     ok = ratio <= target
     verdict = "ok" if ok else "MISSED"
-    print(f"{name:<40}{b_us:>9.3f}{o_us:>9.3f}{ratio:>8.2f}{f'<= {target}':>9}  {verdict}")
+    print(
+        f"{name:<40}{b_us:>9.3f}{o_us:>9.3f}{ratio:>8.2f}{paired:>8.2f}{f'<= {target}':>9}"
+        f"  {verdict}"
+    )
     return ok
 
 
@@ -130,12 +135,13 @@ def compare_imports(target: float = 1.5, runs: int = 24) -> bool:
     for i in range(runs):
         for module in ("attrs", "plateau") if i % 2 == 0 else ("plateau", "attrs"):
             (attrs_t if module == "attrs" else plateau_t).append(import_seconds(module))
-    ratio = statistics.median(p / a for p, a in zip(plateau_t, attrs_t, strict=True))
-    a_ms, p_ms = statistics.median(attrs_t) * 1e3, statistics.median(plateau_t) * 1e3
+    paired = statistics.median(p / a for p, a in zip(plateau_t, attrs_t, strict=True))
+    a_ms, p_ms = min(attrs_t) * 1e3, min(plateau_t) * 1e3
+    ratio = p_ms / a_ms
     ok = ratio <= target
     print(
         f"{'import attrs -> import plateau (ms)':<40}{a_ms:>9.1f}{p_ms:>9.1f}{ratio:>8.2f}"
-        f"{f'<= {target}':>9}  {'ok' if ok else 'MISSED'}"
+        f"{paired:>8.2f}{f'<= {target}':>9}  {'ok' if ok else 'MISSED'}"
     )
     return ok
 
@@ -144,9 +150,13 @@ def main() -> int:
     print(
         f"python {sys.version.split()[0]}, torch {torch.__version__}, plateau {plateau.__version__}"
     )
-    print(f"best per-step time (us) over {ROUNDS} interleaved rounds of {STEPS} steps;")
-    print("ratio = median of per-round ratios\n")
-    print(f"{'case (base -> plateau)':<40}{'base':>9}{'plateau':>9}{'ratio':>8}{'target':>9}")
+    print(f"best time per step (us) over {ROUNDS} interleaved rounds of {STEPS} steps")
+    print("(imports: best of 24 fresh interpreters, ms); ratio = plateau / base, the verdict;")
+    print("paired = median of the per-round ratios, a check on drifting load\n")
+    print(
+        f"{'case (base -> plateau)':<40}{'base':>9}{'plateau':>9}{'ratio':>8}{'paired':>8}"
+        f"{'target':>9}"
+    )
     torch_rop = torch.optim.lr_scheduler.ReduceLROnPlateau
     results = [
         compare("torch step -> plateau.step, 1 lr", torch_class(torch_rop, 1), core_loop(1), 1.0),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 FRAMEWORKS = ["torch", "jax", "jaxlib", "optax", "keras", "tensorflow", "numpy", "matplotlib"]
 
 SCRIPT = f"""
@@ -32,7 +34,12 @@ def test_core_loads_no_framework():
 
 
 def test_the_check_itself_can_see_a_framework():
-    """Guard against a vacuous test: the same probe does notice an imported module."""
-    probe = "import sys, json; print('json' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert result.stdout.strip() == "True"
+    """Guard against a vacuous test: the same script does report a framework it loaded."""
+    pytest.importorskip("numpy")
+    result = subprocess.run(
+        [sys.executable, "-c", "import numpy\n" + SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "numpy"

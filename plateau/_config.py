@@ -34,6 +34,7 @@ def to_float(value: object) -> Any:
 
 
 def to_int(value: object) -> Any:
+    """Normalise an integer (a numpy int too) to a Python int; leave anything else."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     return value

@@ -1,12 +1,17 @@
 r"""Reading one metric out of a trainer's log, for ``plateau simulate``.
 
-A log is text in one of three shapes, told apart by its first non-blank character:
+A log is text in one of these shapes, told apart by its first non-blank character:
 
 - CSV with a header (anything else): Lightning's ``CSVLogger`` ``metrics.csv``,
   Keras's ``CSVLogger`` file, or any table with a header row;
 - a JSON document starting with ``[``: a list of numbers (the metric itself) or a
   list of objects (rows);
-- JSON lines starting with ``{``: one object (row) per line.
+- a JSON object of columns, starting with ``{``: every value a list, all of one
+  length, as ``json.dump(history.history, f)`` writes a Keras ``History``; row i
+  holds the i-th element of each list, and is epoch i unless there is an
+  ``epoch`` column;
+- JSON lines, starting with ``{``: one object (row) per line. A single object
+  spread over several lines is neither, and an error.
 
 Rows become a metric sequence with the same rules whatever the shape:
 
@@ -17,9 +22,12 @@ Rows become a metric sequence with the same rules whatever the shape:
 - Any other value that is not a number is an error naming file, row and column,
   never a skipped row: a log that silently loses epochs replays a wrong schedule.
 
-The column: the one asked for; else ``val_loss`` when present; else the only
-column besides ``epoch`` and ``step`` that holds a number. Anything else is an
-error that lists the columns.
+The column: the one asked for; else ``val_loss`` when it holds any value (Keras's
+``CSVLogger`` pads a run without validation with an all-``NA`` ``val_loss``);
+else the only column that holds a number, not counting ``epoch``, ``step`` and the learning
+rates trainers log beside their metrics (``lr``, ``learning_rate``, Keras's
+``learning_rate_*``, Lightning ``LearningRateMonitor``'s ``lr-*``). Anything
+else is an error that lists the columns.
 
 Example:
     >>> log = parse_log("metrics.csv", "epoch,step,train_loss,val_loss\n"
@@ -40,6 +48,9 @@ import attrs
 
 DEFAULT_COLUMN = "val_loss"
 INDEX_COLUMNS = ("epoch", "step")
+# Learning rates logged beside the metrics: the schedule's output, never its input.
+LR_COLUMNS = ("lr", "learning_rate")
+LR_PREFIXES = ("learning_rate_", "lr-")  # Keras; Lightning's LearningRateMonitor (lr-SGD)
 # "NA" is what keras.callbacks.CSVLogger writes for a key absent from an epoch's logs.
 MISSING_CELLS = frozenset({"", "NA"})
 STDIN = "-"
@@ -57,7 +68,8 @@ class MetricLog:
         source: The file name as given, or ``<stdin>``.
         column: The column the metrics came from (``metric`` for a bare JSON list).
         metrics: One value per replayed row, in file order; may hold nan or inf.
-        epochs: The log's epoch for each metric, or 0, 1, 2, ... when it has none.
+        epochs: The log's epoch for each metric; for a log without an epoch column,
+            the row's index in a JSON object of columns, else 0, 1, 2, ...
         where: Each metric's row, as error messages name it (``row 3 (line 4)``).
         skipped: Rows skipped because the column was empty there.
     """
@@ -74,6 +86,8 @@ class MetricLog:
 class _Row:
     where: str
     cells: Mapping[str, object]
+    # The epoch the row's position implies, when the shape fixes one.
+    epoch: int | None = None
 
 
 def read_log(path: str, column: str | None = None, stdin: BinaryIO | None = None) -> MetricLog:
@@ -125,7 +139,7 @@ def parse_log(source: str, text: str, column: str | None = None) -> MetricLog:
             return _bare_list(source, document, column)
         columns, rows = _json_rows(source, document)
     elif start == "{":
-        columns, rows = _json_lines(source, text)
+        columns, rows = _json_object(source, text)
     else:
         columns, rows = _csv_rows(source, text)
     if not rows:
@@ -149,11 +163,27 @@ def _number(value: object) -> float | None:
     raise ValueError(f"not a number: {value!r}")
 
 
+def _is_present(value: object) -> bool:
+    if value is None:
+        return False
+    return not (isinstance(value, str) and value.strip() in MISSING_CELLS)
+
+
 def _is_number(value: object) -> bool:
     try:
         return _number(value) is not None
     except (ValueError, OverflowError):
         return False
+
+
+def is_lr_column(name: str) -> bool:
+    """Whether `name` is a learning rate logged beside the metrics, never a default metric.
+
+    Example:
+        >>> [is_lr_column(n) for n in ("lr", "learning_rate", "lr-Adam/pg1", "val_loss")]
+        [True, True, True, False]
+    """
+    return name in LR_COLUMNS or name.startswith(LR_PREFIXES)
 
 
 def _show(value: object) -> str:
@@ -167,19 +197,26 @@ def _choose(source: str, columns: list[str], rows: list[_Row], column: str | Non
         if column not in columns:
             raise LogError(f"{source}: no column {column!r}; columns: {listed}")
         return column
-    if DEFAULT_COLUMN in columns:
+    default_present = DEFAULT_COLUMN in columns
+    if default_present and any(_is_present(row.cells.get(DEFAULT_COLUMN)) for row in rows):
         return DEFAULT_COLUMN
     candidates = [
         name
         for name in columns
-        if name not in INDEX_COLUMNS and any(_is_number(row.cells.get(name)) for row in rows)
+        if name not in INDEX_COLUMNS
+        and not is_lr_column(name)
+        and any(_is_number(row.cells.get(name)) for row in rows)
     ]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise LogError(f"{source}: no numeric column besides epoch/step; columns: {listed}")
+        raise LogError(
+            f"{source}: no numeric column besides epoch, step and learning rates; "
+            f"columns: {listed}; choose one with --column"
+        )
+    no_default = "val_loss has no values" if default_present else "no val_loss"
     raise LogError(
-        f"{source}: several metric columns ({', '.join(candidates)}) and no val_loss; "
+        f"{source}: several metric columns ({', '.join(candidates)}) and {no_default}; "
         "choose one with --column"
     )
 
@@ -199,7 +236,10 @@ def _extract(source: str, columns: list[str], rows: list[_Row], column: str) -> 
             ) from None
         if metric is None:
             continue
-        epochs.append(_epoch(source, row) if has_epoch else len(metrics))
+        if has_epoch:
+            epochs.append(_epoch(source, row))
+        else:
+            epochs.append(len(metrics) if row.epoch is None else row.epoch)
         metrics.append(metric)
         where.append(row.where)
     if not metrics:
@@ -271,16 +311,55 @@ def _json_rows(source: str, document: list[object]) -> tuple[list[str], list[_Ro
     return list(columns), rows
 
 
+def _json_object(source: str, text: str) -> tuple[list[str], list[_Row]]:
+    """Rows of a JSON object of columns, or of JSON lines (see the module docstring)."""
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        # Several objects, or a broken one: _json_lines names the line.
+        return _json_lines(source, text)
+    if isinstance(whole, dict):
+        if any(isinstance(value, list) for value in whole.values()):
+            return _json_columns(source, whole)
+        lines = len(text.strip().splitlines())
+        if lines > 1:
+            # Valid JSON lines never spread an object over lines, and one row is no log.
+            raise LogError(
+                f"{source}: one JSON object over {lines} lines is neither JSON lines (one "
+                "object per epoch, each on its own line) nor an object of columns (each "
+                "value a list, as json.dump(history.history, f) writes)"
+            )
+    return _json_lines(source, text)
+
+
+def _json_columns(source: str, document: dict[str, object]) -> tuple[list[str], list[_Row]]:
+    columns: dict[str, list[object]] = {}
+    for name, values in document.items():
+        if not isinstance(values, list):
+            raise LogError(
+                f"{source}: a JSON object of columns needs a list for every key; "
+                f"{name!r} is {_show(values)}"
+            )
+        columns[name] = values
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        listed = ", ".join(f"{name}: {len(values)}" for name, values in columns.items())
+        raise LogError(
+            f"{source}: the JSON object's columns differ in length ({listed}), so row i "
+            "cannot be lined up across them (Keras's history.history does this under "
+            "validation_freq > 1; its CSVLogger file marks those epochs NA instead)"
+        )
+    (count,) = lengths
+    if count == 0:
+        raise LogError(f"{source}: the JSON object's columns are empty lists")
+    rows = [
+        _Row(f"index {i}", {name: values[i] for name, values in columns.items()}, epoch=i)
+        for i in range(count)
+    ]
+    return list(columns), rows
+
+
 def _json_lines(source: str, text: str) -> tuple[list[str], list[_Row]]:
-    stripped = text.strip()
-    if "\n" in stripped:
-        # One pretty-printed object spans lines; JSON lines never do.
-        try:
-            whole = json.loads(stripped)
-        except json.JSONDecodeError:
-            whole = None
-        if isinstance(whole, dict):
-            return list(whole), [_Row("line 1", whole)]
     columns: dict[str, None] = {}
     rows: list[_Row] = []
     for number, line in enumerate(text.splitlines(), start=1):

@@ -151,9 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay a metric log and show the learning rates the schedule would set",
         description=(
             "Replay one metric per epoch from a trainer's log (CSV with a header, e.g. "
-            "Lightning's or Keras's CSVLogger file; a JSON list of numbers; JSON lines of "
-            "objects; '-' for stdin) and print the schedule's state and lr per epoch. "
-            "Rows where the metric's cell is empty are skipped."
+            "Lightning's or Keras's CSVLogger file; a JSON list of numbers or of objects; "
+            "a JSON object of equal-length lists, e.g. json.dump(history.history) of a "
+            "Keras History; JSON lines of objects; '-' for stdin) and print the "
+            "schedule's state and lr per epoch. Rows where the metric's cell is empty "
+            "are skipped."
         ),
         allow_abbrev=False,
     )
@@ -162,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--column",
         metavar="NAME",
         help="the metric to replay (default: val_loss, else the only numeric column "
-        "besides epoch/step)",
+        "besides epoch, step and learning rates: lr, learning_rate, learning_rate_*, lr-*)",
     )
     sim.add_argument(
         "--lr",

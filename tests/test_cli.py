@@ -207,10 +207,96 @@ def test_keras_csv_logger_with_nan_and_a_learning_rate_column(tmp_path):
     assert column(rows, "lr") == [
         s.lrs[0] for s in plateau.simulate(losses, PlateauConfig(patience=2))
     ]
-    # --column picks another metric; learning_rate is just another numeric column.
+    # --column picks another metric.
     rows = csv_rows(path, "--column", "loss", "--patience", "2")
     expected = plateau.simulate([v + 0.1 for v in losses], PlateauConfig(patience=2))
     assert column(rows, "lr") == [s.lrs[0] for s in expected]
+
+
+def test_keras_csv_logger_without_validation_picks_loss_not_learning_rate(tmp_path):
+    keras = pytest.importorskip("keras")
+    path = tmp_path / "log.csv"
+    logger = keras.callbacks.CSVLogger(str(path))
+    losses = random_stream(12, n=20)
+    logger.on_train_begin()
+    for epoch, loss in enumerate(losses):
+        logger.on_epoch_end(epoch, {"learning_rate": 0.01, "loss": loss})
+    logger.on_train_end()
+    # Without validation Keras pads the header with val_ columns that are all NA.
+    lines = path.read_text().splitlines()
+    assert lines[0] == "epoch,learning_rate,loss,val_learning_rate,val_loss"
+    assert lines[1].endswith(",NA,NA")
+    rows = csv_rows(path, "--patience", "1")
+    assert column(rows, "metric") == losses
+    assert column(rows, "lr") == [
+        s.lrs[0] for s in plateau.simulate(losses, PlateauConfig(patience=1))
+    ]
+    assert ok(cli(path)).startswith(f"{path}: loss, {len(losses)} values\n")
+
+
+def test_lightning_lr_monitor_columns_are_not_metric_candidates(tmp_path):
+    loggers = pytest.importorskip("pytorch_lightning.loggers")
+    losses = random_stream(13, n=15)
+    logger = loggers.CSVLogger(tmp_path, name="run")
+    for epoch, loss in enumerate(losses):
+        # The keys LearningRateMonitor logs for an SGD and a two-group Adam optimizer.
+        lrs = {"lr-SGD": 0.1, "lr-Adam/pg1": 0.01, "lr-Adam/pg2": 0.02}
+        logger.log_metrics({**lrs, "train_loss": loss, "epoch": epoch}, step=10 * epoch)
+    logger.save()
+    path = Path(logger.log_dir) / "metrics.csv"
+    assert {"lr-SGD", "lr-Adam/pg1", "train_loss"} <= set(
+        path.read_text().splitlines()[0].split(",")
+    )
+    rows = csv_rows(path, "--patience", "1")
+    assert column(rows, "metric") == losses
+    assert [int(r["epoch"]) for r in rows] == list(range(len(losses)))
+
+
+def test_keras_history_dumped_as_json(tmp_path):
+    keras = pytest.importorskip("keras")
+    np = pytest.importorskip("numpy")
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    # Keras's own ReduceLROnPlateau puts a learning_rate column in the history.
+    reduce = keras.callbacks.ReduceLROnPlateau(patience=100)
+    fit = {"x": x, "y": y, "batch_size": 16, "verbose": 0, "validation_split": 0.25}
+    history = model.fit(**fit, epochs=6, callbacks=[reduce]).history
+    assert set(history) == {"loss", "val_loss", "learning_rate"}
+
+    config = PlateauConfig(mode="max", patience=0, factor=0.5)  # a falling loss: cuts
+    args = ("--mode", "max", "--patience", "0", "--factor", "0.5")
+    for indent in (None, 2):  # json.dump's one line, and pretty-printed
+        path = tmp_path / f"history-{indent}.json"
+        with open(path, "w") as f:
+            json.dump(history, f, indent=indent)
+        rows = csv_rows(path, *args)
+        assert [int(r["epoch"]) for r in rows] == list(range(6))
+        assert column(rows, "metric") == history["val_loss"]
+        assert column(rows, "lr") == [
+            s.lrs[0] for s in plateau.simulate(history["val_loss"], config)
+        ]
+        rows = csv_rows(path, *args, "--column", "loss")
+        assert column(rows, "metric") == history["loss"]
+
+    # Without validation the only metric column left is loss, beside learning_rate.
+    reduce = keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=100)
+    history = model.fit(x, y, batch_size=16, verbose=0, epochs=3, callbacks=[reduce]).history
+    assert set(history) == {"loss", "learning_rate"}
+    path = tmp_path / "train-only.json"
+    path.write_text(json.dumps(history))
+    assert column(csv_rows(path), "metric") == history["loss"]
+
+    # validation_freq=2 leaves val_loss shorter than loss: no way to line rows up.
+    history = model.fit(**fit, epochs=4, validation_freq=2).history
+    assert (len(history["loss"]), len(history["val_loss"])) == (4, 2)
+    path = tmp_path / "every-other.json"
+    path.write_text(json.dumps(history))
+    assert_one_line_error(
+        cli(path), "every-other.json", "loss: 4", "val_loss: 2", "differ in length"
+    )
 
 
 # Hand-written files of the same shapes (no framework needed) ----------------------
@@ -248,6 +334,56 @@ def test_hand_written_keras_shape_with_na_cells(tmp_path):
     config = PlateauConfig(patience=1, threshold_mode="abs", threshold=0.01)
     assert [int(r["epoch"]) for r in rows] == [e for e, _ in kept]
     assert column(rows, "lr") == [s.lrs[0] for s in plateau.simulate([v for _, v in kept], config)]
+
+
+def test_hand_written_keras_history_json(tmp_path):
+    losses = random_stream(14, n=20, nan_at=(7,))
+    history = {
+        "loss": [v + 0.5 for v in losses],
+        "val_loss": losses,
+        "learning_rate": [0.01] * len(losses),
+    }
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps(history))  # NaN, as json.dump writes a nan loss
+    config = PlateauConfig(patience=1, factor=0.5)
+    rows = csv_rows(path, "--patience", "1", "--factor", "0.5")
+    assert [int(r["epoch"]) for r in rows] == list(range(len(losses)))
+    assert same(column(rows, "metric"), losses)
+    assert column(rows, "lr") == [s.lrs[0] for s in plateau.simulate(losses, config)]
+    assert "reduced" in {r["decision"] for r in rows}
+
+    # Without val_loss, learning_rate is no candidate: loss is the metric.
+    del history["val_loss"]
+    path.write_text(json.dumps(history, indent=4))
+    assert same(column(csv_rows(path), "metric"), history["loss"])
+
+
+def test_json_columns_keep_each_row_s_epoch(tmp_path):
+    path = tmp_path / "columns.json"
+    # A null skips its row; the epochs of the others are their positions.
+    path.write_text('{"loss": [3, 2, 1, 0.5], "val_loss": [2.5, null, 2.0, 1.5]}')
+    rows = csv_rows(path)
+    assert [int(r["epoch"]) for r in rows] == [0, 2, 3]
+    assert column(rows, "metric") == [2.5, 2.0, 1.5]
+    # An epoch column wins over positions.
+    path.write_text('{"epoch": [10, 11, 12], "val_loss": [2.5, 2.0, 1.5]}')
+    assert [int(r["epoch"]) for r in csv_rows(path)] == [10, 11, 12]
+
+
+def test_a_one_line_json_object_is_still_one_json_lines_row(tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text('{"epoch": 4, "val_loss": 1.5}\n')
+    rows = csv_rows(path)
+    assert [(int(r["epoch"]), float(r["metric"])) for r in rows] == [(4, 1.5)]
+
+
+def test_hand_written_keras_shape_without_validation(tmp_path):
+    losses = random_stream(15, n=12)
+    path = tmp_path / "training.log"
+    path.write_text(
+        "epoch,learning_rate,loss\n" + "".join(f"{e},0.01,{v!r}\n" for e, v in enumerate(losses))
+    )
+    assert column(csv_rows(path), "metric") == losses
 
 
 def test_the_only_numeric_column_besides_epoch_and_step_is_chosen(tmp_path):
@@ -527,10 +663,53 @@ BAD_LOGS = [
     ),
     ("text.csv", "epoch,name\n0,a\n", [], ["text.csv", "no numeric column", "epoch, name"]),
     (
+        "onlylr.csv",
+        "epoch,step,lr-SGD,learning_rate\n0,1,0.1,0.1\n",
+        [],
+        ["onlylr.csv", "no numeric column", "learning rates", "--column"],
+    ),
+    (
+        "lrs.csv",
+        "epoch,lr,loss,acc\n0,0.1,0.5,0.9\n",
+        [],
+        ["lrs.csv", "several metric columns (loss, acc)", "--column"],
+    ),
+    (
+        "unequal.json",
+        '{"loss": [1, 2, 3], "val_loss": [1], "learning_rate": [0.1, 0.1, 0.1]}',
+        [],
+        ["unequal.json", "differ in length", "(loss: 3, val_loss: 1, learning_rate: 3)"],
+    ),
+    (
+        "notalist.json",
+        '{"loss": [1, 2], "name": "run"}',
+        [],
+        ["notalist.json", "a list for every key", "'name'", "'run'"],
+    ),
+    ("nolists.json", '{"loss": [], "val_loss": []}', [], ["nolists.json", "empty lists"]),
+    (
+        "columncell.json",
+        '{"val_loss": [1.0, "x"]}',
+        [],
+        ["columncell.json", "index 1", "'val_loss'", "'x'", "not a number"],
+    ),
+    (
+        "pretty.json",
+        '{\n  "epoch": 0,\n  "val_loss": 1.0\n}\n',
+        [],
+        ["pretty.json", "one JSON object over 4 lines", "JSON lines", "history.history"],
+    ),
+    (
         "allempty.csv",
         "epoch,loss,val_loss\n0,1.0,NA\n1,0.9,NA\n",
-        [],
+        ["--column", "val_loss"],
         ["allempty.csv", "'val_loss'", "no values"],
+    ),
+    (
+        "emptyval.csv",
+        "epoch,loss,acc,val_loss\n0,1.0,0.5,NA\n",
+        [],
+        ["emptyval.csv", "several metric columns (loss, acc)", "val_loss has no values"],
     ),
     ("list.json", '[1.0, 0.5, "x"]', [], ["list.json", "item 2", "'x'"]),
     ("mixed.json", '[1.0, {"a": 1}]', [], ["mixed.json", "item 1"]),

@@ -19,6 +19,10 @@ The :class:`plateau.PlateauState` is the source of truth: :func:`step` writes it
 lrs into the optimizer state when they change. The state's lrs start from the
 values stored in the optimizer (float32 by default, so 1e-3 reads as
 0.0010000000474974513), and each is written back rounded to its array's dtype.
+:func:`step` does check, at every call, that the optimizer state holds as many
+settable lrs as the plateau state (one traversal of its structure; no values are
+read from the device), so an optimizer rebuilt with another layout fails at the
+epoch it is passed in, not at the first reduction.
 
 Example:
     >>> import jax.numpy as jnp, optax, plateau
@@ -107,6 +111,16 @@ def _collect(opt_state: Any, writing: bool) -> tuple[list[str], list[Any]]:
     return paths, values
 
 
+def _check_count(name: str, count: int, opt_state: Any) -> None:
+    """Raise the ValueError naming both counts unless `opt_state` holds `count` settable lrs."""
+    paths, _ = _collect(opt_state, writing=True)
+    if count != len(paths):
+        raise ValueError(
+            f"{name} has {count} values but opt_state holds {len(paths)} injected "
+            f"learning rates (at {', '.join('opt_state' + p for p in paths)})"
+        )
+
+
 def lr_paths(opt_state: Any) -> tuple[str, ...]:
     """Where each lr of :func:`get_lrs` lives in `opt_state`, as ``jax.tree_util.keystr`` paths.
 
@@ -172,12 +186,7 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
         lrs if isinstance(lrs, Sequence) and not isinstance(lrs, (str, bytes)) else (lrs,)
     )
     new = [check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items)]
-    paths, _ = _collect(opt_state, writing=True)
-    if len(new) != len(paths):
-        raise ValueError(
-            f"'lrs' has {len(new)} values but opt_state holds {len(paths)} injected "
-            f"learning rates (at {', '.join('opt_state' + p for p in paths)})"
-        )
+    _check_count("'lrs'", len(new), opt_state)
     values = iter(new)
 
     def write(path: str, old: Any) -> Any:
@@ -224,8 +233,12 @@ def step(
         opt_state: The optimizer state the lrs live in.
 
     Raises:
-        TypeError: `metric` is a tracer (``step`` was called inside ``jax.jit``), or
-            anything :func:`plateau.step` and :func:`set_lrs` raise.
+        TypeError: `metric` is a tracer (``step`` was called inside ``jax.jit``), no
+            settable injected ``learning_rate`` in `opt_state`, or anything
+            :func:`plateau.step` raises.
+        ValueError: `opt_state` holds a different number of injected learning rates
+            than `plateau_state` (checked at every call, before anything is computed),
+            or anything :func:`plateau.step` raises.
 
     Example:
         >>> import jax.numpy as jnp, optax, plateau
@@ -243,6 +256,9 @@ def step(
             "'metric' is a jax tracer: plateau_optax.step runs on the host between jitted "
             "steps; return the metric from the jitted function and pass the result"
         )
+    # Only the count and settability: the plateau state, not opt_state, holds the lrs'
+    # values, and reading them would cost a device-to-host transfer per epoch.
+    _check_count("'plateau_state.lrs'", len(plateau_state.lrs), opt_state)
     new_state, lrs = plateau.step(plateau_state, metric, config)
     if lrs != plateau_state.lrs:
         opt_state = set_lrs(opt_state, lrs)

@@ -342,3 +342,37 @@ def test_step_returns_the_same_opt_state_when_no_lr_changes():
     state, new = plateau_optax.step(state, 1.0, config, opt_state)
     assert new is opt_state
     assert state.decision == Decision.IMPROVED
+
+
+def test_step_checks_the_lr_count_at_every_epoch_not_only_at_a_reduction():
+    config = PlateauConfig(patience=5)
+    one = injected_sgd(0.1).init(PARAMS)
+    two = optax.chain(injected_sgd(0.1), injected_sgd(0.2)).init(PARAMS)
+    state_two = plateau_optax.init(two, config)
+    # With a matching opt_state this epoch improves and sets nothing, so no set_lrs
+    # call could catch the mismatch below: only the per-step check can.
+    assert plateau_optax.step(state_two, 1.0, config, two)[1] is two
+    with pytest.raises(
+        ValueError,
+        match=r"'plateau_state\.lrs' has 2 values but opt_state holds 1 .*\(at opt_state\)",
+    ):
+        plateau_optax.step(state_two, 1.0, config, one)
+    state_one = plateau_optax.init(one, config)
+    with pytest.raises(
+        ValueError, match=r"'plateau_state\.lrs' has 1 values but opt_state holds 2"
+    ):
+        plateau_optax.step(state_one, 1.0, config, two)
+    # The check runs before the core: even a metric the core would reject is not reached.
+    with pytest.raises(ValueError, match=r"'plateau_state\.lrs' has 1 values"):
+        plateau_optax.step(state_one, "not a number", config, two)
+
+
+def test_step_rejects_a_scheduled_lr_before_the_first_reduction():
+    config = PlateauConfig(patience=5)
+    constant = injected_sgd(1.0).init(PARAMS)
+    scheduled = optax.inject_hyperparams(optax.sgd)(
+        learning_rate=optax.linear_schedule(1.0, 0.0, 10)
+    ).init(PARAMS)
+    state = plateau_optax.init(constant, config)
+    with pytest.raises(TypeError, match="at opt_state is driven by a schedule"):
+        plateau_optax.step(state, 1.0, config, scheduled)

@@ -45,15 +45,17 @@ Example:
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState
-from plateau._config import OnNonFinite
+from plateau._config import OnNonFinite, keras_loss_mode
+from plateau._core import to_metric
 
 try:
     import keras
@@ -63,10 +65,22 @@ try:
     # both resolve and print identically; Keras exports neither publicly.
     from keras.src.trainers.compile_utils import CompileMetrics, MetricsList
     from keras.src.utils.io_utils import print_msg
-except ImportError as exc:  # pragma: no cover - exercised only without keras
-    raise ModuleNotFoundError(
-        "plateau.adapters.keras requires keras; install 'plateau[keras]'", name="keras"
-    ) from exc
+except ImportError as exc:  # pragma: no cover - exercised in subprocesses
+    if exc.name == "keras":
+        raise ModuleNotFoundError(
+            "plateau.adapters.keras requires keras; install 'plateau[keras]'", name="keras"
+        ) from exc
+    if isinstance(exc, ModuleNotFoundError) and not (exc.name or "keras").startswith("keras"):
+        # Keras imports its backend at import time (TensorFlow unless told otherwise),
+        # so a missing backend surfaces here although keras itself is installed.
+        raise ModuleNotFoundError(
+            f"plateau.adapters.keras: keras is installed but could not import its backend "
+            f"module {exc.name!r} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r}); "
+            "install a Keras backend (jax or torch) and set KERAS_BACKEND=jax or "
+            "KERAS_BACKEND=torch before keras is first imported",
+            name=exc.name,
+        ) from exc
+    raise
 
 __all__ = ["ReduceLROnPlateau"]
 
@@ -147,7 +161,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             "min_lr": min_lr,
         }
         self._on_nonfinite = on_nonfinite
-        resolved = mode if mode != "auto" else _loss_mode(monitor)
+        resolved = mode if mode != "auto" else keras_loss_mode(monitor)
         # Translated now even when the mode must wait for the model, so that every
         # bad argument fails here rather than after the first training epoch.
         config = self._translate(resolved or "min")
@@ -187,22 +201,24 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         return tuple(float(opt.learning_rate) for _, opt in optimizers)
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        """Start afresh, as Keras 3.15 does at every fit(), unless set_state() came first."""
+        """Start afresh, as Keras 3.15 does at every fit(), unless set_state() came first.
+
+        Raises:
+            ValueError: the restored state holds a different number of lrs than the
+                model has optimizers; the callback stays restored, so a corrected
+                retry resumes.
+        """
         optimizers = self._optimizers()
         if not self._restored:
             self.state = None
             return
-        self._restored = False
         if self.state is not None:
+            _check_lr_count(self.state, optimizers)
             # The restored state is the truth: a resumed fit may start from a freshly
             # compiled optimizer that still holds the initial lr.
-            if len(self.state.lrs) != len(optimizers):
-                raise ValueError(
-                    f"the restored state holds {len(self.state.lrs)} lrs but the model "
-                    f"has {len(optimizers)} optimizers"
-                )
             for (_, opt), lr in zip(optimizers, self.state.lrs, strict=True):
                 opt.learning_rate = lr
+        self._restored = False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Step the core on ``logs[monitor]`` and write any new lr to the optimizer."""
@@ -250,15 +266,10 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
 
     def _float32(self, value: object) -> float:
         """The metric as Keras compares it: rounded to float32."""
-        message = (
-            f"logs[{self.monitor!r}] must be a real number, got {type(value).__name__}: {value!r}"
-        )
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
-            raise TypeError(message)
         try:
-            number = float(value)
-        except (TypeError, ValueError) as exc:  # e.g. an array of several values
-            raise TypeError(message) from exc
+            number = to_metric(value)
+        except TypeError as exc:
+            raise TypeError(f"logs[{self.monitor!r}]: {exc}") from exc
         # Beyond float32's range a finite metric becomes +/-inf, as in Keras's comparison.
         with np.errstate(over="ignore"):
             return float(np.float32(number))
@@ -302,9 +313,13 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         The next ``on_train_begin`` writes the restored lrs into the optimizer, so a
         resumed fit may start from a freshly compiled model.
 
+        Nothing changes unless every check passes.
+
         Raises:
             TypeError: `d` is not a mapping, or a field has the wrong type.
-            ValueError: wrong keys, or a config other than this callback's arguments give.
+            ValueError: wrong keys, a config other than this callback's arguments give,
+                or (once a compiled model is set) a state whose lr count is not the
+                model's optimizer count.
         """
         if not isinstance(d, Mapping):
             raise TypeError(f"'d' must be a mapping, got {type(d).__name__}")
@@ -319,10 +334,22 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 raise ValueError(
                     f"the saved config {saved} is not this callback's config {expected}"
                 )
+        optimizer = getattr(self.model, "optimizer", None)
+        # A MultiOptimizer learns its sub-optimizers when built; until then only
+        # on_train_begin can count them.
+        countable = optimizer is not None and (
+            optimizer.built or not hasattr(optimizer, "optimizers")
+        )
+        if state is not None and countable:
+            _check_lr_count(state, self._optimizers())
         self.config = saved if saved is not None else self.config
         self.state = state
         self._restored = True
 
 
-def _loss_mode(monitor: str) -> str | None:
-    return "min" if monitor.removeprefix("val_") == "loss" else None
+def _check_lr_count(state: PlateauState, optimizers: Sequence[tuple[str, Any]]) -> None:
+    if len(state.lrs) != len(optimizers):
+        raise ValueError(
+            f"the restored state holds {len(state.lrs)} lrs but the model has "
+            f"{len(optimizers)} optimizers"
+        )

@@ -9,8 +9,10 @@ must be bit-identical after every epoch.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -47,6 +49,15 @@ def make_model(optimizer=None):
         metrics=["mae", keras.metrics.R2Score()],
     )
     return model
+
+
+def multi():
+    """A MultiOptimizer: one SGD for the kernel, one for the bias."""
+    kernel = keras.optimizers.SGD(0.3, name="kernel_sgd")
+    bias = keras.optimizers.SGD(0.05, name="bias_sgd")
+    return keras.optimizers.MultiOptimizer(
+        lambda variable: kernel if "kernel" in variable.path else bias
+    )
 
 
 def fit(model, callback, epochs, initial_epoch=0):
@@ -145,13 +156,6 @@ def test_restored_lr_is_written_into_a_fresh_optimizer():
 
 
 def test_multi_optimizer_matches_keras_callback():
-    def multi():
-        kernel = keras.optimizers.SGD(0.3, name="kernel_sgd")
-        bias = keras.optimizers.SGD(0.05, name="bias_sgd")
-        return keras.optimizers.MultiOptimizer(
-            lambda variable: kernel if "kernel" in variable.path else bias
-        )
-
     kwargs = {**FIT_ARGS, "min_lr": 0.02}
     theirs = fit(make_model(multi()), keras.callbacks.ReduceLROnPlateau(**kwargs), epochs=12)
     callback = ReduceLROnPlateau(**kwargs)
@@ -378,13 +382,22 @@ def test_nonfinite_policies(pair):
     assert callback.state is not None and callback.state.best == 0.5
 
 
-@pytest.mark.parametrize("value", ["low", np.array([1.0, 2.0])])
+@pytest.mark.parametrize("value", ["low", np.array([1.0, 2.0]), True, 10**400])
 def test_metric_that_is_not_a_number_is_a_type_error(pair, value):
     callback = ReduceLROnPlateau(monitor="loss")
     callback.set_model(pair[1])
     callback.on_train_begin()
-    with pytest.raises(TypeError, match=r"logs\['loss'\] must be a real number"):
+    with pytest.raises(TypeError, match=r"logs\['loss'\]: 'metric' must be a single real number"):
         callback.on_epoch_end(0, {"loss": value})
+    assert callback.state is None
+
+
+def test_metric_beyond_float32_range_is_infinite_as_keras_compares_it(pair):
+    callback = ReduceLROnPlateau(monitor="loss", mode="max", patience=0)
+    callback.set_model(pair[1])
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"loss": 1e39})
+    assert callback.state is not None and callback.state.best == float("inf")
 
 
 # --- construction and state --------------------------------------------------------
@@ -398,6 +411,7 @@ def test_metric_that_is_not_a_number_is_a_type_error(pair, value):
         ({"monitor": 3}, TypeError, "'monitor' must be a str"),
         ({"factor": 1.0}, ValueError, "'factor' must be strictly between 0 and 1"),
         ({"patience": 2.5}, TypeError, "'patience' must be an int"),
+        ({"patience": -1}, ValueError, "'patience' must be >= 0"),
         ({"min_lr": -1.0}, ValueError, "'min_lr' must be finite and >= 0"),
         ({"on_nonfinite": "ignore"}, ValueError, "'on_nonfinite' must be one of"),
         ({"strict": "yes"}, TypeError, "'strict' must be a bool"),
@@ -425,6 +439,48 @@ def test_set_state_rejects_bad_input():
         ReduceLROnPlateau().set_state([])  # type: ignore[arg-type]
 
 
+def one_lr_state():
+    """get_state() after two epochs of a single-optimizer model (one lr, one cut)."""
+    callback = ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5)
+    callback.set_model(make_model())
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"loss": 1.0})
+    callback.on_epoch_end(1, {"loss": 1.0})
+    return callback.get_state()
+
+
+def test_failed_resume_changes_nothing_and_a_retry_still_resumes():
+    saved = one_lr_state()
+    callback = ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5)
+    multi_model = make_model(multi())
+    callback.set_model(multi_model)
+    callback.set_state(saved)  # unbuilt: the MultiOptimizer has no sub-optimizers yet
+    multi_model.optimizer.build(multi_model.trainable_variables)
+    for _ in range(2):  # a retried fit() must fail the same way, not start afresh
+        with pytest.raises(ValueError, match="holds 1 lrs but the model has 2 optimizers"):
+            callback.on_train_begin()
+        assert callback.get_state() == saved
+    model = make_model()
+    callback.set_model(model)
+    callback.on_train_begin()
+    assert float(model.optimizer.learning_rate) == saved["state"]["lrs"][0] != 0.3
+
+
+def test_set_state_checks_the_lr_count_against_a_model_already_set():
+    saved = one_lr_state()
+    callback = ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5)
+    multi_model = make_model(multi())
+    multi_model.optimizer.build(multi_model.trainable_variables)
+    callback.set_model(multi_model)
+    before = callback.get_state()
+    with pytest.raises(ValueError, match="holds 1 lrs but the model has 2 optimizers"):
+        callback.set_state(saved)
+    assert callback.get_state() == before
+    callback.on_train_begin()  # not restored: starts afresh on the model's two lrs
+    callback.on_epoch_end(0, {"loss": 1.0})
+    assert callback.state is not None and len(callback.state.lrs) == 2
+
+
 def test_unresolved_auto_mode_adopts_the_saved_mode():
     saved = ReduceLROnPlateau(monitor="val_acc", mode="max").get_state()
     callback = ReduceLROnPlateau(monitor="val_acc")
@@ -442,3 +498,36 @@ def test_import_without_keras_names_the_extra():
     assert out.stdout.strip() == (
         "keras | plateau.adapters.keras requires keras; install 'plateau[keras]'"
     )
+
+
+@pytest.mark.parametrize(
+    ("backend", "blocked"),
+    [
+        pytest.param(
+            "tensorflow",
+            "",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("tensorflow") is not None,
+                reason="tensorflow is installed",
+            ),
+        ),
+        ("jax", "jax"),  # an installed backend made unimportable
+    ],
+)
+def test_import_without_the_backend_names_the_backend_not_the_extra(backend, blocked):
+    # Keras is installed, but imports its backend module when it is itself imported.
+    code = (
+        f"import sys\nif {blocked!r}: sys.modules[{blocked!r}] = None\n"
+        "try:\n    import plateau.adapters.keras\n"
+        "except ModuleNotFoundError as e:\n    print(e.name, '|', e)\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    name, _, message = out.stdout.strip().partition(" | ")
+    assert name == backend
+    assert f"backend module '{backend}'" in message
+    assert f"KERAS_BACKEND='{backend}'" in message
+    assert "install a Keras backend (jax or torch)" in message
+    assert "plateau[keras]" not in message

@@ -218,16 +218,19 @@ def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
 
 def to_metric(metric: object) -> float:
     """`metric` as a float, or a TypeError naming it (rule 1; the adapters share it)."""
-    if isinstance(metric, (str, bytes, bool)) or metric is None:
-        raise TypeError(
-            f"'metric' must be a single real number, got {type(metric).__name__}: {metric!r}"
-        )
+    message = f"'metric' must be a single real number, got {type(metric).__name__}: {metric!r}"
+    # float() would take these: a str parses, and a bool (Python's, or an array's
+    # bool dtype: numpy, torch, jax) is 0 or 1, never a measurement.
+    if (
+        metric is None
+        or isinstance(metric, (str, bytes, bool))
+        or str(getattr(metric, "dtype", "")) in ("bool", "torch.bool")
+    ):
+        raise TypeError(message)
     try:
         return float(metric)  # type: ignore[arg-type]
     except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
-        raise TypeError(
-            f"'metric' must be a single real number, got {type(metric).__name__}: {metric!r}"
-        ) from exc
+        raise TypeError(message) from exc
 
 
 def step(

@@ -218,6 +218,13 @@ class TestMetricTypes:
         with pytest.raises(TypeError, match="'metric' must be a single real number"):
             step(init(1.0, config), metric, config)
 
+    def test_array_bools_are_a_type_error(self):
+        np = pytest.importorskip("numpy")
+        config = PlateauConfig()
+        for metric in (np.True_, np.array(False)):
+            with pytest.raises(TypeError, match="'metric' must be a single real number"):
+                step(init(1.0, config), metric, config)
+
     def test_multi_element_array_is_a_type_error(self):
         np = pytest.importorskip("numpy")
         config = PlateauConfig()

@@ -90,5 +90,6 @@ def test_zero_d_tensor_metric_and_tensor_lrs_agree():
     for value in (1.0, 2.0, 0.5, 0.5):
         state, lrs = step(state, torch.tensor(value), config)
     assert lrs == (0.5 * 0.1 * 0.1,)
-    with pytest.raises(TypeError, match="'metric' must be a single real number"):
-        step(state, torch.tensor([1.0, 2.0]), config)
+    for bad in (torch.tensor([1.0, 2.0]), torch.tensor(True)):
+        with pytest.raises(TypeError, match="'metric' must be a single real number"):
+            step(state, bad, config)

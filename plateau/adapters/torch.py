@@ -31,6 +31,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, SupportsFloat
@@ -97,9 +99,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
     config and counters that :attr:`config` and :attr:`state` already hold, and
     that copy would go stale. Torch's public attribute names (``mode``,
     ``factor``, ``patience``, ``threshold``, ``threshold_mode``, ``cooldown``,
-    ``eps``, ``min_lrs``, ``best``, ``num_bad_epochs``, ``cooldown_counter``,
-    ``last_epoch``, ``in_cooldown``) are read-only views of them; ``optimizer`` is
-    set (Lightning reads it) and ``get_last_lr()`` works as in torch.
+    ``eps``, ``min_lrs``, ``default_min_lr``, ``mode_worse``, ``best``,
+    ``num_bad_epochs``, ``cooldown_counter``, ``last_epoch``, ``in_cooldown``) are
+    read-only views of them; ``optimizer`` is set (Lightning reads it) and
+    ``get_last_lr()`` works as in torch.
 
     Args:
         optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled.
@@ -115,7 +118,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
             Outside a process group nothing distributed is touched.
 
     Attributes:
-        config: The :class:`plateau.PlateauConfig`. It may be replaced between steps.
+        config: The :class:`plateau.PlateauConfig`. It may be replaced between steps
+            (``scheduler.config = attrs.evolve(scheduler.config, patience=2)``) by one
+            with the same ``mode`` and, if ``min_lr`` is per group, one value per
+            param group.
         state: The :class:`plateau.PlateauState` after the last step; ``state.decision``
             says why the lr did or did not change.
         optimizer: The optimizer.
@@ -140,7 +146,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
         improved [0.1]
     """
 
-    config: PlateauConfig
+    _config: PlateauConfig
     state: PlateauState
     sync_metric: bool
 
@@ -192,22 +198,71 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
             on_nonfinite=on_nonfinite,
         )
         lrs = _read_lrs(optimizer.param_groups)
-        _check_min_lr_count(config, len(lrs))
-        self.state = plateau.init(lrs, config)
-        self.config = config
+        try:
+            self.state = plateau.init(lrs, config)
+        except ValueError as exc:
+            _check_min_lr_count(config, len(lrs))  # a count mismatch, told in param groups
+            raise _unusable_lr(exc) from None
+        self._config = config
         self.optimizer = optimizer
         self.sync_metric = sync_metric
 
     @property
+    def config(self) -> PlateauConfig:
+        """The :class:`plateau.PlateauConfig`; assigning one checks it against this run.
+
+        Raises:
+            TypeError: the new config is not a PlateauConfig.
+            ValueError: its ``mode`` differs from the current one (``best`` would be
+                meaningless), or its per-group ``min_lr`` does not have one value per
+                param group. Nothing changes on error.
+        """
+        return self._config
+
+    @config.setter
+    def config(self, config: PlateauConfig) -> None:
+        if not isinstance(config, PlateauConfig):
+            raise TypeError(
+                f"'config' must be a plateau.PlateauConfig, got {type(config).__name__}: "
+                f"{config!r}; build one with attrs.evolve(scheduler.config, ...)"
+            )
+        if config.mode != self._config.mode:
+            raise ValueError(
+                f"'config' has mode={config.mode!r} but this scheduler has "
+                f"mode={self._config.mode!r}; its best ({self.state.best!r}) cannot carry "
+                "over: build a new scheduler to change the mode"
+            )
+        _check_min_lr_count(config, len(self.optimizer.param_groups))
+        self._config = config
+
+    @property
     def min_lrs(self) -> list[float]:
         """Torch's ``min_lrs``: the floor of each param group, read from the config."""
-        return list(self.config.min_lrs(len(self.state.lrs)))
+        return list(self._config.min_lrs(len(self.state.lrs)))
 
     @min_lrs.setter
     def min_lrs(self, value: list[float]) -> None:
+        raise _read_only("min_lrs", value)
+
+    @property
+    def default_min_lr(self) -> float | None:
+        """Torch's ``default_min_lr``: the scalar ``min_lr``, or None when it is per group."""
+        min_lr = self._config.min_lr
+        return None if isinstance(min_lr, tuple) else min_lr
+
+    @default_min_lr.setter
+    def default_min_lr(self, value: float | None) -> None:
+        raise _read_only("default_min_lr", value)
+
+    @property
+    def mode_worse(self) -> float:
+        """Torch's ``mode_worse``: the initial best, inf in min mode and -inf in max mode."""
+        return math.inf if self._config.mode == "min" else -math.inf
+
+    @mode_worse.setter
+    def mode_worse(self, value: float) -> None:
         raise AttributeError(
-            "'min_lrs' is read from scheduler.config; to change it, replace the config: "
-            f"scheduler.config = attrs.evolve(scheduler.config, min_lr={value!r})"
+            "'mode_worse' follows scheduler.config.mode, which cannot change mid-run"
         )
 
     @property
@@ -234,20 +289,23 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
         if self.sync_metric:
             metrics = _mean_over_ranks(metrics)
         groups = self.optimizer.param_groups
+        # The common case, one param group holding a float, is read without a list.
         try:
-            # One param group is the common case; a 1-tuple is read without building a list.
-            if len(groups) == 1:
-                lrs: tuple[float, ...] = (float(groups[0]["lr"]),)
-            else:
-                lrs = tuple([float(group["lr"]) for group in groups])
-        except (KeyError, TypeError, ValueError, RuntimeError):
-            lrs = _read_lrs(groups)  # raises, naming the param group
+            lr = groups[0]["lr"] if len(groups) == 1 else None
+        except KeyError:
+            lr = None  # _read_lrs names the group
+        lrs = (lr,) if type(lr) is float else _read_lrs(groups)
         state = self.state
         old = state.lrs
         if lrs != old:
             state = self._adopt(lrs)
             old = state.lrs
-        new_state, new_lrs = _core_step(state, metrics, self.config)
+        config = self._config
+        try:
+            new_state, new_lrs = _core_step(state, metrics, config)
+        except ValueError:
+            _check_min_lr_count(config, len(old))  # a count mismatch, told in param groups
+            raise
         if epoch is not None:
             warnings.warn(
                 "The epoch argument of ReduceLROnPlateau.step() is deprecated (as in "
@@ -263,11 +321,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
 
     def _adopt(self, lrs: tuple[float, ...]) -> PlateauState:
         """The state with the optimizer's lrs: set by hand or elsewhere, or a group added."""
-        _check_min_lr_count(self.config, len(lrs))
         try:
             return attrs.evolve(self.state, lrs=lrs)
         except ValueError as exc:
-            raise ValueError(f"optimizer.param_groups hold an unusable lr: {exc}") from None
+            raise _unusable_lr(exc) from None
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """The lr of each param group after the last step, as torch gives it.
@@ -303,13 +360,17 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`'s output, or from torch's own ReduceLROnPlateau's.
 
-        The constructor's config wins: the checkpoint's config (plateau's) or its
-        settings (torch's) are validated and then ignored, so a run resumed with a
-        new ``patience`` or ``factor`` uses the new one. (torch's class silently
-        takes the checkpoint's.) Only the schedule's progress is restored: best,
-        num_bad_epochs, cooldown_counter and last_epoch, plus plateau's lrs. From a
-        torch checkpoint the lrs are the optimizer's, as with torch, and
-        ``state.decision`` reads START until the next step.
+        The constructor's config wins, so a run resumed with a new ``patience`` or
+        ``factor`` uses the new one (torch's class silently takes the checkpoint's).
+        A plateau checkpoint's config is validated (it is plateau's own format) and
+        then ignored; a torch checkpoint's settings are ignored unvalidated, as a
+        legitimate torch checkpoint may hold values PlateauConfig rejects (say
+        ``factor=0``). Of either, only ``mode`` is compared with this scheduler's.
+        Only the schedule's progress is restored, validated by
+        :class:`plateau.PlateauState`: best, num_bad_epochs, cooldown_counter and
+        last_epoch, plus plateau's lrs. From a torch checkpoint the lrs are the
+        optimizer's, as with torch, and ``state.decision`` reads START until the
+        next step.
 
         Raises:
             TypeError: `state_dict` is not a mapping, or a field has the wrong type.
@@ -337,32 +398,43 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
                 "(keys ['config', 'state']) or of torch's (keys including "
                 f"{sorted(_TORCH_REQUIRED)}), got keys {sorted(map(str, keys))}"
             )
-        if saved_mode != self.config.mode:
+        if saved_mode != self._config.mode:
             raise ValueError(
                 f"the checkpoint was saved with mode={saved_mode!r} but this scheduler has "
-                f"mode={self.config.mode!r}; its best ({state.best!r}) cannot carry over"
+                f"mode={self._config.mode!r}; its best ({state.best!r}) cannot carry over"
             )
-        _check_min_lr_count(self.config, len(state.lrs))
+        _check_min_lr_count(self._config, len(state.lrs))
         self.state = state
 
 
 def _read_lrs(groups: list[dict[str, Any]]) -> tuple[float, ...]:
-    try:
-        return tuple([float(group["lr"]) for group in groups])
-    except (KeyError, TypeError, ValueError, RuntimeError):
-        for i, group in enumerate(groups):
-            lr = group.get("lr")
-            if not isinstance(lr, (int, float, torch.Tensor)) or isinstance(lr, bool):
-                raise TypeError(
-                    f"optimizer.param_groups[{i}]['lr'] must be a real number or a "
-                    f"one-element tensor, got {type(lr).__name__}: {lr!r}"
-                ) from None
-            if isinstance(lr, torch.Tensor) and lr.numel() != 1:
-                raise TypeError(
-                    f"optimizer.param_groups[{i}]['lr'] must be a one-element tensor, "
-                    f"got shape {tuple(lr.shape)}"
-                ) from None
-        raise
+    """Each param group's lr as a float, or a TypeError naming the group."""
+    lrs: list[float] = []
+    for group in groups:
+        lr = group.get("lr")
+        lrs.append(lr if type(lr) is float else _to_lr(len(lrs), lr))
+    return tuple(lrs)
+
+
+def _to_lr(index: int, lr: object) -> float:
+    """A param group's lr as a float, if it is a real number or a one-element tensor."""
+    value = lr
+    if isinstance(lr, torch.Tensor):
+        # item() gives a float, int, bool or complex, as the dtype is.
+        value = lr.item() if lr.numel() == 1 else None
+    if type(value) is float:
+        return value
+    # float() alone would take "0.5" and True.
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(lr, torch.Tensor):
+        got = f"a {lr.dtype} tensor of shape {tuple(lr.shape)}"
+    else:
+        got = f"{type(lr).__name__}: {lr!r}"
+    raise TypeError(
+        f"optimizer.param_groups[{index}]['lr'] must be a real number or a one-element "
+        f"real tensor, got {got}"
+    )
 
 
 def _write_lrs(
@@ -389,12 +461,25 @@ def _write_lrs(
 
 
 def _check_min_lr_count(config: PlateauConfig, groups: int) -> None:
-    if isinstance(config.min_lr, tuple) and len(config.min_lr) != groups:
+    """The core's min_lr count check, its error told in terms of param groups."""
+    try:
+        config.min_lrs(groups)
+    except ValueError as exc:
         raise ValueError(
-            f"'min_lr' has {len(config.min_lr)} values, one per param group, but the "
-            f"optimizer has {groups} param groups; pass one min_lr per group, or a "
-            "scalar min_lr, which extends to groups added later"
-        )
+            f"{exc}, one per param group of the optimizer; pass one min_lr per param "
+            "group, or a scalar min_lr, which extends to groups added later"
+        ) from None
+
+
+def _unusable_lr(exc: ValueError) -> ValueError:
+    return ValueError(f"optimizer.param_groups hold an unusable lr: {exc}")
+
+
+def _read_only(name: str, value: object) -> AttributeError:
+    return AttributeError(
+        f"'{name}' is read from scheduler.config; to change it, replace the config: "
+        f"scheduler.config = attrs.evolve(scheduler.config, min_lr={value!r})"
+    )
 
 
 def _mean_over_ranks(metric: SupportsFloat) -> SupportsFloat:

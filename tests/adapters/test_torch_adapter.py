@@ -210,6 +210,68 @@ def test_config_can_be_replaced_between_steps():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
 
 
+def test_a_config_with_another_mode_is_rejected_and_changes_nothing():
+    """best=inf from min mode would make every max-mode epoch a bad one."""
+    opt = make_optimizer([1.0])
+    scheduler = ReduceLROnPlateau(opt, patience=0)
+    scheduler.step(1.0)
+    before = scheduler.config
+    with pytest.raises(
+        ValueError, match="'config' has mode='max' but this scheduler has mode='min'"
+    ):
+        scheduler.config = attrs.evolve(scheduler.config, mode="max")
+    assert scheduler.config is before
+    scheduler.step(0.5)
+    assert scheduler.state.decision is plateau.Decision.IMPROVED
+
+
+@pytest.mark.parametrize(
+    "not_a_config",
+    [{"patience": 2}, None, plateau.PlateauConfig().to_dict()],
+    ids=["dict", "None", "to_dict"],
+)
+def test_a_config_that_is_not_a_plateau_config_is_a_type_error(not_a_config):
+    scheduler = ReduceLROnPlateau(make_optimizer([1.0]), patience=0)
+    before = scheduler.config
+    name = type(not_a_config).__name__
+    with pytest.raises(TypeError, match=f"'config' must be a plateau.PlateauConfig, got {name}"):
+        scheduler.config = not_a_config
+    assert scheduler.config is before
+    scheduler.step(1.0)
+    scheduler.step(2.0)
+    assert scheduler.state.decision is plateau.Decision.REDUCED
+
+
+def test_a_config_with_a_min_lr_per_group_must_fit_the_param_groups():
+    opt = make_optimizer([1.0, 1.0])
+    scheduler = ReduceLROnPlateau(opt, patience=0)
+    before = scheduler.config
+    with pytest.raises(ValueError, match="'min_lr' has 3 values but there are 2 lrs"):
+        scheduler.config = attrs.evolve(before, min_lr=(0.1, 0.1, 0.1))
+    assert scheduler.config is before
+    # The count is the optimizer's, even before a step has seen a group added.
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 1.0})
+    scheduler.config = attrs.evolve(before, min_lr=(0.5, 0.05, 0.5))
+    scheduler.step(1.0)
+    scheduler.step(2.0)
+    assert lr_values(opt) == [0.5, pytest.approx(0.1), 0.5]
+    assert scheduler.min_lrs == [0.5, 0.05, 0.5]
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("min_lr", [0, 0.01, [0.0, 0.02]], ids=["int", "float", "per-group"])
+def test_default_min_lr_and_mode_worse_are_torchs(mode, min_lr):
+    ours = ReduceLROnPlateau(make_optimizer([1.0, 1.0]), mode=mode, min_lr=min_lr)
+    theirs = TorchPlateau(make_optimizer([1.0, 1.0]), mode=mode, min_lr=min_lr)
+    assert ours.default_min_lr == theirs.default_min_lr
+    assert type(ours.default_min_lr) is type(theirs.default_min_lr) or isinstance(min_lr, int)
+    assert ours.mode_worse == theirs.mode_worse
+    with pytest.raises(AttributeError, match=r"attrs.evolve\(scheduler.config, min_lr=0.5\)"):
+        ours.default_min_lr = 0.5
+    with pytest.raises(AttributeError, match=r"'mode_worse' follows scheduler\.config\.mode"):
+        ours.mode_worse = 0.0
+
+
 def test_copy_and_pickle_keep_the_schedule():
     scheduler = ReduceLROnPlateau(make_optimizer([1.0]), patience=0)
     scheduler.step(1.0)
@@ -247,7 +309,9 @@ def test_added_group_with_per_group_min_lr_is_a_clear_error():
     scheduler.step(1.0)
     before = scheduler.state
     opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.3})
-    with pytest.raises(ValueError, match=r"'min_lr' has 2 values.*optimizer has 3 param groups"):
+    with pytest.raises(
+        ValueError, match="'min_lr' has 2 values but there are 3 lrs, one per param"
+    ):
         scheduler.step(0.5)
     assert scheduler.state is before
 
@@ -276,7 +340,11 @@ def test_a_non_optimizer_is_a_type_error_naming_it(not_an_optimizer):
         ({"mode": "MIN"}, ValueError, "'mode' must be one of"),
         ({"threshold_mode": "relative"}, ValueError, "'threshold_mode'"),
         ({"min_lr": -0.1}, ValueError, "'min_lr' must be finite and >= 0"),
-        ({"min_lr": [0.1, 0.2, 0.3]}, ValueError, "'min_lr' has 3 values.*2 param groups"),
+        (
+            {"min_lr": [0.1, 0.2, 0.3]},
+            ValueError,
+            "'min_lr' has 3 values but there are 2 lrs, one per param group",
+        ),
         ({"eps": math.nan}, ValueError, "'eps'"),
         ({"on_nonfinite": "ignore"}, ValueError, "'on_nonfinite'"),
         ({"sync_metric": 1}, TypeError, "'sync_metric' must be a bool, got int"),
@@ -324,12 +392,30 @@ def test_nonfinite_policies():
         (math.nan, ValueError, "param_groups hold an unusable lr"),
         (None, TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*NoneType"),
         ("fast", TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*str"),
-        (torch.tensor([0.1, 0.2]), TypeError, r"one-element tensor, got shape \(2,\)"),
+        ("0.5", TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*str: '0.5'"),
+        (True, TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*bool: True"),
+        (
+            torch.tensor([0.1, 0.2]),
+            TypeError,
+            r"one-element real tensor, got a torch.float32 tensor of shape \(2,\)",
+        ),
+        (torch.tensor(True), TypeError, "got a torch.bool tensor of shape"),
     ],
-    ids=["negative", "nan", "None", "str", "2-element-tensor"],
+    ids=[
+        "negative",
+        "nan",
+        "None",
+        "str",
+        "numeric-str",
+        "bool",
+        "2-element-tensor",
+        "bool-tensor",
+    ],
 )
-def test_an_unusable_lr_set_by_hand_is_a_clear_error(lr, error, match):
-    opt = make_optimizer([0.1])
+@pytest.mark.parametrize("n_groups", [1, 2])
+def test_an_unusable_lr_set_by_hand_is_a_clear_error(lr, error, match, n_groups):
+    """float() takes "0.5" and True; neither is an lr. One group and several are read apart."""
+    opt = make_optimizer([0.1] * n_groups)
     scheduler = ReduceLROnPlateau(opt)
     scheduler.step(1.0)
     before = scheduler.state
@@ -337,6 +423,34 @@ def test_an_unusable_lr_set_by_hand_is_a_clear_error(lr, error, match):
     with pytest.raises(error, match=match):
         scheduler.step(1.0)
     assert scheduler.state is before
+    with pytest.raises(error, match=match):
+        ReduceLROnPlateau(opt)
+
+
+def test_a_param_group_without_an_lr_is_a_clear_error():
+    opt = make_optimizer([0.1])
+    scheduler = ReduceLROnPlateau(opt)
+    del opt.param_groups[0]["lr"]
+    with pytest.raises(TypeError, match=r"param_groups\[0\]\['lr'\] must be a real number"):
+        scheduler.step(1.0)
+
+
+def test_real_lrs_of_other_types_are_taken_as_torch_takes_them():
+    """An int, a numpy float32 or a 0-d float64 tensor set by hand: the same lrs as torch."""
+    np = pytest.importorskip("numpy")
+    for lr in [1, np.float32(0.5), np.float64(0.25), torch.tensor(0.5, dtype=torch.float64)]:
+        ours_opt, their_opt = make_optimizer([1.0, 1.0]), make_optimizer([1.0, 1.0])
+        ours = ReduceLROnPlateau(ours_opt, patience=0)
+        theirs = TorchPlateau(their_opt, patience=0)
+        for i, value in enumerate([1.0, 2.0, 3.0, 4.0]):
+            if i == 1:
+                for opt in (ours_opt, their_opt):
+                    for group in opt.param_groups:
+                        group["lr"] = copy.deepcopy(lr)
+            ours.step(value)
+            theirs.step(value)
+            assert_same(ours, theirs, ours_opt, their_opt)
+        assert ours.state.decision is plateau.Decision.REDUCED
 
 
 def test_epoch_argument_is_deprecated_as_in_torch():
@@ -441,6 +555,17 @@ def test_loads_torchs_own_state_dict_mid_run(seed):
     assert ours.cooldown_counter == checkpointed.cooldown_counter
     assert ours.last_epoch == checkpointed.last_epoch
     assert head + run(ours, metrics[cut:]) == expected
+
+
+def test_a_torch_checkpoint_s_settings_are_ignored_unvalidated():
+    """torch accepts factor=0 and negative eps; its checkpoint still carries the progress."""
+    theirs = TorchPlateau(make_optimizer([1.0]), patience=1, factor=0.0, eps=-1.0)
+    for value in [1.0, 2.0]:
+        theirs.step(value)
+    ours = ReduceLROnPlateau(make_optimizer([1.0]), patience=1)
+    ours.load_state_dict(theirs.state_dict())
+    assert (ours.best, ours.num_bad_epochs, ours.last_epoch) == (1.0, 1, 2)
+    assert ours.config == plateau.PlateauConfig(patience=1)
 
 
 def test_loads_an_older_torch_state_dict():

@@ -9,12 +9,13 @@ validators decide, and their messages name the field and the value received.
 from __future__ import annotations
 
 import math
-import numbers
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
+
+from ._checks import check_int, check_non_negative, check_real, to_float, to_int
 
 Mode = Literal["min", "max"]
 ThresholdMode = Literal["rel", "abs"]
@@ -24,41 +25,10 @@ FORMAT_VERSION = 1
 _CONFIG_FORMAT = "plateau.PlateauConfig"
 
 
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def to_float(value: object) -> Any:
-    """Normalise a real number to a Python float; leave anything else for the validator."""
-    return float(value) if _is_real(value) else value  # type: ignore[arg-type]
-
-
-def to_int(value: object) -> Any:
-    """Normalise an integer (a numpy int too) to a Python int; leave anything else."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    return value
-
-
 def _to_min_lr(value: object) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return tuple(to_float(v) for v in value)
     return to_float(value)
-
-
-def check_real(name: str, value: object) -> float:
-    """Return `value` as a float, or raise TypeError naming `name`."""
-    if not _is_real(value):
-        raise TypeError(f"'{name}' must be a real number, got {type(value).__name__}: {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
-def check_non_negative(name: str, value: object) -> float:
-    """Return `value` as a finite float >= 0, or raise TypeError / ValueError naming `name`."""
-    number = check_real(name, value)
-    if not (math.isfinite(number) and number >= 0.0):
-        raise ValueError(f"'{name}' must be finite and >= 0, got {value!r}")
-    return number
 
 
 def _choice(*allowed: str) -> Any:
@@ -78,17 +48,8 @@ def _non_negative_float(instance: object, attribute: attrs.Attribute[float], val
     check_non_negative(attribute.name, value)
 
 
-def check_non_negative_int(name: str, value: object) -> int:
-    """Return `value` as an int >= 0, or raise TypeError / ValueError naming `name`."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"'{name}' must be an int, got {type(value).__name__}: {value!r}")
-    if value < 0:
-        raise ValueError(f"'{name}' must be >= 0, got {value!r}")
-    return int(value)
-
-
 def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-    check_non_negative_int(attribute.name, value)
+    check_int(attribute.name, value)
 
 
 def _f32(value: float) -> float:
@@ -261,8 +222,8 @@ class PlateauConfig:
         return cls(
             mode=mode,  # type: ignore[arg-type]
             factor=factor,
-            patience=max(check_non_negative_int("patience", patience) - 1, 0),
-            cooldown=max(check_non_negative_int("cooldown", cooldown) - 1, 0),
+            patience=max(check_int("patience", patience) - 1, 0),
+            cooldown=max(check_int("cooldown", cooldown) - 1, 0),
             threshold=delta,
             threshold_mode="abs",
             min_lr=_f32(floor),
@@ -315,7 +276,7 @@ class PlateauConfig:
             )
         if not (rtol_f or atol_f):
             raise ValueError("one of 'rtol' or 'atol' must be positive, got both 0")
-        patience_i = check_non_negative_int("patience", patience)
+        patience_i = check_int("patience", patience)
         if patience_i < 1:
             raise ValueError(
                 f"'patience' must be >= 1 for optax (its patience=0 reduces on every "

@@ -50,15 +50,8 @@ from typing import Any, SupportsFloat
 
 import attrs
 
-from ._config import (
-    FORMAT_VERSION,
-    PlateauConfig,
-    check_envelope,
-    check_non_negative,
-    check_non_negative_int,
-    to_float,
-    to_int,
-)
+from ._checks import check_int, check_non_negative, to_float, to_int, to_metric
+from ._config import FORMAT_VERSION, PlateauConfig, check_envelope
 
 _INF = math.inf
 _STATE_FORMAT = "plateau.PlateauState"
@@ -126,7 +119,7 @@ class PlateauState:
                 f"'best' must be a float other than NaN, got {self.best!r}"
             )
         for name in ("num_bad_epochs", "cooldown_counter", "last_epoch"):
-            check_non_negative_int(name, getattr(self, name))
+            check_int(name, getattr(self, name))
         if not isinstance(self.decision, Decision):
             raise TypeError(f"'decision' must be a Decision, got {self.decision!r}")
 
@@ -214,23 +207,6 @@ def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
     state = PlateauState(lrs=lrs, best=_INF if config.mode == "min" else -_INF)
     config.min_lrs(len(state.lrs))
     return state
-
-
-def to_metric(metric: object) -> float:
-    """`metric` as a float, or a TypeError naming it (rule 1; the adapters share it)."""
-    message = f"'metric' must be a single real number, got {type(metric).__name__}: {metric!r}"
-    # float() would take these: a str parses, and a bool (Python's, or an array's
-    # bool dtype: numpy, torch, jax) is 0 or 1, never a measurement.
-    if (
-        metric is None
-        or isinstance(metric, (str, bytes, bool))
-        or str(getattr(metric, "dtype", "")) in ("bool", "torch.bool")
-    ):
-        raise TypeError(message)
-    try:
-        return float(metric)  # type: ignore[arg-type]
-    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
-        raise TypeError(message) from exc
 
 
 def step(

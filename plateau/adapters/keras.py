@@ -54,8 +54,8 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState
+from plateau._checks import to_metric
 from plateau._config import OnNonFinite, keras_loss_mode
-from plateau._core import to_metric
 
 try:
     import keras

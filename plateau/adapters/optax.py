@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, SupportsFloat
 
 import plateau
-from plateau._config import check_non_negative
+from plateau._checks import check_non_negative
 
 try:
     import jax

@@ -41,7 +41,7 @@ import attrs
 
 import plateau
 from plateau import PlateauConfig, PlateauState
-from plateau._core import to_metric
+from plateau._checks import to_metric
 
 try:
     import torch

@@ -1,0 +1,147 @@
+"""The number checks every surface shares: config, core, adapters and log readers.
+
+One contract, written once: a value of the wrong type is a TypeError, a value of
+the right type that cannot be used is a ValueError, and either message names the
+field and shows the value (shortened when huge, control characters escaped).
+Numbers are bounded so that whatever passes can be written to strict JSON and
+read back exactly: floats are finite where they must be, and integers fit in a
+signed 64-bit integer (far below Python's 4300-digit ``int`` <-> ``str`` limit,
+and what the frameworks' own counters hold).
+"""
+
+from __future__ import annotations
+
+import numbers
+from math import isfinite
+from typing import Any
+
+MAX_INT = 2**63 - 1
+_SHOW_LIMIT = 60
+
+
+def show(value: object) -> str:
+    """`value` as an error message shows it: a repr, shortened, one line, printable.
+
+    Example:
+        >>> show(10**400), show(0.5)
+        ('an int of 1329 bits', '0.5')
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        # repr() of an int over 4300 digits raises, and a long one says nothing.
+        return f"an int of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not replace the real error
+        return f"<{type(value).__name__}>"
+    if not text.isprintable():
+        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= _SHOW_LIMIT else text[: _SHOW_LIMIT - 3] + "..."
+
+
+def got(value: object) -> str:
+    """``type: value``, the tail of every message about a value of the wrong type."""
+    return f"{type(value).__name__}: {show(value)}"
+
+
+def is_real(value: object) -> bool:
+    """A real number and not a bool (Python's or numpy's): what every number field takes."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_int(value: object) -> bool:
+    """An integer and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_real(name: str, value: object) -> float:
+    """`value` as a float.
+
+    Raises:
+        TypeError: not a real number.
+        ValueError: too large for a float (an int like ``10**400``).
+    """
+    if not is_real(value):
+        raise TypeError(f"'{name}' must be a real number, got {got(value)}")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise ValueError(f"'{name}' is too large for a float, got {show(value)}") from None
+
+
+def check_non_negative(name: str, value: object) -> float:
+    """`value` as a finite float >= 0, or a TypeError / ValueError naming `name`."""
+    number = check_real(name, value)
+    if not (isfinite(number) and number >= 0.0):
+        raise ValueError(f"'{name}' must be finite and >= 0, got {show(value)}")
+    return number
+
+
+def check_int(name: str, value: object, minimum: int = 0) -> int:
+    """`value` as an int in [minimum, MAX_INT], or a TypeError / ValueError naming `name`."""
+    if not is_int(value):
+        raise TypeError(f"'{name}' must be an int, got {got(value)}")
+    number = int(value)  # type: ignore[call-overload]
+    if number < minimum:
+        raise ValueError(f"'{name}' must be >= {minimum}, got {show(value)}")
+    if number > MAX_INT:
+        raise ValueError(f"'{name}' must be at most 2**63 - 1, got {show(value)}")
+    return number
+
+
+def to_float(value: object) -> Any:
+    """Converter: a real number becomes a Python float; anything else is left for the validator."""
+    if is_real(value):
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            return value  # the validator names the field
+    return value
+
+
+def to_int(value: object) -> Any:
+    """Converter: an integer (a numpy int too) becomes a Python int; anything else is left."""
+    return int(value) if is_int(value) else value  # type: ignore[call-overload]
+
+
+# A dtype's verdict, cached: str(dtype) costs more than the whole rest of a step.
+# Bools are 0 or 1, never a measurement; complex numbers have no order.
+_DTYPE_REAL: dict[object, bool] = {}
+
+
+def _real_dtype(dtype: object) -> bool:
+    try:
+        return _DTYPE_REAL[dtype]
+    except KeyError:
+        name = str(dtype)
+        verdict = "bool" not in name and "complex" not in name
+    except TypeError:  # an unhashable dtype: judge it every time
+        name = str(dtype)
+        return "bool" not in name and "complex" not in name
+    _DTYPE_REAL[dtype] = verdict
+    return verdict
+
+
+def to_metric(metric: object) -> float:
+    """`metric` as a float: a real number, or a one-element numpy / torch / jax array.
+
+    Raises:
+        TypeError: anything else, a bool or a complex number included; the message
+            names 'metric'.
+
+    Example:
+        >>> to_metric(3), to_metric(0.5)
+        (3.0, 0.5)
+    """
+    if type(metric) is float:
+        return metric
+    dtype = getattr(metric, "dtype", None)
+    if not (
+        metric is None
+        or isinstance(metric, (str, bytes, bool, complex))
+        or (dtype is not None and not _real_dtype(dtype))
+    ):
+        try:
+            return float(metric)  # type: ignore[arg-type]
+        except (TypeError, ValueError, RuntimeError, OverflowError):
+            pass
+    raise TypeError(f"'metric' must be a single real number, got {got(metric)}")

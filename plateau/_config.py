@@ -8,13 +8,12 @@ validators decide, and their messages name the field and the value received.
 
 from __future__ import annotations
 
-import math
-import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
 
+from . import _translate
 from ._checks import check_int, check_non_negative, check_real, to_float, to_int
 
 Mode = Literal["min", "max"]
@@ -50,11 +49,6 @@ def _non_negative_float(instance: object, attribute: attrs.Attribute[float], val
 
 def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
     check_int(attribute.name, value)
-
-
-def _f32(value: float) -> float:
-    """The float64 value of `value` rounded to float32, as Keras stores learning rates."""
-    return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
 @attrs.frozen(kw_only=True)
@@ -138,7 +132,9 @@ class PlateauConfig:
         if isinstance(self.min_lr, tuple):
             if len(self.min_lr) != count:
                 raise ValueError(
-                    f"'min_lr' has {len(self.min_lr)} values but there are {count} lrs"
+                    f"'min_lr' has {len(self.min_lr)} values but there are {count} lrs "
+                    "(one per param group or optimizer); give one min_lr per lr, or a "
+                    "scalar min_lr, which extends to any count"
                 )
             return self.min_lr
         return (self.min_lr,) * count
@@ -181,12 +177,7 @@ class PlateauConfig:
         patience P and cooldown C are torch's ``max(P-1, 0)`` and ``max(C-1, 0)``; its
         test is absolute with ``abs(min_delta)``; it has no eps; its lr lives in a
         float32 variable, so min_lr is rounded to float32 as Keras compares it.
-
-        Not reproduced (Keras's quirks, documented in the README): a NaN or infinite
-        metric on the very first epoch becomes Keras's ``best``; Keras compares in
-        float32, so metrics closer than float32 resolution to ``best - min_delta``
-        may be judged differently; at the floor Keras keeps counting instead of
-        entering cooldown (the lrs agree, the counters do not).
+        See :mod:`plateau._translate` for what is not reproduced.
 
         Args:
             factor: Keras's factor.
@@ -203,31 +194,15 @@ class PlateauConfig:
             >>> PlateauConfig.from_keras(patience=3, cooldown=2).patience
             2
         """
-        delta = abs(check_real("min_delta", min_delta))
-        if not math.isfinite(delta):
-            raise ValueError(f"'min_delta' must be finite, got {min_delta!r}")
-        floor = check_non_negative("min_lr", min_lr)
-        if not math.isfinite(_f32(floor)):
-            raise ValueError(f"'min_lr' must fit in float32, as Keras stores it, got {min_lr!r}")
-        if mode == "auto":
-            resolved = keras_loss_mode(monitor)
-            if resolved is None:
-                raise ValueError(
-                    f"mode='auto' can only be resolved for monitor 'loss' or 'val_loss', got "
-                    f"monitor={monitor!r}; pass mode='min' or mode='max' (Keras resolves it "
-                    "from the compiled metric, which a pure translation cannot see)"
-                )
-            mode = resolved
-        # Keras's 0 and 1 behave the same, so both map to torch's 0.
         return cls(
-            mode=mode,  # type: ignore[arg-type]
-            factor=factor,
-            patience=max(check_int("patience", patience) - 1, 0),
-            cooldown=max(check_int("cooldown", cooldown) - 1, 0),
-            threshold=delta,
-            threshold_mode="abs",
-            min_lr=_f32(floor),
-            eps=0.0,
+            **_translate.keras_fields(
+                factor=factor,
+                patience=patience,
+                min_delta=min_delta,
+                cooldown=cooldown,
+                min_lr=min_lr,
+                mode=_translate.keras_mode(mode, monitor),
+            )
         )
 
     @classmethod
@@ -254,59 +229,20 @@ class PlateauConfig:
                 every *improvement*), rtol >= 1 (nothing could ever improve), or
                 min_scale > 1 (optax would raise the scale).
 
-        Not reproduced (documented in the README): optax compares in float32 and
-        averages ``accumulation_size`` values; the core is the ``accumulation_size=1``
-        case in float64.
-
         Example:
             >>> PlateauConfig.from_optax(patience=5, rtol=1e-3).patience
             4
         """
-        rtol_f = check_non_negative("rtol", rtol)
-        atol_f = check_non_negative("atol", atol)
-        if rtol_f and atol_f:
-            raise ValueError(
-                f"optax's combined threshold (rtol={rtol!r} and atol={atol!r} both non-zero) "
-                "has no torch equivalent; set one of them to 0"
-            )
-        if rtol_f >= 1.0:
-            raise ValueError(
-                f"'rtol' must be < 1 (with best starting at +inf, (1 - rtol) * best is NaN or "
-                f"-inf and nothing could ever improve), got {rtol!r}"
-            )
-        if not (rtol_f or atol_f):
-            raise ValueError("one of 'rtol' or 'atol' must be positive, got both 0")
-        patience_i = check_int("patience", patience)
-        if patience_i < 1:
-            raise ValueError(
-                f"'patience' must be >= 1 for optax (its patience=0 reduces on every "
-                f"improvement), got {patience!r}"
-            )
-        if check_non_negative("min_scale", min_scale) > 1.0:
-            raise ValueError(
-                f"'min_scale' must be <= 1 (optax would raise its scale to it), got {min_scale!r}"
-            )
         return cls(
-            mode="min",
-            factor=factor,
-            patience=patience_i - 1,
-            cooldown=cooldown,
-            threshold=rtol_f if rtol_f else atol_f,
-            threshold_mode="rel" if rtol_f else "abs",
-            min_lr=min_scale,
-            eps=0.0,
+            **_translate.optax_fields(
+                factor=factor,
+                patience=patience,
+                rtol=rtol,
+                atol=atol,
+                cooldown=cooldown,
+                min_scale=min_scale,
+            )
         )
-
-
-def keras_loss_mode(monitor: object) -> Mode | None:
-    """Keras's mode="auto" where it needs no model: "min" for "loss" / "val_loss", else None.
-
-    Raises:
-        TypeError: `monitor` is not a str.
-    """
-    if not isinstance(monitor, str):
-        raise TypeError(f"'monitor' must be a str, got {type(monitor).__name__}: {monitor!r}")
-    return "min" if monitor.removeprefix("val_") == "loss" else None
 
 
 def check_envelope(d: object, fmt: str, names: list[str]) -> dict[str, Any]:

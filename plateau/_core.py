@@ -32,6 +32,17 @@ reduce on different epochs):
    cooldown_counter = cooldown and num_bad_epochs = 0 -- even when no lr changed.
 5. last_epoch counts the steps taken.
 
+Who owns the learning rates: the optimizer. ``step(..., lrs=current)`` takes the
+lrs the optimizer holds now, and they win over the state's: an lr set by hand or
+by another scheduler between two steps is the one the rules cut, and a param
+group added mid-run joins (a scalar min_lr extends to it; a per-lr min_lr must
+have one value per lr). That is what torch's class does, since it reads
+``param_groups`` at every reduction. Every adapter's step is therefore the same
+three moves -- read the lrs, ``step(..., lrs=read)``, write back
+``changed(read, new)`` -- and this module is the one place that validates the lrs
+read and decides which changed. Without ``lrs=`` the state's lrs are used: the
+pure, framework-free case.
+
 The decision recorded in the state says which rule ended the step (see
 Decision): reduced or at_floor when rule 4 fired, else improved when rule 2 did
 (in cooldown too), else cooldown when rule 3 forgave the bad epoch, else
@@ -90,7 +101,7 @@ def _check_lrs(value: object) -> tuple[float, ...]:
     return tuple(check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(value))
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class PlateauState:
     """Everything a plateau schedule needs to resume: plain Python values only.
 
@@ -171,13 +182,39 @@ class PlateauState:
         return cls(**{**fields, "best": best})
 
 
-# step() runs once per epoch, sometimes once per batch: it builds its result
-# without re-running the validators (every value it writes is derived from
-# already-validated ones) by handing the new instance a complete __dict__ through
-# the class's own __dict__ descriptor. That is the fastest construction of a
-# frozen object in CPython, and the reason PlateauState is dict-based (slots=False).
-_new_state = object.__new__
-_set_fields = PlateauState.__dict__["__dict__"].__set__
+# step() runs once per epoch, sometimes once per batch, and simulate() keeps one
+# state per metric: the state has slots (about 100 bytes, no per-instance dict),
+# and step() builds its result with _make, which writes the slots directly and
+# skips the validators -- every value step() writes derives from already-validated
+# ones. tests/test_core.py checks that _make sets every field.
+_new = object.__new__
+(_set_lrs, _set_best, _set_bad, _set_cooldown, _set_epoch, _set_decision) = (
+    PlateauState.__dict__[name].__set__
+    for name in (
+        "lrs", "best", "num_bad_epochs", "cooldown_counter", "last_epoch", "decision"
+    )
+)  # fmt: skip
+
+
+def _make(
+    lrs: tuple[float, ...],
+    best: float,
+    num_bad_epochs: int,
+    cooldown_counter: int,
+    last_epoch: int,
+    decision: Decision,
+) -> PlateauState:
+    """A PlateauState from values known to be valid, without re-validating them."""
+    state = _new(PlateauState)
+    _set_lrs(state, lrs)
+    _set_best(state, best)
+    _set_bad(state, num_bad_epochs)
+    _set_cooldown(state, cooldown_counter)
+    _set_epoch(state, last_epoch)
+    _set_decision(state, decision)
+    return state
+
+
 # Enum attribute access goes through the metaclass; plain globals are several times faster.
 _IMPROVED = Decision.IMPROVED
 _NO_IMPROVEMENT = Decision.NO_IMPROVEMENT
@@ -210,7 +247,10 @@ def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
 
 
 def step(
-    state: PlateauState, metric: SupportsFloat, config: PlateauConfig
+    state: PlateauState,
+    metric: SupportsFloat,
+    config: PlateauConfig,
+    lrs: LrsLike | None = None,
 ) -> tuple[PlateauState, tuple[float, ...]]:
     """Advance the schedule by one epoch: the new state and the lrs to use next.
 
@@ -221,11 +261,16 @@ def step(
         state: The state after the previous step (or from :func:`init`).
         metric: One real number: int, float, Fraction, numpy scalar, 0-d tensor.
         config: The schedule's config.
+        lrs: The lrs the optimizer holds now, if it may have changed them since the
+            last step (set by hand, another scheduler, a group added): they replace
+            the state's before the rules run. None: the state's lrs.
 
     Raises:
-        TypeError: `metric` is not a single real number; wrong state or config type.
-        ValueError: a non-finite metric with on_nonfinite="raise"; a per-lr min_lr
-            whose length differs from the state's lrs.
+        TypeError: `metric` or an lr is not a single real number; wrong state or
+            config type.
+        ValueError: a non-finite metric with on_nonfinite="raise"; a negative or
+            non-finite lr; a per-lr min_lr whose length differs from the lr count.
+            Nothing is changed on error.
 
     Example:
         >>> config = PlateauConfig(patience=0)
@@ -239,12 +284,15 @@ def step(
     # attribute read, and is reported as a TypeError that names it. An explicit
     # type check up front would cost the common path several percent.
     try:
-        lrs = state.lrs
+        held = state.lrs
+        if lrs is not None and lrs is not held:
+            held = _adopt(held, lrs, config)
+        lrs = held
         if config._guarded:
             if type(config.min_lr) is tuple:
                 config.min_lrs(len(lrs))
             if not _isfinite(current) and config.on_nonfinite != "bad":
-                return _nonfinite(state, current, config)
+                return _nonfinite(state, current, config, lrs)
 
         # Rule 2: improvement test, torch's exact expressions.
         best = state.best
@@ -291,19 +339,35 @@ def step(
         _check_types(state, config)
         raise
 
-    new_state = _new_state(PlateauState)
-    _set_fields(
-        new_state,
-        {
-            "lrs": lrs,
-            "best": best,
-            "num_bad_epochs": bad,
-            "cooldown_counter": cooldown,
-            "last_epoch": epoch,
-            "decision": decision,
-        },
-    )
-    return new_state, lrs
+    return _make(lrs, best, bad, cooldown, epoch, decision), lrs
+
+
+def _adopt(held: tuple[float, ...], lrs: LrsLike, config: PlateauConfig) -> tuple[float, ...]:
+    """The optimizer's lrs in place of the state's (the ownership rule), validated."""
+    current = lrs if type(lrs) is tuple else _as_tuple(lrs)
+    if current == held:
+        return held
+    adopted = _check_lrs(current)
+    config.min_lrs(len(adopted))
+    return adopted
+
+
+def _as_tuple(lrs: object) -> tuple[object, ...]:
+    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence):
+        return (lrs,)
+    return tuple(lrs)
+
+
+def changed(before: Sequence[float], after: Sequence[float]) -> list[tuple[int, float]]:
+    """The (index, new lr) pairs an adapter must write: where `after` differs from `before`.
+
+    Example:
+        >>> changed((0.1, 0.2), (0.01, 0.2))
+        [(0, 0.01)]
+    """
+    if before == after:
+        return []
+    return [(i, new) for i, (old, new) in enumerate(zip(before, after, strict=True)) if new != old]
 
 
 def _check_types(state: object, config: object) -> None:
@@ -314,12 +378,14 @@ def _check_types(state: object, config: object) -> None:
 
 
 def _nonfinite(
-    state: PlateauState, current: float, config: PlateauConfig
+    state: PlateauState, current: float, config: PlateauConfig, lrs: tuple[float, ...]
 ) -> tuple[PlateauState, tuple[float, ...]]:
     """Rule 1 for on_nonfinite "raise" and "skip"."""
     if config.on_nonfinite == "raise":
         raise ValueError(f"'metric' must be finite (on_nonfinite='raise'), got {current!r}")
-    return attrs.evolve(state, decision=_SKIPPED), state.lrs
+    return _make(
+        lrs, state.best, state.num_bad_epochs, state.cooldown_counter, state.last_epoch, _SKIPPED
+    ), lrs
 
 
 def simulate(

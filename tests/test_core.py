@@ -286,11 +286,28 @@ class TestState:
         state = init([0.1, 0.2], config)
         for metric in (1.0, 2.0, 0.5, 3.0):
             snapshot = copy.deepcopy((state, config))
-            fields = dict(vars(state))
+            fields = attrs.asdict(state, recurse=False)
             new, _ = step(state, metric, config)
-            assert (state, config) == snapshot and vars(state) == fields
+            assert (state, config) == snapshot
+            assert attrs.asdict(state, recurse=False) == fields
             assert new != state
             state = new
+
+    def test_the_unchecked_constructor_sets_every_field(self):
+        """step() builds states with _make; a field it forgot would be unset or stale."""
+        from plateau._core import _make
+
+        names = [a.name for a in attrs.fields(PlateauState)]
+        values = ((0.25, 0.5), 1.5, 3, 2, 7, Decision.COOLDOWN)
+        assert len(values) == len(names)
+        made = _make(*values)
+        validated = PlateauState(**dict(zip(names, values)))
+        assert made == validated
+        assert [getattr(made, n) for n in names] == list(values)
+
+    def test_a_state_has_no_per_instance_dict(self):
+        state = init(0.1, PlateauConfig())
+        assert not hasattr(state, "__dict__")
 
     def test_state_is_frozen_pickles_and_compares(self):
         config = PlateauConfig(patience=0)
@@ -378,3 +395,53 @@ def test_simulate_is_folding_step():
 def test_decision_is_a_string_enum():
     assert Decision.REDUCED == "reduced" and str(Decision.REDUCED) == "reduced"
     assert json.dumps(Decision.AT_FLOOR) == '"at_floor"'
+
+
+class TestOwnership:
+    """The optimizer owns the lrs: step(lrs=...) adopts what it holds now."""
+
+    def test_an_lr_set_by_hand_is_the_one_cut(self):
+        config = PlateauConfig(patience=0, factor=0.5)
+        state, _ = step(init(1.0, config), 1.0, config)
+        state, lrs = step(state, 2.0, config, lrs=[0.3])
+        assert lrs == (0.15,) and state.lrs == (0.15,)
+
+    def test_unchanged_lrs_keep_the_state_exactly(self):
+        config = PlateauConfig(patience=3)
+        state = init([0.1, 0.2], config)
+        new, lrs = step(state, 1.0, config, lrs=(0.1, 0.2))
+        assert lrs is state.lrs and new.lrs is state.lrs
+        assert step(state, 1.0, config, lrs=[0.1, 0.2]) == step(state, 1.0, config)
+
+    def test_a_group_added_joins_with_a_scalar_min_lr(self):
+        config = PlateauConfig(patience=0, min_lr=0.05)
+        state, _ = step(init(1.0, config), 1.0, config)
+        state, lrs = step(state, 2.0, config, lrs=[1.0, 0.3])
+        assert lrs == (0.1, 0.05)
+
+    def test_a_count_that_does_not_fit_a_per_lr_min_lr_is_refused(self):
+        config = PlateauConfig(min_lr=(0.1, 0.2))
+        state = init([1.0, 1.0], config)
+        with pytest.raises(ValueError, match="'min_lr' has 2 values but there are 3 lrs"):
+            step(state, 1.0, config, lrs=[1.0, 1.0, 1.0])
+
+    @pytest.mark.parametrize(
+        ("lrs", "error", "match"),
+        [
+            ([-1.0], ValueError, r"'lrs\[0\]' must be finite and >= 0, got -1.0"),
+            ([math.nan], ValueError, r"'lrs\[0\]' must be finite and >= 0, got nan"),
+            (["0.1"], TypeError, r"'lrs\[0\]' must be a real number, got str"),
+            ([10**400], ValueError, r"'lrs\[0\]' is too large for a float"),
+            ([], ValueError, "at least one learning rate"),
+        ],
+    )
+    def test_unusable_lrs_are_refused_by_name(self, lrs, error, match):
+        config = PlateauConfig()
+        with pytest.raises(error, match=match):
+            step(init(0.1, config), 1.0, config, lrs=lrs)
+
+    def test_changed_names_only_the_lrs_to_write(self):
+        from plateau._core import changed
+
+        assert changed((0.1, 0.2), (0.1, 0.2)) == []
+        assert changed((0.1, 0.2, 0.3), (0.01, 0.2, 0.03)) == [(0, 0.01), (2, 0.03)]

@@ -310,7 +310,7 @@ def test_added_group_with_per_group_min_lr_is_a_clear_error():
     before = scheduler.state
     opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.3})
     with pytest.raises(
-        ValueError, match="'min_lr' has 2 values but there are 3 lrs, one per param"
+        ValueError, match=r"'min_lr' has 2 values but there are 3 lrs \(one per param group"
     ):
         scheduler.step(0.5)
     assert scheduler.state is before
@@ -343,7 +343,7 @@ def test_a_non_optimizer_is_a_type_error_naming_it(not_an_optimizer):
         (
             {"min_lr": [0.1, 0.2, 0.3]},
             ValueError,
-            "'min_lr' has 3 values but there are 2 lrs, one per param group",
+            r"'min_lr' has 3 values but there are 2 lrs \(one per param group",
         ),
         ({"eps": math.nan}, ValueError, "'eps'"),
         ({"on_nonfinite": "ignore"}, ValueError, "'on_nonfinite'"),
@@ -388,8 +388,8 @@ def test_nonfinite_policies():
 @pytest.mark.parametrize(
     ("lr", "error", "match"),
     [
-        (-0.1, ValueError, r"param_groups hold an unusable lr: 'lrs\[0\]' must be finite"),
-        (math.nan, ValueError, "param_groups hold an unusable lr"),
+        (-0.1, ValueError, r"'lrs\[0\]' must be finite and >= 0, got -0.1"),
+        (math.nan, ValueError, r"'lrs\[0\]' must be finite and >= 0, got nan"),
         (None, TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*NoneType"),
         ("fast", TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*str"),
         ("0.5", TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*str: '0.5'"),

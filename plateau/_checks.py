@@ -12,6 +12,7 @@ and what the frameworks' own counters hold).
 from __future__ import annotations
 
 import numbers
+import operator
 from math import isfinite
 from typing import Any
 
@@ -80,7 +81,7 @@ def check_int(name: str, value: object, minimum: int = 0) -> int:
     """`value` as an int in [minimum, MAX_INT], or a TypeError / ValueError naming `name`."""
     if not is_int(value):
         raise TypeError(f"'{name}' must be an int, got {got(value)}")
-    number = int(value)  # type: ignore[call-overload]
+    number = operator.index(value)  # type: ignore[arg-type]
     if number < minimum:
         raise ValueError(f"'{name}' must be >= {minimum}, got {show(value)}")
     if number > MAX_INT:

@@ -34,8 +34,11 @@ from ._checks import check_int, check_non_negative, check_real, show
 
 
 def f32(value: float) -> float:
-    """The float64 value of `value` rounded to float32, as Keras stores learning rates."""
-    return float(struct.unpack("f", struct.pack("f", value))[0])
+    """`value` rounded to float32, as Keras stores lrs and compares metrics (+/-inf beyond)."""
+    try:
+        return float(struct.unpack("f", struct.pack("f", value))[0])
+    except OverflowError:  # rounds to infinity, as numpy's float32 conversion does
+        return math.copysign(math.inf, value)
 
 
 def keras_mode(

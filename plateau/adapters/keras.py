@@ -5,29 +5,18 @@ Keras's arguments are translated once by :meth:`plateau.PlateauConfig.from_keras
 no eps, ``min_lr`` rounded to float32); every decision is :func:`plateau.step`'s.
 The callback only moves numbers between Keras and the core:
 
-- The lr is read back from the optimizer at every epoch end (Keras keeps it in a
-  float32 variable), so the core works on exactly the float32 chain Keras's own
-  callback works on; a change made by anything else is picked up too.
+- The optimizer owns the lr (the core's ownership rule): it is read back at every
+  epoch end (Keras keeps it in a float32 variable), so the core works on exactly
+  the float32 chain Keras's own callback works on, and a change made by anything
+  else is respected.
 - The metric is rounded to float32 before the step, because Keras compares in
-  float32. With ``min_delta=0`` this makes every decision Keras's for any metric
-  within float32's range. With ``min_delta > 0`` Keras compares ``f32(metric -/+ min_delta)``
-  with ``f32(best)`` while the core compares ``metric`` with ``best +/- min_delta``
-  in float64: the two disagree only when ``metric -/+ min_delta`` lies within
-  half a float32 ulp of ``best``, which happens on exact ties (a metric that
-  improves by exactly ``min_delta``, e.g. accuracy over 100 samples with
-  ``min_delta=0.01``). The README lists this and Keras's other quirks.
-- A first-epoch NaN or inf becomes Keras's ``best``; with the default
-  ``on_nonfinite="bad"`` the core counts it as a bad epoch, as torch does.
-- At the floor Keras keeps counting bad epochs while the core enters cooldown, as
-  torch does: the lrs agree while the lr stays at the floor, and differ only if
-  something else later raises it.
+  float32. With ``min_delta=0`` every decision is then Keras's; with
+  ``min_delta > 0`` the two can disagree only on exact float32 ties (see
+  docs/keras.md, with Keras's other quirks: a first-epoch NaN, counting at the floor).
 
 Like Keras 3.15, every ``fit()`` starts afresh; call :meth:`ReduceLROnPlateau.set_state`
-before a ``fit()`` to resume instead.
-
-With a ``keras.optimizers.MultiOptimizer`` the core holds one lr per
-sub-optimizer, in ``optimizer.optimizers`` order, all with the same config, as
-Keras's callback treats them.
+before a ``fit()`` to resume instead. With a ``keras.optimizers.MultiOptimizer`` the
+core holds one lr per sub-optimizer, in ``optimizer.optimizers`` order.
 
 Example:
     >>> import keras
@@ -53,18 +42,14 @@ from typing import Any
 import attrs
 
 import plateau
-from plateau import Decision, PlateauConfig, PlateauState
-from plateau._checks import to_metric
-from plateau._config import OnNonFinite, keras_loss_mode
+from plateau import PlateauConfig, PlateauState
+from plateau._checks import got, to_metric
+from plateau._config import OnNonFinite
+from plateau._core import changed
+from plateau._translate import f32, keras_mode
 
 try:
     import keras
-    import numpy as np
-
-    # What Keras's own callback uses to resolve mode="auto" and to print, so that
-    # both resolve and print identically; Keras exports neither publicly.
-    from keras.src.trainers.compile_utils import CompileMetrics, MetricsList
-    from keras.src.utils.io_utils import print_msg
 except ImportError as exc:  # pragma: no cover - exercised in subprocesses
     if exc.name == "keras":
         raise ModuleNotFoundError(
@@ -84,7 +69,7 @@ except ImportError as exc:  # pragma: no cover - exercised in subprocesses
 
 __all__ = ["ReduceLROnPlateau"]
 
-_STATE_KEYS = ("config", "state")
+_STATE_KEYS = frozenset({"config", "state"})
 
 
 class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
@@ -108,8 +93,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     Attributes:
         config: The translated :class:`plateau.PlateauConfig`; None until mode="auto"
             is resolved, for a monitor other than "loss" / "val_loss".
-        state: The :class:`plateau.PlateauState` after the last epoch end (its
-            ``decision`` says why the lr did or did not change); None before the first.
+        state: The :class:`plateau.PlateauState` after the last epoch end; None before.
 
     Raises:
         TypeError: An argument of the wrong type.
@@ -136,22 +120,10 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         on_nonfinite: OnNonFinite = "bad",
     ) -> None:
         super().__init__()
-        for name, value, kind in (
-            ("monitor", monitor, str),
-            ("mode", mode, str),
-            ("verbose", verbose, int),
-            ("strict", strict, bool),
-        ):
+        for name, value, kind in (("verbose", verbose, int), ("strict", strict, bool)):
             if not isinstance(value, kind):
-                raise TypeError(
-                    f"'{name}' must be a {kind.__name__}, got {type(value).__name__}: {value!r}"
-                )
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"'mode' must be one of ('auto', 'min', 'max'), got {mode!r}")
-        self.monitor = monitor
-        self.mode = mode
-        self.verbose = verbose
-        self.strict = strict
+                raise TypeError(f"'{name}' must be a {kind.__name__}, got {got(value)}")
+        self.monitor, self.mode, self.verbose, self.strict = monitor, mode, verbose, strict
         self.min_lr = min_lr
         self._keras_args: dict[str, Any] = {
             "factor": factor,
@@ -161,11 +133,14 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             "min_lr": min_lr,
         }
         self._on_nonfinite = on_nonfinite
-        resolved = mode if mode != "auto" else keras_loss_mode(monitor)
-        # Translated now even when the mode must wait for the model, so that every
-        # bad argument fails here rather than after the first training epoch.
-        config = self._translate(resolved or "min")
-        self.config: PlateauConfig | None = config if resolved else None
+        # Every bad argument fails here, even when mode="auto" must wait for the model.
+        try:
+            config = self._translate(keras_mode(mode, monitor))
+        except ValueError:
+            keras_mode(mode, "loss")  # an unknown mode, rather than an unresolved "auto"
+            config = None
+            self._translate("min")
+        self.config: PlateauConfig | None = config
         self.state: PlateauState | None = None
         self._restored = False
 
@@ -178,11 +153,9 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:
             raise ValueError("ReduceLROnPlateau needs a compiled model with an optimizer")
-        if hasattr(optimizer, "optimizers"):  # keras.optimizers.MultiOptimizer
-            subs = [(sub.name, sub) for sub in optimizer.optimizers]
-        else:
-            subs = [("", optimizer)]
-        for _, sub in subs:
+        subs = getattr(optimizer, "optimizers", None)  # keras.optimizers.MultiOptimizer
+        pairs = [(sub.name, sub) for sub in subs] if subs is not None else [("", optimizer)]
+        for _, sub in pairs:
             if not isinstance(sub.learning_rate, keras.Variable):
                 source = getattr(sub, "_learning_rate", None)
                 kind = (
@@ -195,10 +168,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                     "cannot set, so it cannot be reduced on a plateau; create the optimizer "
                     "with a float learning_rate"
                 )
-        return subs
-
-    def _lrs(self, optimizers: list[tuple[str, Any]]) -> tuple[float, ...]:
-        return tuple(float(opt.learning_rate) for _, opt in optimizers)
+        return pairs
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Start afresh, as Keras 3.15 does at every fit(), unless set_state() came first.
@@ -214,22 +184,24 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             return
         if self.state is not None:
             _check_lr_count(self.state, optimizers)
-            # The restored state is the truth: a resumed fit may start from a freshly
-            # compiled optimizer that still holds the initial lr.
+            # A resumed fit may start from a freshly compiled optimizer that still holds
+            # the initial lr: the restored lrs are the run's.
             for (_, opt), lr in zip(optimizers, self.state.lrs, strict=True):
                 opt.learning_rate = lr
         self._restored = False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Step the core on ``logs[monitor]`` and write any new lr to the optimizer."""
+        """Step the core on ``logs[monitor]``: read the lrs, step, write the changed ones."""
         if self.config is None:  # mode="auto": resolved once the model's metrics exist
-            self.config = self._translate(self._auto_mode())
+            self.config = self._translate(
+                keras_mode(self.mode, self.monitor, self._direction(), from_model=True)
+            )
         config = self.config
         logs = logs or {}  # as Keras: an empty logs dict is not written to
         optimizers = self._optimizers()
-        lrs = self._lrs(optimizers)
+        read = tuple(float(opt.learning_rate) for _, opt in optimizers)
         # Keras's callback adds the lr to the logs (History records it); so do we.
-        for (name, _), lr in zip(optimizers, lrs, strict=True):
+        for (name, _), lr in zip(optimizers, read, strict=True):
             logs[f"learning_rate_{name}" if name else "learning_rate"] = lr
         current = logs.get(self.monitor)
         if current is None:
@@ -245,53 +217,43 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 stacklevel=2,
             )
             return
-        state = self.state if self.state is not None else plateau.init(lrs, config)
-        if state.lrs != lrs:  # the optimizer's float32 value, or another callback's change
-            state = attrs.evolve(state, lrs=lrs)
-        state, new_lrs = plateau.step(state, self._float32(current), config)
-        if state.decision is Decision.REDUCED:
-            for (name, opt), old, new in zip(optimizers, lrs, new_lrs, strict=True):
-                if new != old:
-                    opt.learning_rate = new
-                    if self.verbose > 0:
-                        # Keras prints max(lr * factor, min_lr) before float32 rounding.
-                        shown = self.min_lr if new == config.min_lr else new
-                        name_str = f" {name}" if name else ""
-                        print_msg(
-                            f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing"
-                            f"{name_str} learning rate to {shown}."
-                        )
-            state = attrs.evolve(state, lrs=self._lrs(optimizers))
+        state = self.state if self.state is not None else plateau.init(read, config)
+        state, lrs = plateau.step(state, self._float32(current), config, read)
+        writes = changed(read, lrs)
+        for index, new in writes:
+            name, opt = optimizers[index]
+            opt.learning_rate = new
+            if self.verbose > 0:
+                # Keras prints max(lr * factor, min_lr) before float32 rounding.
+                shown = self.min_lr if new == config.min_lr else new
+                print(
+                    f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing"
+                    f"{' ' + name if name else ''} learning rate to {shown}."
+                )
+        if writes:  # the variables round to float32: record what they hold
+            state = attrs.evolve(state, lrs=tuple(float(o.learning_rate) for _, o in optimizers))
         self.state = state
 
     def _float32(self, value: object) -> float:
-        """The metric as Keras compares it: rounded to float32."""
+        """The metric as Keras compares it: rounded to float32 (beyond its range, +/-inf)."""
         try:
-            number = to_metric(value)
+            return f32(to_metric(value))
         except TypeError as exc:
             raise TypeError(f"logs[{self.monitor!r}]: {exc}") from exc
-        # Beyond float32's range a finite metric becomes +/-inf, as in Keras's comparison.
-        with np.errstate(over="ignore"):
-            return float(np.float32(number))
 
-    def _auto_mode(self) -> str:
-        """Keras's MonitorCallback._set_monitor_op for mode="auto"."""
+    def _direction(self) -> str | None:
+        """The compiled metric's direction ("up"/"down"), where Keras's own callback looks."""
+        # Keras exports no public way to find a compiled metric by name.
+        from keras.src.trainers.compile_utils import CompileMetrics, MetricsList
+
         name = self.monitor.removeprefix("val_")
-        mode = None
+        direction = None
         for group in getattr(self.model, "metrics", []):
             if isinstance(group, (CompileMetrics, MetricsList)):
                 for metric in group.metrics:
                     if metric.name == name and hasattr(metric, "_direction"):
-                        mode = "max" if metric._direction == "up" else "min"
-        if mode is None:
-            raise ValueError(
-                f"ReduceLROnPlateau callback received monitor={self.monitor}, but Keras "
-                "isn't able to automatically determine whether that metric should be "
-                "maximized or minimized. Pass `mode='max'` in order to monitor based on "
-                "the highest metric value, or pass `mode='min'` in order to use the "
-                "lowest value."
-            )
-        return mode
+                        direction = metric._direction
+        return direction
 
     def get_state(self) -> dict[str, Any]:
         """The config and state as a strict-JSON-safe dict, for :meth:`set_state`.
@@ -311,9 +273,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         """Restore :meth:`get_state`'s output; the next fit() continues from it.
 
         The next ``on_train_begin`` writes the restored lrs into the optimizer, so a
-        resumed fit may start from a freshly compiled model.
-
-        Nothing changes unless every check passes.
+        resumed fit may start from a freshly compiled model. Nothing changes unless
+        every check passes.
 
         Raises:
             TypeError: `d` is not a mapping, or a field has the wrong type.
@@ -323,8 +284,9 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         """
         if not isinstance(d, Mapping):
             raise TypeError(f"'d' must be a mapping, got {type(d).__name__}")
-        if sorted(d) != sorted(_STATE_KEYS):
-            raise ValueError(f"'d' must have exactly the keys {_STATE_KEYS}, got {sorted(d)}")
+        if set(d) != _STATE_KEYS:
+            keys = sorted(map(repr, d))
+            raise ValueError(f"'d' must have exactly the keys {sorted(_STATE_KEYS)}, got {keys}")
         saved = None if d["config"] is None else PlateauConfig.from_dict(d["config"])
         state = None if d["state"] is None else PlateauState.from_dict(d["state"])
         if saved is not None:

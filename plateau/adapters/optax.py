@@ -7,22 +7,18 @@ touching their dtype, shape or weak type, so a jitted update is never retraced.
 
 Where the lrs are found: every ``InjectStatefulHyperparamsState`` (or the older
 ``InjectHyperparamsState``) whose ``hyperparams`` has a ``"learning_rate"``,
-anywhere in the state: inside ``optax.chain`` (a tuple), ``optax.named_chain``
-(an OrderedDict), ``optax.multi_transform`` / ``optax.partition`` (one per
-label), ``optax.masked`` and the like. The order is ``jax.tree_util``'s
-flattening order, depth first: tuples in order, ``named_chain`` in its insertion
-order, plain dicts (``multi_transform``'s groups) by sorted label; an injected
-state comes before any injected state nested in its ``inner_state``.
-:func:`lr_paths` names each one.
+anywhere in the state: inside ``optax.chain``, ``optax.named_chain``,
+``optax.multi_transform`` / ``optax.partition``, ``optax.masked`` and the like.
+The order is ``jax.tree_util``'s flattening order, depth first (``named_chain``
+in insertion order, ``multi_transform``'s groups by sorted label; an injected
+state before those nested in its ``inner_state``). :func:`lr_paths` names each.
 
-The :class:`plateau.PlateauState` is the source of truth: :func:`step` writes its
-lrs into the optimizer state when they change. The state's lrs start from the
-values stored in the optimizer (float32 by default, so 1e-3 reads as
-0.0010000000474974513), and each is written back rounded to its array's dtype.
-:func:`step` does check, at every call, that the optimizer state holds as many
-settable lrs as the plateau state (one traversal of its structure; no values are
-read from the device), so an optimizer rebuilt with another layout fails at the
-epoch it is passed in, not at the first reduction.
+The optimizer owns the learning rates (the core's ownership rule): :func:`step`
+reads them from `opt_state` (one device-to-host transfer), so an lr set by hand
+with :func:`set_lrs` between epochs is the one the schedule cuts, then writes
+back the ones that changed. Each is stored in its array's dtype (float32 by
+default, so 1e-3 reads as 0.0010000000474974513), and the returned state records
+the lrs as stored.
 
 Example:
     >>> import jax.numpy as jnp, optax, plateau
@@ -39,14 +35,19 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
+import attrs
+
 import plateau
-from plateau._checks import check_non_negative
+from plateau._checks import check_non_negative, got
+from plateau._core import changed
 
 try:
     import jax
+    import jax.numpy as jnp
+    import numpy as np
     import optax
 except ImportError as exc:  # pragma: no cover - exercised only without jax/optax
     raise ModuleNotFoundError(
@@ -57,68 +58,25 @@ __all__ = ["get_lrs", "init", "lr_paths", "set_lrs", "step"]
 
 _LR = "learning_rate"
 _INJECTED = (optax.InjectStatefulHyperparamsState, optax.InjectHyperparamsState)
-
-# Called with (path, old lr) for each lr in the documented order; returns the lr to store.
-_Visit = Callable[[str, Any], Any]
+_NO_LR = (
+    "holds no injectable learning rate; wrap the optimizer with optax.inject_hyperparams, "
+    "e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), and pass its state"
+)
 
 
 def _is_injected(node: object) -> bool:
     return isinstance(node, _INJECTED)
 
 
-def _rebuild(tree: Any, visit: _Visit, writing: bool, prefix: str = "") -> Any:
-    """`tree` with each injected lr replaced by ``visit(path, lr)``; `tree` is not touched.
-
-    Readers and writers share this one traversal, so both see the same order.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_injected)
-    new_leaves = []
-    for key_path, leaf in leaves:
+def _nodes(tree: Any) -> list[Any]:
+    """Every injected state holding a learning rate, in the module's order."""
+    found = []
+    for leaf in jax.tree_util.tree_leaves(tree, is_leaf=_is_injected):
         if _is_injected(leaf):
-            path = prefix + jax.tree_util.keystr(key_path)
-            hyperparams = dict(leaf.hyperparams)
-            if _LR in hyperparams:
-                if writing and _LR in getattr(leaf, "hyperparams_states", {}):
-                    raise TypeError(
-                        f"the learning rate at opt_state{path} is driven by "
-                        "a schedule, which overwrites it at every update; pass a constant "
-                        "learning_rate to optax.inject_hyperparams so plateau can set it"
-                    )
-                hyperparams[_LR] = visit(path, hyperparams[_LR])
-            inner = _rebuild(leaf.inner_state, visit, writing, f"{path}.inner_state")
-            leaf = leaf._replace(hyperparams=hyperparams, inner_state=inner)
-        new_leaves.append(leaf)
-    return jax.tree_util.tree_unflatten(treedef, new_leaves)
-
-
-def _collect(opt_state: Any, writing: bool) -> tuple[list[str], list[Any]]:
-    """The path and stored value of every injected lr, or the TypeError saying how to get one."""
-    paths: list[str] = []
-    values: list[Any] = []
-
-    def record(path: str, lr: Any) -> Any:
-        paths.append(path)
-        values.append(lr)
-        return lr
-
-    _rebuild(opt_state, record, writing)
-    if not values:
-        raise TypeError(
-            f"opt_state ({type(opt_state).__name__}) holds no injectable learning rate; "
-            "wrap the optimizer with optax.inject_hyperparams, e.g. "
-            "optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), and pass its state"
-        )
-    return paths, values
-
-
-def _check_count(name: str, count: int, opt_state: Any) -> None:
-    """Raise the ValueError naming both counts unless `opt_state` holds `count` settable lrs."""
-    paths, _ = _collect(opt_state, writing=True)
-    if count != len(paths):
-        raise ValueError(
-            f"{name} has {count} values but opt_state holds {len(paths)} injected "
-            f"learning rates (at {', '.join('opt_state' + p for p in paths)})"
-        )
+            if _LR in leaf.hyperparams:
+                found.append(leaf)
+            found += _nodes(leaf.inner_state)
+    return found
 
 
 def lr_paths(opt_state: Any) -> tuple[str, ...]:
@@ -130,7 +88,43 @@ def lr_paths(opt_state: Any) -> tuple[str, ...]:
         >>> lr_paths(tx.init(jnp.zeros(2)))
         ('[1]',)
     """
-    return tuple(_collect(opt_state, writing=False)[0])
+
+    def walk(tree: Any, prefix: str) -> list[str]:
+        paths = []
+        flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_injected)
+        for key_path, leaf in flat:
+            if _is_injected(leaf):
+                path = prefix + jax.tree_util.keystr(key_path)
+                paths += [path] if _LR in leaf.hyperparams else []
+                paths += walk(leaf.inner_state, path + ".inner_state")
+        return paths
+
+    return tuple(walk(opt_state, ""))
+
+
+def _where(opt_state: Any, index: int) -> str:
+    return "opt_state" + lr_paths(opt_state)[index]
+
+
+def _settable(opt_state: Any) -> list[Any]:
+    """The nodes whose lr :func:`set_lrs` can write, or the TypeError saying why not."""
+    nodes = _nodes(opt_state)
+    if not nodes:
+        raise TypeError(f"opt_state ({type(opt_state).__name__}) {_NO_LR}")
+    for i, node in enumerate(nodes):
+        if _LR in getattr(node, "hyperparams_states", {}):
+            raise TypeError(
+                f"the learning rate at {_where(opt_state, i)} is driven by a schedule, which "
+                "overwrites it at every update; pass a constant learning_rate to "
+                "optax.inject_hyperparams so plateau can set it"
+            )
+        dtype = getattr(node.hyperparams[_LR], "dtype", None)
+        if dtype is not None and not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"the learning rate at {_where(opt_state, i)} has dtype {dtype}, which "
+                "cannot hold a reduced lr; inject it as a float"
+            )
+    return nodes
 
 
 def get_lrs(opt_state: Any) -> tuple[float, ...]:
@@ -146,13 +140,20 @@ def get_lrs(opt_state: Any) -> tuple[float, ...]:
         >>> get_lrs(tx.init(jnp.zeros(2)))
         (0.5,)
     """
-    paths, values = _collect(opt_state, writing=False)
-    lrs = []
+    nodes = _nodes(opt_state)
+    if not nodes:
+        raise TypeError(f"opt_state ({type(opt_state).__name__}) {_NO_LR}")
+    return _read(opt_state, nodes)
+
+
+def _read(opt_state: Any, nodes: list[Any]) -> tuple[float, ...]:
     # One device-to-host transfer for all of them.
-    for path, value in zip(paths, jax.device_get(values), strict=True):
+    values = jax.device_get([node.hyperparams[_LR] for node in nodes])
+    lrs = []
+    for i, value in enumerate(values):
         if getattr(value, "size", 1) != 1:
             raise ValueError(
-                f"the learning rate at opt_state{path} must be a single number, "
+                f"the learning rate at {_where(opt_state, i)} must be a single number, "
                 f"got shape {value.shape}"
             )
         lrs.append(float(value.reshape(()) if hasattr(value, "reshape") else value))
@@ -163,7 +164,8 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
     """A new `opt_state` holding `lrs`; `opt_state` itself is left unchanged.
 
     Each lr keeps its dtype, shape and weak type (``jax.lax.full_like``), so a
-    jitted update that took the old state is not retraced for the new one.
+    jitted update that took the old state is not retraced for the new one; every
+    other leaf is shared, not copied.
 
     Args:
         opt_state: A state holding injected learning rates.
@@ -172,7 +174,8 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
 
     Raises:
         TypeError: no injected ``learning_rate`` in `opt_state`, one driven by a
-            schedule (it cannot be set), or an lr that is not a real number.
+            schedule or of an integer dtype (it cannot be set), or an lr that is not
+            a real number.
         ValueError: a negative or non-finite lr, or a count different from
             `opt_state`'s.
 
@@ -186,14 +189,38 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
         lrs if isinstance(lrs, Sequence) and not isinstance(lrs, (str, bytes)) else (lrs,)
     )
     new = [check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items)]
-    _check_count("'lrs'", len(new), opt_state)
-    values = iter(new)
+    nodes = _settable(opt_state)
+    if len(new) != len(nodes):
+        raise ValueError(
+            f"'lrs' has {len(new)} values but opt_state holds {len(nodes)} injected "
+            f"learning rates (at {', '.join('opt_state' + p for p in lr_paths(opt_state))})"
+        )
+    return _write(opt_state, dict(enumerate(new)))
 
-    def write(path: str, old: Any) -> Any:
-        lr = next(values)
-        return jax.lax.full_like(old, lr) if hasattr(old, "dtype") else lr
 
-    return _rebuild(opt_state, write, writing=True)
+def _write(opt_state: Any, new: dict[int, float]) -> Any:
+    """`opt_state` with the lr of node i set to ``new[i]``; untouched subtrees are shared."""
+    position = 0
+
+    def rebuild(tree: Any) -> Any:
+        nonlocal position
+        leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=_is_injected)
+        out = []
+        for leaf in leaves:
+            if _is_injected(leaf):
+                hyperparams = leaf.hyperparams
+                if _LR in hyperparams:
+                    if position in new:
+                        old = hyperparams[_LR]
+                        lr = new[position]
+                        value = jax.lax.full_like(old, lr) if hasattr(old, "dtype") else lr
+                        hyperparams = {**hyperparams, _LR: value}
+                    position += 1
+                leaf = leaf._replace(hyperparams=hyperparams, inner_state=rebuild(leaf.inner_state))
+            out.append(leaf)
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    return rebuild(opt_state)
 
 
 def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
@@ -210,8 +237,7 @@ def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
         >>> init(tx.init(jnp.zeros(2)), plateau.PlateauConfig()).lrs
         (0.5,)
     """
-    _collect(opt_state, writing=True)  # fail now, not at the first reduction
-    return plateau.init(get_lrs(opt_state), config)
+    return plateau.init(_read(opt_state, _settable(opt_state)), config)
 
 
 def step(
@@ -220,11 +246,11 @@ def step(
     config: plateau.PlateauConfig,
     opt_state: Any,
 ) -> tuple[plateau.PlateauState, Any]:
-    """One epoch of the schedule: the new plateau state and the optimizer state to train on.
+    """One epoch: read `opt_state`'s lrs, :func:`plateau.step`, write back the changed ones.
 
     Call it on the host between jitted steps, typically with the validation loss.
     `opt_state` is returned as is unless an lr changed; then it is a new state
-    made by :func:`set_lrs`.
+    (see :func:`set_lrs`).
 
     Args:
         plateau_state: From :func:`init` or the previous :func:`step`.
@@ -233,12 +259,11 @@ def step(
         opt_state: The optimizer state the lrs live in.
 
     Raises:
-        TypeError: `metric` is a tracer (``step`` was called inside ``jax.jit``), no
-            settable injected ``learning_rate`` in `opt_state`, or anything
-            :func:`plateau.step` raises.
-        ValueError: `opt_state` holds a different number of injected learning rates
-            than `plateau_state` (checked at every call, before anything is computed),
-            or anything :func:`plateau.step` raises.
+        TypeError: `plateau_state` is not a PlateauState, `metric` is a tracer
+            (``step`` was called inside ``jax.jit``), no settable injected
+            ``learning_rate`` in `opt_state`, or anything :func:`plateau.step` raises.
+        ValueError: anything :func:`plateau.step` raises (e.g. a per-lr ``min_lr``
+            that does not fit the lrs `opt_state` holds).
 
     Example:
         >>> import jax.numpy as jnp, optax, plateau
@@ -251,15 +276,22 @@ def step(
         >>> get_lrs(opt_state)
         (0.25,)
     """
+    if not isinstance(plateau_state, plateau.PlateauState):
+        raise TypeError(f"'plateau_state' must be a plateau.PlateauState, got {got(plateau_state)}")
     if isinstance(metric, jax.core.Tracer):
         raise TypeError(
             "'metric' is a jax tracer: plateau_optax.step runs on the host between jitted "
             "steps; return the metric from the jitted function and pass the result"
         )
-    # Only the count and settability: the plateau state, not opt_state, holds the lrs'
-    # values, and reading them would cost a device-to-host transfer per epoch.
-    _check_count("'plateau_state.lrs'", len(plateau_state.lrs), opt_state)
-    new_state, lrs = plateau.step(plateau_state, metric, config)
-    if lrs != plateau_state.lrs:
-        opt_state = set_lrs(opt_state, lrs)
-    return new_state, opt_state
+    nodes = _settable(opt_state)
+    read = _read(opt_state, nodes)
+    new_state, lrs = plateau.step(plateau_state, metric, config, read)
+    writes = dict(changed(read, lrs))
+    if not writes:
+        return new_state, opt_state
+    # Record the lrs as the arrays store them (rounded to their dtype), computed on the host.
+    stored = list(lrs)
+    for i, lr in writes.items():
+        old = nodes[i].hyperparams[_LR]
+        stored[i] = float(np.asarray(lr, dtype=old.dtype)) if hasattr(old, "dtype") else lr
+    return attrs.evolve(new_state, lrs=tuple(stored)), _write(opt_state, writes)

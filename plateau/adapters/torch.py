@@ -88,7 +88,7 @@ class _View:
         )
 
 
-class ReduceLROnPlateau(_TorchReduceLROnPlateau):
+class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-ignore]
     """Torch's ReduceLROnPlateau: same arguments, same lrs, decided by :func:`plateau.step`.
 
     torch's ``__init__`` is not called: it would keep a second copy of the config
@@ -240,7 +240,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
         """Torch's ``in_cooldown``: whether bad epochs are currently not counted."""
         return self.state.cooldown_counter > 0
 
-    def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override]
+    def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override, unused-ignore]
         """One epoch: read the param groups' lrs, :func:`plateau.step`, write back changes.
 
         Args:
@@ -289,8 +289,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):
         last: list[float | torch.Tensor] = []
         for i, lr in enumerate(self.state.lrs):
             held = groups[i]["lr"] if i < len(groups) else None
-            is_tensor = isinstance(held, torch.Tensor)
-            last.append(held.detach().new_full(held.shape, lr) if is_tensor else lr)
+            if isinstance(held, torch.Tensor):
+                last.append(held.detach().new_full(held.shape, lr))
+            else:
+                last.append(lr)
         return last
 
     def state_dict(self) -> dict[str, Any]:
@@ -370,7 +372,7 @@ def mean_over_ranks(metric: SupportsFloat) -> float:
     device = torch.device("cuda", torch.cuda.current_device()) if on_cuda else None
     total = torch.tensor(value, dtype=torch.float64, device=device)
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    return float(total.item()) / dist.get_world_size()
+    return float(total.item()) / float(dist.get_world_size())
 
 
 def _read_lrs(groups: list[dict[str, Any]]) -> tuple[float, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import pytest
 
 import plateau
@@ -105,13 +106,19 @@ def test_mlp_epoch_loop_follows_the_core_and_traces_once():
         state, opt_state = plateau_optax.step(state, val_loss, config, opt_state)
         lrs_per_epoch.append(state.lrs)
 
-    expected = plateau.simulate(val_losses, config, start_lrs)
+    # The optimizer owns the lrs and stores them in float32: the core's schedule with
+    # each new lr rounded to float32, as the arrays hold it.
+    expected, reference = [], plateau.init(start_lrs, config)
+    for loss in val_losses:
+        reference, _ = plateau.step(reference, loss, config)
+        reference = attrs.evolve(reference, lrs=tuple(f32(lr) for lr in reference.lrs))
+        expected.append(reference)
     assert lrs_per_epoch == [s.lrs for s in expected]
     assert state == expected[-1]
-    assert plateau_optax.get_lrs(opt_state) == tuple(f32(lr) for lr in expected[-1].lrs)
+    assert plateau_optax.get_lrs(opt_state) == expected[-1].lrs
     decisions = [s.decision for s in expected]
     assert decisions.count(Decision.REDUCED) >= 3, decisions
-    assert expected[-1].lrs[1] == 0.03  # the weights' lr reached its floor
+    assert expected[-1].lrs[1] == f32(0.03)  # the weights' lr reached its floor
     assert len(TRAIN_TRACES) == 1
 
 
@@ -344,27 +351,47 @@ def test_step_returns_the_same_opt_state_when_no_lr_changes():
     assert state.decision == Decision.IMPROVED
 
 
-def test_step_checks_the_lr_count_at_every_epoch_not_only_at_a_reduction():
-    config = PlateauConfig(patience=5)
+def test_the_optimizer_owns_the_lr_count():
+    """A rebuilt optimizer's lrs are the ones stepped; a per-lr min_lr must fit them."""
     one = injected_sgd(0.1).init(PARAMS)
     two = optax.chain(injected_sgd(0.1), injected_sgd(0.2)).init(PARAMS)
-    state_two = plateau_optax.init(two, config)
-    # With a matching opt_state this epoch improves and sets nothing, so no set_lrs
-    # call could catch the mismatch below: only the per-step check can.
-    assert plateau_optax.step(state_two, 1.0, config, two)[1] is two
-    with pytest.raises(
-        ValueError,
-        match=r"'plateau_state\.lrs' has 2 values but opt_state holds 1 .*\(at opt_state\)",
-    ):
-        plateau_optax.step(state_two, 1.0, config, one)
-    state_one = plateau_optax.init(one, config)
-    with pytest.raises(
-        ValueError, match=r"'plateau_state\.lrs' has 1 values but opt_state holds 2"
-    ):
-        plateau_optax.step(state_one, 1.0, config, two)
-    # The check runs before the core: even a metric the core would reject is not reached.
-    with pytest.raises(ValueError, match=r"'plateau_state\.lrs' has 1 values"):
-        plateau_optax.step(state_one, "not a number", config, two)
+    config = PlateauConfig(patience=0)
+    state = plateau_optax.init(one, config)
+    state, _ = plateau_optax.step(state, 1.0, config, one)
+    state, new = plateau_optax.step(state, 2.0, config, two)
+    assert state.lrs == (f32(f32(0.1) * 0.1), f32(f32(0.2) * 0.1))
+    assert plateau_optax.get_lrs(new) == state.lrs
+    per_lr = PlateauConfig(patience=5, min_lr=(0.0, 0.0))
+    state_two = plateau_optax.init(two, per_lr)
+    before = plateau_optax.get_lrs(one)
+    with pytest.raises(ValueError, match="'min_lr' has 2 values but there are 1 lrs"):
+        plateau_optax.step(state_two, 1.0, per_lr, one)
+    assert plateau_optax.get_lrs(one) == before
+
+
+def test_an_lr_set_by_hand_between_epochs_is_the_one_cut():
+    config = PlateauConfig(patience=0, factor=0.5)
+    opt_state = injected_sgd(0.5).init(PARAMS)
+    state = plateau_optax.init(opt_state, config)
+    state, opt_state = plateau_optax.step(state, 1.0, config, opt_state)
+    opt_state = plateau_optax.set_lrs(opt_state, 0.125)  # by hand, between two epochs
+    state, opt_state = plateau_optax.step(state, 2.0, config, opt_state)
+    assert plateau_optax.get_lrs(opt_state) == (0.0625,) == state.lrs
+
+
+def test_an_integer_lr_is_refused_rather_than_cut_to_zero():
+    opt_state = optax.inject_hyperparams(optax.sgd)(learning_rate=jnp.array(1)).init(PARAMS)
+    with pytest.raises(TypeError, match="has dtype int32, which cannot hold a reduced lr"):
+        plateau_optax.init(opt_state, PlateauConfig())
+    with pytest.raises(TypeError, match="has dtype int32"):
+        plateau_optax.set_lrs(opt_state, 0.5)
+
+
+@pytest.mark.parametrize("not_a_state", [None, {"lrs": [0.1]}, PlateauConfig()])
+def test_step_given_something_other_than_a_plateau_state_is_a_type_error(not_a_state):
+    opt_state = injected_sgd(0.5).init(PARAMS)
+    with pytest.raises(TypeError, match=r"'plateau_state' must be a plateau\.PlateauState"):
+        plateau_optax.step(not_a_state, 1.0, PlateauConfig(), opt_state)
 
 
 def test_step_rejects_a_scheduled_lr_before_the_first_reduction():

@@ -135,11 +135,13 @@ def to_metric(metric: object) -> float:
     """
     if type(metric) is float:
         return metric
+    # Arrays (numpy, torch, jax) are judged by their dtype alone: an isinstance test
+    # against a torch tensor costs as much as the conversion itself.
     dtype = getattr(metric, "dtype", None)
-    if not (
-        metric is None
-        or isinstance(metric, (str, bytes, bool, complex))
-        or (dtype is not None and not _real_dtype(dtype))
+    if (
+        _real_dtype(dtype)
+        if dtype is not None
+        else not (metric is None or isinstance(metric, (str, bytes, bool, complex)))
     ):
         try:
             return float(metric)  # type: ignore[arg-type]

@@ -285,7 +285,7 @@ def step(
     # type check up front would cost the common path several percent.
     try:
         held = state.lrs
-        if lrs is not None and lrs is not held:
+        if lrs is not None and lrs is not held and lrs != held:
             held = _adopt(held, lrs, config)
         lrs = held
         if config._guarded:
@@ -345,7 +345,7 @@ def step(
 def _adopt(held: tuple[float, ...], lrs: LrsLike, config: PlateauConfig) -> tuple[float, ...]:
     """The optimizer's lrs in place of the state's (the ownership rule), validated."""
     current = lrs if type(lrs) is tuple else _as_tuple(lrs)
-    if current == held:
+    if current == held:  # a list or a scalar equal to the state's
         return held
     adopted = _check_lrs(current)
     config.min_lrs(len(adopted))

@@ -106,25 +106,63 @@ def _where(opt_state: Any, index: int) -> str:
     return "opt_state" + lr_paths(opt_state)[index]
 
 
-def _settable(opt_state: Any) -> list[Any]:
-    """The nodes whose lr :func:`set_lrs` can write, or the TypeError saying why not."""
-    nodes = _nodes(opt_state)
-    if not nodes:
-        raise TypeError(f"opt_state ({type(opt_state).__name__}) {_NO_LR}")
-    for i, node in enumerate(nodes):
-        if _LR in getattr(node, "hyperparams_states", {}):
-            raise TypeError(
-                f"the learning rate at {_where(opt_state, i)} is driven by a schedule, which "
-                "overwrites it at every update; pass a constant learning_rate to "
-                "optax.inject_hyperparams so plateau can set it"
-            )
-        dtype = getattr(node.hyperparams[_LR], "dtype", None)
-        if dtype is not None and not jnp.issubdtype(dtype, jnp.floating):
+# An epoch's step at 100 lrs must cost about one jitted update, so the search for
+# the lrs runs once per optimizer structure: each treedef maps to the positions of
+# its settable lrs among the leaves (or to why they cannot be set).
+_LOCATED: dict[Any, tuple[int, ...] | TypeError] = {}
+
+
+def _locate(opt_state: Any) -> tuple[list[Any], Any, tuple[int, ...]]:
+    """The leaves and treedef of `opt_state` and where its settable lrs are among them.
+
+    Raises:
+        TypeError: no injected lr, or one driven by a schedule or of an integer dtype.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(opt_state)
+    found = _LOCATED.get(treedef)
+    if found is None:
+        found = _search(opt_state)
+        if len(_LOCATED) > 64:  # many structures: a loop that rebuilds its optimizer
+            _LOCATED.clear()
+        _LOCATED[treedef] = found
+    if isinstance(found, TypeError):
+        raise found
+    for i, index in enumerate(found):
+        dtype = getattr(leaves[index], "dtype", None)
+        if dtype is not None and not _float_dtype(dtype):
             raise TypeError(
                 f"the learning rate at {_where(opt_state, i)} has dtype {dtype}, which "
                 "cannot hold a reduced lr; inject it as a float"
             )
-    return nodes
+    return leaves, treedef, found
+
+
+def _search(opt_state: Any) -> tuple[int, ...] | TypeError:
+    nodes, paths = _nodes(opt_state), lr_paths(opt_state)
+    if not nodes:
+        return TypeError(f"opt_state ({type(opt_state).__name__}) {_NO_LR}")
+    for node, path in zip(nodes, paths, strict=True):
+        if _LR in getattr(node, "hyperparams_states", {}):
+            return TypeError(
+                f"the learning rate at opt_state{path} is driven by a schedule, which "
+                "overwrites it at every update; pass a constant learning_rate to "
+                "optax.inject_hyperparams so plateau can set it"
+            )
+    leaf_paths = [
+        jax.tree_util.keystr(key_path)
+        for key_path, _ in jax.tree_util.tree_flatten_with_path(opt_state)[0]
+    ]
+    where = {path: i for i, path in enumerate(leaf_paths)}
+    return tuple(where[f"{path}.hyperparams['{_LR}']"] for path in paths)
+
+
+_FLOAT_DTYPES: dict[Any, bool] = {}
+
+
+def _float_dtype(dtype: Any) -> bool:
+    if dtype not in _FLOAT_DTYPES:
+        _FLOAT_DTYPES[dtype] = bool(jnp.issubdtype(dtype, jnp.floating))
+    return _FLOAT_DTYPES[dtype]
 
 
 def get_lrs(opt_state: Any) -> tuple[float, ...]:
@@ -143,14 +181,13 @@ def get_lrs(opt_state: Any) -> tuple[float, ...]:
     nodes = _nodes(opt_state)
     if not nodes:
         raise TypeError(f"opt_state ({type(opt_state).__name__}) {_NO_LR}")
-    return _read(opt_state, nodes)
+    return _read(opt_state, [node.hyperparams[_LR] for node in nodes])
 
 
-def _read(opt_state: Any, nodes: list[Any]) -> tuple[float, ...]:
-    # One device-to-host transfer for all of them.
-    values = jax.device_get([node.hyperparams[_LR] for node in nodes])
+def _read(opt_state: Any, stored: list[Any]) -> tuple[float, ...]:
     lrs = []
-    for i, value in enumerate(values):
+    # np.asarray per array: a tenth of jax.device_get's cost on a list of scalars.
+    for i, value in enumerate(map(np.asarray, stored)):
         if getattr(value, "size", 1) != 1:
             raise ValueError(
                 f"the learning rate at {_where(opt_state, i)} must be a single number, "
@@ -189,38 +226,33 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
         lrs if isinstance(lrs, Sequence) and not isinstance(lrs, (str, bytes)) else (lrs,)
     )
     new = [check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items)]
-    nodes = _settable(opt_state)
-    if len(new) != len(nodes):
+    leaves, treedef, where = _locate(opt_state)
+    if len(new) != len(where):
         raise ValueError(
-            f"'lrs' has {len(new)} values but opt_state holds {len(nodes)} injected "
+            f"'lrs' has {len(new)} values but opt_state holds {len(where)} injected "
             f"learning rates (at {', '.join('opt_state' + p for p in lr_paths(opt_state))})"
         )
-    return _write(opt_state, dict(enumerate(new)))
+    return _write(leaves, treedef, where, dict(enumerate(new)))
 
 
-def _write(opt_state: Any, new: dict[int, float]) -> Any:
-    """`opt_state` with the lr of node i set to ``new[i]``; untouched subtrees are shared."""
-    position = 0
+def _write(leaves: list[Any], treedef: Any, where: tuple[int, ...], new: dict[int, float]) -> Any:
+    """The state with lr i set to ``new[i]``, each in its old leaf's dtype, shape, weak type."""
+    leaves = list(leaves)
+    arrays = [(where[i], lr) for i, lr in new.items() if hasattr(leaves[where[i]], "dtype")]
+    for i, lr in new.items():
+        if not hasattr(leaves[where[i]], "dtype"):
+            leaves[where[i]] = lr  # a Python float stays one
+    if arrays:
+        filled = _fill([leaves[index] for index, _ in arrays], [lr for _, lr in arrays])
+        for (index, _), value in zip(arrays, filled, strict=True):
+            leaves[index] = value
+    return jax.tree_util.tree_unflatten(treedef, leaves)
 
-    def rebuild(tree: Any) -> Any:
-        nonlocal position
-        leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=_is_injected)
-        out = []
-        for leaf in leaves:
-            if _is_injected(leaf):
-                hyperparams = leaf.hyperparams
-                if _LR in hyperparams:
-                    if position in new:
-                        old = hyperparams[_LR]
-                        lr = new[position]
-                        value = jax.lax.full_like(old, lr) if hasattr(old, "dtype") else lr
-                        hyperparams = {**hyperparams, _LR: value}
-                    position += 1
-                leaf = leaf._replace(hyperparams=hyperparams, inner_state=rebuild(leaf.inner_state))
-            out.append(leaf)
-        return jax.tree_util.tree_unflatten(treedef, out)
 
-    return rebuild(opt_state)
+@jax.jit
+def _fill(olds: list[Any], lrs: list[float]) -> list[Any]:
+    """Arrays like `olds` (dtype, shape, weak type) holding `lrs`: one dispatch for all."""
+    return [jax.lax.full_like(old, lr) for old, lr in zip(olds, lrs, strict=True)]
 
 
 def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
@@ -237,7 +269,8 @@ def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
         >>> init(tx.init(jnp.zeros(2)), plateau.PlateauConfig()).lrs
         (0.5,)
     """
-    return plateau.init(_read(opt_state, _settable(opt_state)), config)
+    leaves, _, where = _locate(opt_state)
+    return plateau.init(_read(opt_state, [leaves[i] for i in where]), config)
 
 
 def step(
@@ -283,8 +316,8 @@ def step(
             "'metric' is a jax tracer: plateau_optax.step runs on the host between jitted "
             "steps; return the metric from the jitted function and pass the result"
         )
-    nodes = _settable(opt_state)
-    read = _read(opt_state, nodes)
+    leaves, treedef, where = _locate(opt_state)
+    read = _read(opt_state, [leaves[i] for i in where])
     new_state, lrs = plateau.step(plateau_state, metric, config, read)
     writes = dict(changed(read, lrs))
     if not writes:
@@ -292,6 +325,6 @@ def step(
     # Record the lrs as the arrays store them (rounded to their dtype), computed on the host.
     stored = list(lrs)
     for i, lr in writes.items():
-        old = nodes[i].hyperparams[_LR]
+        old = leaves[where[i]]
         stored[i] = float(np.asarray(lr, dtype=old.dtype)) if hasattr(old, "dtype") else lr
-    return attrs.evolve(new_state, lrs=tuple(stored)), _write(opt_state, writes)
+    return attrs.evolve(new_state, lrs=tuple(stored)), _write(leaves, treedef, where, writes)

@@ -89,19 +89,23 @@ def check_int(name: str, value: object, minimum: int = 0) -> int:
     return number
 
 
-def to_float(value: object) -> Any:
-    """Converter: a real number becomes a Python float; anything else is left for the validator."""
+def to_float(value: float) -> float:
+    """Converter: a real number becomes a Python float; anything else is left for the validator.
+
+    Typed ``float`` (an int is one, statically) so that mypy flags a config field
+    given a str or None; at run time the validator names what was given.
+    """
     if is_real(value):
         try:
-            return float(value)  # type: ignore[arg-type]
+            return float(value)
         except OverflowError:
             return value  # the validator names the field
     return value
 
 
-def to_int(value: object) -> Any:
+def to_int(value: int) -> int:
     """Converter: an integer (a numpy int too) becomes a Python int; anything else is left."""
-    return int(value) if is_int(value) else value  # type: ignore[call-overload]
+    return int(value) if is_int(value) else value
 
 
 # A dtype's verdict, cached: str(dtype) costs more than the whole rest of a step.

@@ -24,10 +24,10 @@ FORMAT_VERSION = 1
 _CONFIG_FORMAT = "plateau.PlateauConfig"
 
 
-def _to_min_lr(value: object) -> Any:
+def _to_min_lr(value: float | Sequence[float]) -> float | tuple[float, ...]:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return tuple(to_float(v) for v in value)
-    return to_float(value)
+    return to_float(value)  # type: ignore[arg-type]  # a str is left for the validator
 
 
 def _choice(*allowed: str) -> Any:

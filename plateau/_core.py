@@ -93,12 +93,11 @@ class Decision(str, enum.Enum):
         return self.value
 
 
-def _check_lrs(value: object) -> tuple[float, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        value = (value,)
-    if not value:
+def _check_lrs(value: LrsLike) -> tuple[float, ...]:
+    items: Sequence[object] = _as_tuple(value)
+    if not items:
         raise ValueError("'lrs' must hold at least one learning rate, got an empty sequence")
-    return tuple(check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(value))
+    return tuple(check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items))
 
 
 @attrs.frozen(kw_only=True)
@@ -347,7 +346,7 @@ def _adopt(held: tuple[float, ...], lrs: LrsLike, config: PlateauConfig) -> tupl
     current = lrs if type(lrs) is tuple else _as_tuple(lrs)
     if current == held:  # a list or a scalar equal to the state's
         return held
-    adopted = _check_lrs(current)
+    adopted = _check_lrs(current)  # type: ignore[arg-type]
     config.min_lrs(len(adopted))
     return adopted
 

@@ -249,7 +249,7 @@ def _write(leaves: list[Any], treedef: Any, where: tuple[int, ...], new: dict[in
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
-@jax.jit
+@jax.jit  # type: ignore[untyped-decorator, unused-ignore]
 def _fill(olds: list[Any], lrs: list[float]) -> list[Any]:
     """Arrays like `olds` (dtype, shape, weak type) holding `lrs`: one dispatch for all."""
     return [jax.lax.full_like(old, lr) for old, lr in zip(olds, lrs, strict=True)]

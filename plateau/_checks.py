@@ -14,7 +14,6 @@ from __future__ import annotations
 import numbers
 import operator
 from math import isfinite
-from typing import Any
 
 MAX_INT = 2**63 - 1
 _SHOW_LIMIT = 60

@@ -53,7 +53,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in subprocesses
     if exc.name == "keras":
         raise ModuleNotFoundError(
-            "plateau.adapters.keras requires keras; install 'plateau[keras]'", name="keras"
+            "plateau.adapters.keras requires keras; install 'plateau-lr[keras]'", name="keras"
         ) from exc
     if isinstance(exc, ModuleNotFoundError) and not (exc.name or "keras").startswith("keras"):
         # Keras imports its backend at import time (TensorFlow unless told otherwise),

@@ -51,7 +51,7 @@ try:
     import optax
 except ImportError as exc:  # pragma: no cover - exercised only without jax/optax
     raise ModuleNotFoundError(
-        "plateau.adapters.optax requires optax; install 'plateau[optax]'", name="optax"
+        "plateau.adapters.optax requires optax; install 'plateau-lr[optax]'", name="optax"
     ) from exc
 
 __all__ = ["get_lrs", "init", "lr_paths", "set_lrs", "step"]

@@ -49,7 +49,7 @@ try:
     from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlateau
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ModuleNotFoundError(
-        "plateau.adapters.torch requires torch; install 'plateau[torch]'", name="torch"
+        "plateau.adapters.torch requires torch; install 'plateau-lr[torch]'", name="torch"
     ) from exc
 
 __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]

@@ -496,7 +496,7 @@ def test_import_without_keras_names_the_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == (
-        "keras | plateau.adapters.keras requires keras; install 'plateau[keras]'"
+        "keras | plateau.adapters.keras requires keras; install 'plateau-lr[keras]'"
     )
 
 
@@ -530,4 +530,4 @@ def test_import_without_the_backend_names_the_backend_not_the_extra(backend, blo
     assert f"backend module '{backend}'" in message
     assert f"KERAS_BACKEND='{backend}'" in message
     assert "install a Keras backend (jax or torch)" in message
-    assert "plateau[keras]" not in message
+    assert "plateau-lr[keras]" not in message

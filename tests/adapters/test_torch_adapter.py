@@ -480,7 +480,7 @@ def test_missing_torch_names_the_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == (
-        "torch | plateau.adapters.torch requires torch; install 'plateau[torch]'"
+        "torch | plateau.adapters.torch requires torch; install 'plateau-lr[torch]'"
     )
 
 

@@ -6,33 +6,36 @@ Each negative carries the exact error code it must raise; with warn_unused_ignor
 
 from __future__ import annotations
 
-from typing_extensions import assert_type
+from typing import TYPE_CHECKING
 
-import plateau
-from plateau import Decision, PlateauConfig, PlateauState
+if TYPE_CHECKING:  # never run: pytest's doctest collection imports every module
+    from typing_extensions import assert_type
 
-config = PlateauConfig(mode="max", factor=0.5, patience=3, min_lr=(0.0, 1e-5), cooldown=1)
-assert_type(config.factor, float)
-assert_type(config.patience, int)
-assert_type(config.min_lr, "float | tuple[float, ...]")
-assert_type(PlateauConfig(patience=2, threshold=1), PlateauConfig)  # an int is a float
+    import plateau
+    from plateau import Decision, PlateauConfig, PlateauState
 
-state = plateau.init([0.1, 0.01], config)
-assert_type(state, PlateauState)
-state, lrs = plateau.step(state, 0.5, config)
-assert_type(lrs, "tuple[float, ...]")
-state, lrs = plateau.step(state, 0.5, config, lrs=[0.1, 0.01])
-assert_type(state.decision, Decision)
-assert_type(plateau.simulate([1.0, 0.9], config), "list[PlateauState]")
-assert_type(PlateauConfig.from_keras(patience=3), PlateauConfig)
+    config = PlateauConfig(mode="max", factor=0.5, patience=3, min_lr=(0.0, 1e-5), cooldown=1)
+    assert_type(config.factor, float)
+    assert_type(config.patience, int)
+    assert_type(config.min_lr, "float | tuple[float, ...]")
+    assert_type(PlateauConfig(patience=2, threshold=1), PlateauConfig)  # an int is a float
 
-PlateauConfig(patience="3")  # type: ignore[arg-type]
-PlateauConfig(factor=None)  # type: ignore[arg-type]
-PlateauConfig(mode="minn")  # type: ignore[arg-type]
-PlateauConfig(threshold_mode="relative")  # type: ignore[arg-type]
-PlateauConfig(min_lr="0.1")  # type: ignore[arg-type]
-PlateauConfig(on_nonfinite="ignore")  # type: ignore[arg-type]
-PlateauConfig(eps=[1e-8])  # type: ignore[arg-type]
-plateau.init("0.1", config)  # type: ignore[arg-type]
-plateau.step(state, "0.5", config)  # type: ignore[arg-type]
-plateau.step(state, 0.5, config, lrs="0.1")  # type: ignore[arg-type]
+    state = plateau.init([0.1, 0.01], config)
+    assert_type(state, PlateauState)
+    state, lrs = plateau.step(state, 0.5, config)
+    assert_type(lrs, "tuple[float, ...]")
+    state, lrs = plateau.step(state, 0.5, config, lrs=[0.1, 0.01])
+    assert_type(state.decision, Decision)
+    assert_type(plateau.simulate([1.0, 0.9], config), "list[PlateauState]")
+    assert_type(PlateauConfig.from_keras(patience=3), PlateauConfig)
+
+    PlateauConfig(patience="3")  # type: ignore[arg-type]
+    PlateauConfig(factor=None)  # type: ignore[arg-type]
+    PlateauConfig(mode="minn")  # type: ignore[arg-type]
+    PlateauConfig(threshold_mode="relative")  # type: ignore[arg-type]
+    PlateauConfig(min_lr="0.1")  # type: ignore[arg-type]
+    PlateauConfig(on_nonfinite="ignore")  # type: ignore[arg-type]
+    PlateauConfig(eps=[1e-8])  # type: ignore[arg-type]
+    plateau.init("0.1", config)  # type: ignore[arg-type]
+    plateau.step(state, "0.5", config)  # type: ignore[arg-type]
+    plateau.step(state, 0.5, config, lrs="0.1")  # type: ignore[arg-type]

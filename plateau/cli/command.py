@@ -83,18 +83,32 @@ def build_parser() -> argparse.ArgumentParser:
             "Replay one metric per epoch from a trainer's log (CSV with a header, e.g. "
             "Lightning's or Keras's CSVLogger file; a JSON list of numbers or of objects; "
             "a JSON object of equal-length lists, e.g. json.dump(history.history) of a "
-            "Keras History; JSON lines of objects; '-' for stdin) and print the "
+            "Keras History; JSON lines of objects; TensorBoard event files; an MLflow "
+            "file store or mlflow.db; HF Trainer's trainer_state.json; '-' for stdin) "
+            "and print the "
             "schedule's state and lr per epoch. Rows where the metric's cell is empty "
             "are skipped."
         ),
         allow_abbrev=False,
     )
-    sim.add_argument("log", metavar="LOG", help="the log file, or '-' to read stdin")
+    sim.add_argument(
+        "log",
+        metavar="LOG",
+        help="the log: a file, a TensorBoard log directory, an MLflow run, experiment or "
+        "mlruns directory, mlflow.db, trainer_state.json or its checkpoint directory; "
+        "'-' reads stdin",
+    )
     sim.add_argument(
         "--column",
         metavar="NAME",
         help="the metric to replay (default: val_loss, else the only numeric column "
-        "besides epoch, step and learning rates: lr, learning_rate, learning_rate_*, lr-*)",
+        "besides epoch, step and learning rates: lr, learning_rate, learning_rate_*, lr-*; "
+        "eval_loss for trainer_state.json); a tag for TensorBoard, a key for MLflow",
+    )
+    sim.add_argument(
+        "--run",
+        metavar="RUN",
+        help="the MLflow run (id or name) when the store holds several",
     )
     sim.add_argument(
         "--lr",
@@ -142,7 +156,8 @@ def simulate_command(args: argparse.Namespace, out: TextIO) -> None:
     runs = _runs(args)
     lrs: tuple[float, ...] = tuple(args.lr) if args.lr else (1.0,)
     _check_lrs(runs, lrs)
-    log = read_log(args.log, args.column, sys.stdin.buffer if args.log == STDIN else None)
+    stdin = sys.stdin.buffer if args.log == STDIN else None
+    log = read_log(args.log, args.column, stdin, args.run)
     _check_nonfinite(log, runs, lrs)
 
     rows = replay(log, runs, lrs)

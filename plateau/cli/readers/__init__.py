@@ -5,7 +5,12 @@ the log to the reader of that family:
 
 - :mod:`.csv`: CSV with a header row (Lightning's and Keras's ``CSVLogger``);
 - :mod:`.json`: a JSON list of numbers or of objects, an object of columns (a
-  Keras ``History``), JSON lines.
+  Keras ``History``), JSON lines;
+- :mod:`.hf_trainer`: an HF Trainer ``trainer_state.json`` (or a checkpoint
+  directory holding one);
+- :mod:`.tensorboard`: a TensorBoard event file, or a log directory of them;
+- :mod:`.mlflow`: an MLflow run, experiment or ``mlruns`` directory of the file
+  store, or an ``mlflow.db`` SQLite store (``run`` picks the run).
 
 Every reader follows the rules of :mod:`._metrics` (missing values skip the row,
 ``nan``/``inf`` are numbers, anything else that is not a number is an error) and
@@ -22,8 +27,9 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
+from . import mlflow, tensorboard
 from ._metrics import (
     DEFAULT_COLUMN,
     INDEX_COLUMNS,
@@ -35,6 +41,7 @@ from ._metrics import (
     is_lr_column,
 )
 from .csv import Opener, read_csv
+from .hf_trainer import FILE_NAME as TRAINER_STATE
 from .json import read_json
 
 __all__ = [
@@ -56,8 +63,20 @@ _BOM = b"\xef\xbb\xbf"
 _PEEK = 1 << 16
 
 
-def read_log(path: str, column: str | None = None, stdin: BinaryIO | None = None) -> MetricLog:
+def read_log(
+    path: str,
+    column: str | None = None,
+    stdin: BinaryIO | None = None,
+    run: str | None = None,
+) -> MetricLog:
     """Read `path` (``-`` for `stdin`) and pick its metric column.
+
+    Args:
+        path: The log: a file, a directory (TensorBoard, MLflow, an HF checkpoint),
+            or ``-`` for `stdin`.
+        column: The metric to replay; None to choose as the format says.
+        stdin: What ``-`` reads.
+        run: The MLflow run (id or name), when the store holds several.
 
     Raises:
         LogError: the file cannot be read or holds no usable metric; the message
@@ -65,15 +84,22 @@ def read_log(path: str, column: str | None = None, stdin: BinaryIO | None = None
     """
     if path == STDIN:
         data = stdin.read() if stdin is not None else b""
-        return _from_bytes("<stdin>", data, column)
+        return _only_mlflow_takes_run(_from_bytes("<stdin>", data, column), run)
     if os.path.isdir(path):
-        raise LogError(f"{path}: is a directory, not a log file")
+        return _directory(path, column, run)
     try:
         with open(path, "rb") as file:
             head = _head(file)
+            if head.startswith(mlflow.SQLITE_MAGIC):
+                return mlflow.read_sqlite(path, column, run)
+            if tensorboard.is_event_file(path, head):
+                return _only_mlflow_takes_run(
+                    tensorboard.read_tensorboard(path, [path], column), run
+                )
             if head[:1] not in (b"[", b"{"):
                 # CSV streams from the file, pass by pass.
-                return _csv(path, column, lambda: open(path, encoding="utf-8-sig", newline=""))
+                log = _csv(path, column, _opener(path))
+                return _only_mlflow_takes_run(log, run)
             data = head + file.read()
     except FileNotFoundError:
         raise LogError(f"{path}: no such file") from None
@@ -81,7 +107,32 @@ def read_log(path: str, column: str | None = None, stdin: BinaryIO | None = None
         raise LogError(f"{path}: is a directory, not a log file") from None
     except OSError as exc:
         raise LogError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return read_json(path, _decode(path, data), column)
+    return _only_mlflow_takes_run(read_json(path, _decode(path, data), column), run)
+
+
+def _directory(path: str, column: str | None, run: str | None) -> MetricLog:
+    """A directory: an HF checkpoint, a TensorBoard log directory, or an MLflow store."""
+    state = os.path.join(path, TRAINER_STATE)
+    if os.path.isfile(state):
+        return _only_mlflow_takes_run(read_log(state, column), run)
+    if mlflow.run_dirs(path):
+        return mlflow.read_file_store(path, column, run)
+    database = os.path.join(path, "mlflow.db")
+    if os.path.isfile(database):
+        return mlflow.read_sqlite(database, column, run)
+    files = tensorboard.event_files(path)
+    if files:
+        return _only_mlflow_takes_run(tensorboard.read_tensorboard(path, files, column), run)
+    raise LogError(
+        f"{path}: is a directory, not a log file, and holds no log plateau reads "
+        f"(TensorBoard event files, an MLflow run, mlflow.db, {TRAINER_STATE})"
+    )
+
+
+def _only_mlflow_takes_run(log: MetricLog, run: str | None) -> MetricLog:
+    if run is not None:
+        raise LogError(f"{log.source}: --run {run!r} applies to MLflow stores only")
+    return log
 
 
 def parse_log(source: str, text: str, column: str | None = None) -> MetricLog:
@@ -91,6 +142,14 @@ def parse_log(source: str, text: str, column: str | None = None) -> MetricLog:
         LogError: no usable metric, or a value that is not a number.
     """
     return _from_bytes(source, text.encode("utf-8"), column)
+
+
+def _opener(path: str) -> Opener:
+    def open_text() -> TextIO:
+        # read_csv closes what this opens, one pass at a time.
+        return open(path, encoding="utf-8-sig", newline="")
+
+    return open_text
 
 
 def _head(file: BinaryIO) -> bytes:
@@ -107,6 +166,8 @@ def _head(file: BinaryIO) -> bytes:
 
 
 def _from_bytes(source: str, data: bytes, column: str | None) -> MetricLog:
+    if tensorboard.is_event_file("", data):
+        return tensorboard.read_tensorboard(source, [source], column, data=data)
     head = data[len(_BOM) :] if data.startswith(_BOM) else data
     head = head.lstrip()
     if not head:

@@ -7,7 +7,8 @@ Told apart by the first non-blank character:
   ``json.dump(history.history, f)`` writes a Keras ``History`` (row i holds the
   i-th element of each list, and is epoch i unless there is an ``epoch``
   column); or JSON lines, one object (row) per line. A single object spread over
-  several lines is neither, and an error.
+  several lines is neither, and an error. An object with a ``log_history`` list
+  is an HF Trainer ``trainer_state.json`` (see :mod:`.hf_trainer`).
 
 Example:
     >>> log = read_json("history.json", '{"loss": [3, 2], "val_loss": [2.5, 2.0]}')
@@ -21,6 +22,7 @@ import json
 from array import array
 
 from ..._checks import show
+from . import hf_trainer
 from ._metrics import LogError, MetricLog, Row, cell_number, finish, rows_log
 
 
@@ -96,7 +98,7 @@ def _object_rows(source: str, document: list[object]) -> tuple[list[str], list[R
 
 
 def _object(source: str, text: str, column: str | None) -> MetricLog:
-    """An object of columns, or JSON lines (see the module docstring)."""
+    """An object of columns, a trainer_state.json, or JSON lines (see the module docstring)."""
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
@@ -106,6 +108,8 @@ def _object(source: str, text: str, column: str | None) -> MetricLog:
     except RecursionError:
         raise LogError(f"{source}: JSON nested too deeply") from None
     if isinstance(whole, dict):
+        if hf_trainer.is_trainer_state(whole):
+            return hf_trainer.read_trainer_state(source, whole, column)
         if any(isinstance(value, list) for value in whole.values()):
             columns, rows = _json_columns(source, whole)
             return rows_log(source, columns, rows, column)

@@ -10,6 +10,7 @@ are in test_cli_smoke.py; the readers alone are tested in test_cli_readers.py.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import struct
@@ -730,3 +731,28 @@ def test_table_counts_and_several_final_lrs_read_as_english(tmp_path):
     assert lines[-1] == f"lr cut (*) at epochs 2, 3; final lr {final}"
     path.write_text("epoch,val_loss\n0,1.0\n1,\n2,\n")
     assert ok(cli(path)).startswith(f"{path}: val_loss, 1 value (2 rows without it skipped)\n")
+
+
+def test_csv_rows_are_written_as_the_replay_makes_them(tmp_path):
+    from plateau.cli.output import write_csv
+    from plateau.cli.readers import parse_log
+    from plateau.cli.replay import Run, replay
+
+    losses = random_stream(30, n=10_000)
+    log = parse_log("log.json", json.dumps(losses))
+    runs = [Run("base", PlateauConfig(patience=2))]
+    out = io.StringIO()
+    seen = []
+
+    def watched():
+        for i, row in enumerate(replay(log, runs, (1.0,))):
+            seen.append((i, out.tell()))
+            yield row
+
+    write_csv(out, runs, (1.0,), watched())
+    # Output had begun long before the last row was computed.
+    assert any(position > 0 for i, position in seen if i < 5000)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    expected = plateau.simulate(losses, PlateauConfig(patience=2))
+    assert column(rows, "lr") == [s.lrs[0] for s in expected]
+    assert column(rows, "best") == [s.best for s in expected]

@@ -70,20 +70,39 @@ def write_csv(
     """CSV with a header; floats as ``repr`` (exact, and ``nan``/``inf`` for non-finite)."""
     # Labels may hold commas (patience=10,factor=0.5): the header goes through csv.
     csv.writer(out, lineterminator="\n").writerow(header(runs, len(lrs)))
-    single = len(runs) == 1
+    # No value of a row needs quoting: numbers, and decisions that are plain words.
+    # The f-strings are the hot loop of a long log: a row is formatted in one go.
     batch: list[str] = []
-    for row in rows:
-        # No value of a row needs quoting: numbers, and decisions that are plain words.
-        batch.append(
-            ",".join([repr(v) if isinstance(v, float) else str(v) for v in _values(row, single)])
-        )
-        if len(batch) == _BATCH:
-            batch.append("")
-            out.write("\n".join(batch))
-            batch.clear()
-    if batch:
-        batch.append("")
-        out.write("\n".join(batch))
+    add = batch.append
+    if len(runs) == 1:
+        # repr of a float is the dearest part of a row: best and the lrs change
+        # rarely (and best, when it does, to the metric), so their text is reused.
+        best: object = None
+        lrs_now: object = None
+        best_text = lr_text = ""
+        for epoch, metric, (state,) in rows:
+            metric_text = repr(metric)
+            if state.best is not best:
+                best = state.best
+                best_text = metric_text if best is metric else repr(best)
+            if state.lrs is not lrs_now:
+                lrs_now = state.lrs
+                lr_text = ",".join(map(repr, state.lrs))
+            add(
+                f"{epoch},{metric_text},{best_text},{state.num_bad_epochs},"
+                f"{state.cooldown_counter},{state.decision._value_},{lr_text}\n"
+            )
+            if len(batch) == _BATCH:
+                out.write("".join(batch))
+                batch.clear()
+    else:
+        for epoch, metric, states in rows:
+            lr_text = ",".join(repr(lr) for state in states for lr in state.lrs)
+            add(f"{epoch},{metric!r},{lr_text}\n")
+            if len(batch) == _BATCH:
+                out.write("".join(batch))
+                batch.clear()
+    out.write("".join(batch))
 
 
 def _json_value(value: object) -> object:

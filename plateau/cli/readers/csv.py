@@ -51,79 +51,77 @@ def read_csv(source: str, open_text: Opener, column: str | None = None) -> Metri
         LogError: a malformed file, no single column, or a cell that is not a number.
     """
     with open_text() as file:
-        columns, rows = _start(source, file)
-        if column is not None or DEFAULT_COLUMN in columns:
-            chosen = choose(source, columns, lambda _: True, lambda _: True, column)
-            log = _extract(source, columns, rows, chosen, tentative=column is None)
+        table = _Table(source, file)
+        if column is not None or DEFAULT_COLUMN in table.columns:
+            chosen = choose(source, table.columns, lambda _: True, lambda _: True, column)
+            log = _extract(table, chosen, open_text, tentative=column is None)
             if log is not None:
                 return log
     # No --column and no val_loss value: find the one numeric column, then read it.
     with open_text() as file:
-        columns, rows = _start(source, file)
-        present, numeric = _scan(source, columns, rows)
-        chosen = choose(source, columns, present.__contains__, numeric.__contains__, None)
+        table = _Table(source, file)
+        present, numeric = _scan(table)
+        chosen = choose(source, table.columns, present.__contains__, numeric.__contains__, None)
     with open_text() as file:
-        columns, rows = _start(source, file)
-        log = _extract(source, columns, rows, chosen, tentative=False)
+        log = _extract(_Table(source, file), chosen, open_text, tentative=False)
         assert log is not None
         return log
 
 
-_Rows = Iterator[tuple[list[str], int, int]]
+class _Table:
+    """A CSV file's header, and its rows under it."""
 
-
-def _start(source: str, file: TextIO) -> tuple[list[str], _Rows]:
-    """The header, and an iterator of (cells, row number, line number) under it."""
-    reader = csv.reader(file)
-
-    # A byte that is not UTF-8 raises UnicodeDecodeError from the text file: the
-    # caller, which has the bytes, names its line.
-    def fail(exc: csv.Error) -> LogError:
-        return LogError(f"{source}, line {reader.line_num}: malformed CSV: {exc}")
-
-    try:
-        header: list[str] = []
-        while not header:
-            header = next(reader)
-    except StopIteration:
-        raise LogError(f"{source}: empty log") from None
-    except csv.Error as exc:
-        raise fail(exc) from None
-    columns = [name.strip() for name in header]
-    seen: set[str] = set()
-    for name in columns:
-        if name in seen:
-            raise LogError(f"{source}, line {reader.line_num}: duplicate column {name!r}")
-        seen.add(name)
-    width = len(columns)
-
-    def rows() -> _Rows:
-        count = 0
+    def __init__(self, source: str, file: TextIO) -> None:
+        # A byte that is not UTF-8 raises UnicodeDecodeError from the text file: the
+        # caller, which has the bytes, names its line.
+        self.source = source
+        self.reader = csv.reader(file)
         try:
-            for cells in reader:
+            header: list[str] = []
+            while not header:
+                header = next(self.reader)
+        except StopIteration:
+            raise LogError(f"{source}: empty log") from None
+        except csv.Error as exc:
+            raise self.malformed(exc) from None
+        self.columns = [name.strip() for name in header]
+        seen: set[str] = set()
+        for name in self.columns:
+            if name in seen:
+                raise LogError(f"{source}, line {self.reader.line_num}: duplicate column {name!r}")
+            seen.add(name)
+
+    def malformed(self, exc: csv.Error) -> LogError:
+        return LogError(f"{self.source}, line {self.reader.line_num}: malformed CSV: {exc}")
+
+    def ragged(self, cells: list[str], count: int) -> LogError:
+        return LogError(
+            f"{self.source}, row {count} (line {self.reader.line_num}): "
+            f"{len(cells)} cells, but the header has {len(self.columns)}"
+        )
+
+    def rows(self) -> Iterator[tuple[list[str], int, int]]:
+        """(cells, row number, line number) of each row; the slow, simple way."""
+        count, width = 0, len(self.columns)
+        try:
+            for cells in self.reader:
                 if not cells:
                     continue
                 count += 1
                 if len(cells) != width:
-                    raise LogError(
-                        f"{source}, row {count} (line {reader.line_num}): "
-                        f"{len(cells)} cells, but the header has {width}"
-                    )
-                yield cells, count, reader.line_num
+                    raise self.ragged(cells, count)
+                yield cells, count, self.reader.line_num
         except csv.Error as exc:
-            raise fail(exc) from None
-
-    return columns, rows()
+            raise self.malformed(exc) from None
 
 
-def _scan(source: str, columns: list[str], rows: _Rows) -> tuple[set[str], set[str]]:
+def _scan(table: _Table) -> tuple[set[str], set[str]]:
     """The columns holding any value, and those holding any number."""
     present: set[str] = set()
     numeric: set[str] = set()
-    open_ = [(i, name) for i, name in enumerate(columns) if is_candidate(name)]
+    open_ = [(i, name) for i, name in enumerate(table.columns) if is_candidate(name)]
     count = 0
-    for cells, _, _ in rows:
-        count += 1
+    for cells, count, _ in table.rows():  # noqa: B007 - count is the rows' number after the loop
         for i, name in open_:
             if is_number(cells[i]):
                 numeric.add(name)
@@ -131,57 +129,80 @@ def _scan(source: str, columns: list[str], rows: _Rows) -> tuple[set[str], set[s
                 present.add(name)
         open_ = [(i, name) for i, name in open_ if name not in numeric]
     if not count:
-        raise LogError(f"{source}: no rows under the header")
+        raise LogError(f"{table.source}: no rows under the header")
     return present, numeric
 
 
-def _extract(
-    source: str, columns: list[str], rows: _Rows, column: str, *, tentative: bool
-) -> MetricLog | None:
-    """Pull `column`'s values; a `tentative` read of a column without values gives None."""
-    index = columns.index(column)
+def _extract(table: _Table, column: str, open_text: Opener, *, tentative: bool) -> MetricLog | None:
+    """Pull `column`'s values; a `tentative` read of a column without values gives None.
+
+    Only the values and the epochs are kept: where a value came from is found by
+    reading the file again, for the rare message that names it (:class:`_Locator`).
+    """
+    source, columns, reader = table.source, table.columns, table.reader
+    index, width = columns.index(column), len(columns)
     epoch_index = columns.index("epoch") if "epoch" in columns and column != "epoch" else -1
     metrics, epochs = array("d"), array("q")
-    row_numbers, line_numbers = array("q"), array("q")
+    add_metric, add_epoch = metrics.append, epochs.append
     count = 0
-    # The hot loop of a big log: most rows of a Lightning log lack val_loss, so the
-    # empty cell is tested before anything else is done with the row.
-    for cells, count, line in rows:  # count, read after the loop, is the number of rows
-        cell = cells[index]
-        if not cell or cell == "NA":
-            continue
-        try:
-            metric = float(cell)
-        except ValueError:
-            if cell.strip() in MISSING_CELLS:
+    try:
+        # The hot loop of a big log: most rows of a Lightning log lack val_loss, so
+        # the empty cell is tested before anything else is done with the row.
+        for cells in reader:
+            if not cells:
                 continue
-            raise LogError(
-                f"{source}, row {count} (line {line}), column {column!r}: "
-                f"{show(cell)} is not a number"
-            ) from None
-        if epoch_index >= 0:
-            text = cells[epoch_index]
+            count += 1
+            if len(cells) != width:
+                raise table.ragged(cells, count)
+            cell = cells[index]
+            if not cell or cell == "NA":
+                continue
             try:
-                epochs.append(int(text))
-            except (ValueError, OverflowError):  # "3.0", "1e3", or beyond 64 bits
-                parsed = epoch_number(text)
-                if parsed is None:
-                    raise LogError(
-                        f"{source}, row {count} (line {line}), column 'epoch': "
-                        f"{show(text)} is not an epoch number"
-                    ) from None
-                epochs.append(parsed)
-        else:
-            epochs.append(len(metrics))
-        metrics.append(metric)
-        row_numbers.append(count)
-        line_numbers.append(line)
+                metric = float(cell)
+            except ValueError:
+                if cell.strip() in MISSING_CELLS:
+                    continue
+                raise LogError(
+                    f"{source}, row {count} (line {reader.line_num}), column {column!r}: "
+                    f"{show(cell)} is not a number"
+                ) from None
+            if epoch_index < 0:
+                add_epoch(len(metrics))
+            else:
+                text = cells[epoch_index]
+                try:
+                    add_epoch(int(text))
+                except (ValueError, OverflowError):  # "3.0", "1e3", or beyond 64 bits
+                    parsed = epoch_number(text)
+                    if parsed is None:
+                        raise LogError(
+                            f"{source}, row {count} (line {reader.line_num}), column 'epoch': "
+                            f"{show(text)} is not an epoch number"
+                        ) from None
+                    add_epoch(parsed)
+            add_metric(metric)
+    except csv.Error as exc:
+        raise table.malformed(exc) from None
     if not count:
         raise LogError(f"{source}: no rows under the header")
     if tentative and not metrics:
         return None
-
-    def where(i: int) -> str:
-        return f"row {row_numbers[i]} (line {line_numbers[i]})"
-
+    where = _Locator(source, index, open_text)
     return finish(source, column, columns, metrics, epochs, count, where)
+
+
+class _Locator:
+    """Names the place of the i-th value read, by reading the rows again up to it."""
+
+    def __init__(self, source: str, index: int, open_text: Opener) -> None:
+        self.source, self.index, self.open_text = source, index, open_text
+
+    def __call__(self, i: int) -> str:
+        with self.open_text() as file:
+            seen = -1
+            for cells, count, line in _Table(self.source, file).rows():
+                if cells[self.index].strip() not in MISSING_CELLS:
+                    seen += 1
+                    if seen == i:
+                        return f"row {count} (line {line})"
+        return f"value {i}"  # pragma: no cover - the file changed under us

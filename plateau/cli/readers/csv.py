@@ -144,7 +144,8 @@ def _extract(table: _Table, column: str, open_text: Opener, *, tentative: bool) 
     epoch_index = columns.index("epoch") if "epoch" in columns and column != "epoch" else -1
     metrics, epochs = array("d"), array("q")
     add_metric, add_epoch = metrics.append, epochs.append
-    count = 0
+    count = epoch = 0
+    epoch_text: str | None = None
     try:
         # The hot loop of a big log: most rows of a Lightning log lack val_loss, so
         # the empty cell is tested before anything else is done with the row.
@@ -168,18 +169,22 @@ def _extract(table: _Table, column: str, open_text: Opener, *, tentative: bool) 
                 ) from None
             if epoch_index < 0:
                 add_epoch(len(metrics))
+            elif cells[epoch_index] == epoch_text:  # many rows share an epoch: parse once
+                add_epoch(epoch)
             else:
-                text = cells[epoch_index]
+                epoch_text = cells[epoch_index]
                 try:
-                    add_epoch(int(text))
+                    epoch = int(epoch_text)
+                    add_epoch(epoch)
                 except (ValueError, OverflowError):  # "3.0", "1e3", or beyond 64 bits
-                    parsed = epoch_number(text)
+                    parsed = epoch_number(epoch_text)
                     if parsed is None:
                         raise LogError(
                             f"{source}, row {count} (line {reader.line_num}), column 'epoch': "
-                            f"{show(text)} is not an epoch number"
+                            f"{show(epoch_text)} is not an epoch number"
                         ) from None
-                    add_epoch(parsed)
+                    epoch = parsed
+                    add_epoch(epoch)
             add_metric(metric)
     except csv.Error as exc:
         raise table.malformed(exc) from None

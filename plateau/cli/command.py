@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         simulate_command(args, sys.stdout)
         sys.stdout.flush()
     except (UsageError, LogError) as exc:
-        print(f"plateau: error: {exc}", file=sys.stderr)
+        print(f"plateau: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader (e.g. `| head`) left early; say nothing more, as Unix tools do.
@@ -65,6 +65,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     return 0
+
+
+def _one_line(message: str) -> str:
+    r"""`message` with control characters escaped: a column name may hold a newline.
+
+    Example:
+        >>> _one_line("no column 'a\nb'")
+        "no column 'a\\nb'"
+    """
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def build_parser() -> argparse.ArgumentParser:

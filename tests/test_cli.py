@@ -1,8 +1,10 @@
-"""`plateau simulate`, run as a user runs it: in a subprocess, on real logs.
+"""`plateau simulate` on real logs: `main([...])` in-process, output captured.
 
 The expected numbers always come from `plateau.simulate` on metrics the test knows
 independently of the CLI's reader (the values it handed to Lightning's or Keras's
 own CSVLogger, or a plain `csv` read of the bundled log), never from the CLI itself.
+The checks that need a real process (console script, `python -m`, a closed pipe)
+are in test_cli_smoke.py; the readers alone are tested in test_cli_readers.py.
 """
 
 from __future__ import annotations
@@ -11,80 +13,31 @@ import csv
 import io
 import json
 import math
-import os
-import random
-import shutil
 import struct
-import subprocess
 import sys
 import zlib
 from pathlib import Path
 
 import attrs
 import pytest
+from cli.support import (
+    BUNDLED,
+    ROOT,
+    assert_one_line_error,
+    cli,
+    column,
+    csv_rows,
+    json_doc,
+    ok,
+    random_stream,
+    same,
+    write_lightning_shaped,
+)
 
 import plateau
 from plateau import PlateauConfig
 
-ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = ROOT / "examples" / "digits_metrics.csv"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def cli(*args, stdin=None, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "plateau", "simulate", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
-
-
-def ok(result):
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    return result.stdout
-
-
-def csv_rows(*args, **kwargs):
-    return list(csv.DictReader(io.StringIO(ok(cli(*args, "--format", "csv", **kwargs)))))
-
-
-def json_doc(*args, **kwargs):
-    return json.loads(ok(cli(*args, "--format", "json", **kwargs)))
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("plateau: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-
-
-def column(rows, name):
-    return [float(row[name]) for row in rows]
-
-
-def same(a, b):
-    """Bit-for-bit equality of float lists, NaN equal to NaN."""
-    return len(a) == len(b) and all(
-        x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b)
-    )
-
-
-def random_stream(seed, n=40, nan_at=()):
-    """A noisy, plateauing loss curve: reductions happen under small patience."""
-    rng = random.Random(seed)
-    values = [0.2 + 2.0 / (1 + epoch) + rng.uniform(0, 0.15) for epoch in range(n)]
-    for i in nan_at:
-        values[i] = math.nan
-    return values
 
 
 # The bundled log --------------------------------------------------------------
@@ -122,16 +75,6 @@ def test_bundled_log_replays_exactly_as_simulate():
     assert [r["decision"] for r in rows] == [s.decision.value for s in states]
     assert column(rows, "lr") == [s.lrs[0] for s in states]
     assert "reduced" in {r["decision"] for r in rows}
-
-
-def test_console_script_matches_python_dash_m():
-    script = shutil.which("plateau", path=str(Path(sys.executable).parent))
-    if script is None:
-        pytest.skip("the plateau console script is not installed next to this Python")
-    args = ["simulate", str(BUNDLED), "--patience", "3", "--format", "json"]
-    result = subprocess.run([script, *args], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == json_doc(BUNDLED, "--patience", "3")
 
 
 # Logs written by the real frameworks ---------------------------------------------
@@ -300,14 +243,6 @@ def test_keras_history_dumped_as_json(tmp_path):
 
 
 # Hand-written files of the same shapes (no framework needed) ----------------------
-
-
-def write_lightning_shaped(path, losses):
-    lines = ["epoch,step,train_loss,val_loss"]
-    for epoch, loss in enumerate(losses):
-        lines.append(f"{epoch},{10 * epoch + 4},{1.0 + epoch!r},")
-        lines.append(f"{epoch},{10 * epoch + 9},,{loss!r}")
-    path.write_text("\n".join(lines) + "\n")
 
 
 def test_hand_written_lightning_shape(tmp_path):
@@ -562,11 +497,15 @@ def assert_matplotlib_png(path):
 def test_plot_writes_a_matplotlib_png(tmp_path, compare):
     pytest.importorskip("matplotlib")
     out = tmp_path / "schedule.png"
-    args = [BUNDLED, "--patience", "3", "--plot", out]
+    args = [BUNDLED, "--patience", "3"]
     if compare:
         args += ["--compare", "patience=5", "--compare", "patience=10,factor=0.5"]
-    table = ok(cli(*args))
-    assert "reduced" in table or "*" in table
+    result = cli(*args, "--plot", out)
+    assert result.returncode == 0, result.stderr
+    # stdout is exactly the table; the one line on stderr says where the picture went.
+    assert result.stdout == ok(cli(*args))
+    assert result.stderr == f"plateau: wrote {out}\n"
+    assert "reduced" in result.stdout or "*" in result.stdout
     assert_matplotlib_png(out)
 
 
@@ -576,43 +515,14 @@ def test_committed_readme_picture_is_a_small_matplotlib_png():
     assert_matplotlib_png(picture)
 
 
-NO_MATPLOTLIB = (
-    "import sys; sys.modules['matplotlib'] = None; "
-    "from plateau.cli import main; sys.exit(main(sys.argv[1:]))"
-)
-
-
-def test_plot_without_matplotlib_names_the_extra(tmp_path):
+def test_plot_without_matplotlib_names_the_extra(tmp_path, monkeypatch):
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.ticker"):
+        monkeypatch.setitem(sys.modules, name, None)  # import matplotlib now fails
     out = tmp_path / "schedule.png"
-    result = subprocess.run(
-        [sys.executable, "-c", NO_MATPLOTLIB, "simulate", str(BUNDLED), "--plot", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert_one_line_error(result, "matplotlib", "plateau[plot]")
+    assert_one_line_error(cli(BUNDLED, "--plot", out), "matplotlib", "plateau[plot]")
     assert not out.exists()
     # The same command without --plot runs without matplotlib.
-    result = subprocess.run(
-        [sys.executable, "-c", NO_MATPLOTLIB, "simulate", str(BUNDLED)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0 and "val_loss" in result.stdout
-
-
-def test_cli_imports_no_framework_without_plot():
-    script = (
-        "import contextlib, io, sys\n"
-        "from plateau.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"    code = main(['simulate', {str(BUNDLED)!r}, '--format', 'json'])\n"
-        "heavy = ['matplotlib', 'numpy', 'torch', 'keras', 'jax', 'pytorch_lightning']\n"
-        "print(code, [m for m in heavy if m in sys.modules])\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert result.stdout.strip() == "0 []", result.stderr
+    assert "val_loss" in ok(cli(BUNDLED))
 
 
 # Bad input: exit 2, one line naming what and where ----------------------------------
@@ -747,7 +657,7 @@ def test_bad_log(tmp_path, name, content, extra, fragments):
         path.write_bytes(content)
     elif content is not None:
         path.write_text(content)
-    assert_one_line_error(cli(path, *extra, cwd=tmp_path), *fragments)
+    assert_one_line_error(cli(path, *extra), *fragments)
 
 
 def test_a_directory_is_not_a_log(tmp_path):
@@ -808,25 +718,41 @@ def test_bad_plot_targets(tmp_path):
     assert_one_line_error(cli(BUNDLED, "--plot", missing), "nowhere", "does not exist")
 
 
-def test_no_command_and_help():
-    result = subprocess.run([sys.executable, "-m", "plateau"], capture_output=True, text=True)
-    assert_one_line_error(result, "COMMAND")
-    result = subprocess.run(
-        [sys.executable, "-m", "plateau", "simulate", "--help"], capture_output=True, text=True
-    )
-    assert result.returncode == 0
-    defaults = PlateauConfig()
-    for name in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "eps"):
-        assert f"--{name.replace('_', '-')}" in result.stdout
-        assert f"(default: {getattr(defaults, name)})" in " ".join(result.stdout.split())
+def test_table_counts_and_several_final_lrs_read_as_english(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,val_loss\n0,1.0\n1,\n2,1.0\n3,1.0\n")
+    table = ok(cli(path, "--patience", "0", "--lr", "1e-4", "--lr", "1e-5"))
+    lines = table.splitlines()
+    assert lines[0] == f"{path}: val_loss, 3 values (1 row without it skipped)"
+    assert lines[1].endswith("; start lr 0.0001, 1e-05")
+    states = plateau.simulate([1.0, 1.0, 1.0], PlateauConfig(patience=0), (1e-4, 1e-5))
+    final = ", ".join(f"{lr:.6g}" for lr in states[-1].lrs)
+    assert final == "1e-06, 1e-07"
+    assert lines[-1] == f"lr cut (*) at epochs 2, 3; final lr {final}"
+    path.write_text("epoch,val_loss\n0,1.0\n1,\n2,\n")
+    assert ok(cli(path)).startswith(f"{path}: val_loss, 1 value (2 rows without it skipped)\n")
 
 
-@pytest.mark.skipif(os.name != "posix", reason="needs a POSIX pipe")
-def test_a_closed_pipe_is_not_a_traceback(tmp_path):
-    path = tmp_path / "long.json"
-    path.write_text(json.dumps(random_stream(9, n=50_000)))  # far more than a pipe buffers
-    command = f"'{sys.executable}' -m plateau simulate '{path}' --format csv | head -n 2"
-    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
-    assert result.stdout.splitlines()[0].startswith("epoch,metric")
-    assert len(result.stdout.splitlines()) == 2
-    assert result.stderr == ""
+def test_csv_rows_are_written_as_the_replay_makes_them(tmp_path):
+    from plateau.cli.output import write_csv
+    from plateau.cli.readers import parse_log
+    from plateau.cli.replay import Run, replay
+
+    losses = random_stream(30, n=10_000)
+    log = parse_log("log.json", json.dumps(losses))
+    runs = [Run("base", PlateauConfig(patience=2))]
+    out = io.StringIO()
+    seen = []
+
+    def watched():
+        for i, row in enumerate(replay(log, runs, (1.0,))):
+            seen.append((i, out.tell()))
+            yield row
+
+    write_csv(out, runs, (1.0,), watched())
+    # Output had begun long before the last row was computed.
+    assert any(position > 0 for i, position in seen if i < 5000)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    expected = plateau.simulate(losses, PlateauConfig(patience=2))
+    assert column(rows, "lr") == [s.lrs[0] for s in expected]
+    assert column(rows, "best") == [s.best for s in expected]

@@ -1,0 +1,88 @@
+"""The replay: every config stepped through the log's metrics in lockstep, row by row.
+
+Rows are produced one at a time, so an output that writes each row as it comes
+keeps nothing of the replay but the current states.
+
+Example:
+    >>> from array import array
+    >>> from .readers import MetricLog
+    >>> log = MetricLog("log", "val_loss", array("d", [1.0, 0.9, 0.95, 0.95]),
+    ...                 array("q", range(4)), 0, str)
+    >>> runs = [Run("base", PlateauConfig(patience=1))]
+    >>> [states[0].lrs for _, _, states in replay(log, runs, (1.0,))]
+    [(1.0,), (1.0,), (1.0,), (0.1,)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import attrs
+
+from .._config import PlateauConfig
+from .._core import PlateauState, init, step
+from .readers import MetricLog
+
+BASE_LABEL = "base"
+
+# One replayed row: the epoch shown, the metric, and each run's state after it.
+ReplayRow = tuple[int, float, tuple[PlateauState, ...]]
+
+
+@attrs.frozen
+class Run:
+    """One config replayed over the log.
+
+    Attributes:
+        label: ``base`` for the config given by the options, else the --compare text.
+        config: The config replayed.
+    """
+
+    label: str
+    config: PlateauConfig
+
+
+def replay(log: MetricLog, runs: Sequence[Run], lrs: tuple[float, ...]) -> Iterator[ReplayRow]:
+    """Each metric of `log`, with every run's state after stepping on it.
+
+    The states are those :func:`plateau.simulate` returns for each config.
+    """
+    configs = [run.config for run in runs]
+    if len(configs) == 1:
+        (config,) = configs
+        state = init(lrs, config)
+        for epoch, metric in zip(log.epochs, log.metrics, strict=True):
+            state = step(state, metric, config)[0]
+            yield epoch, metric, (state,)
+        return
+    states = [init(lrs, config) for config in configs]
+    for epoch, metric in zip(log.epochs, log.metrics, strict=True):
+        states = [
+            step(state, metric, config)[0] for state, config in zip(states, configs, strict=True)
+        ]
+        yield epoch, metric, tuple(states)
+
+
+def cut(before: tuple[float, ...], after: tuple[float, ...]) -> tuple[bool, ...]:
+    """Which lrs a step cut.
+
+    Example:
+        >>> cut((1.0, 0.5), (0.1, 0.5))
+        (True, False)
+    """
+    return tuple(new < old for new, old in zip(after, before, strict=True))
+
+
+def describe(config: PlateauConfig) -> str:
+    """The config as ``key=value`` pairs, in field order.
+
+    Example:
+        >>> describe(PlateauConfig(patience=3))[:30]
+        'mode=min factor=0.1 patience=3'
+    """
+    fields = config.to_dict()
+    del fields["format"], fields["version"]
+    return " ".join(
+        f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in fields.items()
+    )

@@ -1,0 +1,1 @@
+"""Helpers shared by the `plateau simulate` tests (tests/test_cli*.py)."""

@@ -519,7 +519,7 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path, monkeypatch):
     for name in ("matplotlib", "matplotlib.figure", "matplotlib.ticker"):
         monkeypatch.setitem(sys.modules, name, None)  # import matplotlib now fails
     out = tmp_path / "schedule.png"
-    assert_one_line_error(cli(BUNDLED, "--plot", out), "matplotlib", "plateau[plot]")
+    assert_one_line_error(cli(BUNDLED, "--plot", out), "matplotlib", "plateau-lr[plot]")
     assert not out.exists()
     # The same command without --plot runs without matplotlib.
     assert "val_loss" in ok(cli(BUNDLED))

@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot",
         metavar="FILE.png",
         help="also draw the metric and the lr against epoch into FILE (needs "
-        "matplotlib: plateau[plot])",
+        "matplotlib: plateau-lr[plot])",
     )
     return parser
 

@@ -21,7 +21,7 @@ from .replay import ReplayRow, Run, cut, describe
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-PLOT_EXTRA = "plateau[plot]"
+PLOT_EXTRA = "plateau-lr[plot]"
 
 
 def figure_class(path: str) -> type[Figure]:

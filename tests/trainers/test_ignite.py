@@ -18,8 +18,7 @@ torch = pytest.importorskip("torch")
 ignite_engine = pytest.importorskip("ignite.engine")
 
 from _compat import claim  # noqa: E402
-from ignite.handlers import Checkpoint, DiskSaver  # noqa: E402
-from ignite.handlers import param_scheduler  # noqa: E402
+from ignite.handlers import Checkpoint, DiskSaver, param_scheduler  # noqa: E402
 
 from plateau.adapters.torch import ReduceLROnPlateau  # noqa: E402
 
@@ -122,7 +121,7 @@ def test_ignite_checkpoint_resumes_exactly(monkeypatch, tmp_path, resume_after):
 def test_under_torchs_class_ignites_checkpoint_cannot_save_the_scheduler(monkeypatch, tmp_path):
     """The reason the table's resume cell is plateau's only: torch's class fails here."""
     trainer, _, lrs = build(TorchPlateau, monkeypatch, checkpoint_dir=tmp_path)
-    with pytest.raises((pickle.PicklingError, TypeError), match="(?i)pickle"):
+    with pytest.raises((pickle.PicklingError, TypeError), match=r"(?i)pickle"):
         fit(trainer, lrs)
     state_dict = build(TorchPlateau, monkeypatch)[1]["scheduler"].state_dict()
     assert callable(state_dict["scheduler"]["_reduce_lr"])  # ignite's bound method

@@ -1,7 +1,6 @@
+"""Collection for tests/trainers."""
+
 from __future__ import annotations
 
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "compat(*cells): evidence for docs/compatibility.md (see _compat.py)"
-    )
+# Run only by test_accelerate.py in a subprocess; importing it needs torch and accelerate.
+collect_ignore = ["_accelerate_worker.py"]

@@ -28,9 +28,9 @@ Engine, Events = ignite_engine.Engine, ignite_engine.Events
 TRAINER = "ignite"
 TESTED_WITH = "pytorch-ignite==0.5.5"
 NOTE = (
-    "under torch's class, ignite's Checkpoint cannot save or load the scheduler: torch's "
-    "state_dict holds the _reduce_lr ignite installs (a bound method), which "
-    "torch.load(weights_only=True) refuses; under plateau's it resumes exactly"
+    "under torch's class ignite's Checkpoint cannot save the scheduler: torch's state_dict "
+    "holds the _reduce_lr ignite installs, a bound method, which does not pickle (nor "
+    "would torch.load(weights_only=True) take it); plateau's checkpoint resumes under both"
 )
 
 EPOCHS = 14
@@ -103,15 +103,18 @@ def test_ignite_param_group_index_cuts_one_group_as_with_torchs_class(monkeypatc
     assert len({group[0] for group in ours}) >= 4  # ... group 0 is, three times
 
 
-@claim("works", "history", "resume")
+@claim("works", "history", "resume_from_plateau")
+@pytest.mark.parametrize("resumed_by", ["plateau", "torch"])
 @pytest.mark.parametrize("resume_after", [4, 9])
-def test_ignite_checkpoint_resumes_exactly(monkeypatch, tmp_path, resume_after):
-    """Resume from ignite's Checkpoint file: the rest of torch's uninterrupted run."""
+def test_ignite_checkpoint_resumes_exactly(monkeypatch, tmp_path, resume_after, resumed_by):
+    """Resume from ignite's Checkpoint file, written under plateau's class, under either
+    class: the rest of torch's uninterrupted run."""
     trainer, _, lrs = build(TorchPlateau, monkeypatch)
     expected = fit(trainer, lrs)
     trainer, _, lrs = build(ReduceLROnPlateau, monkeypatch, checkpoint_dir=tmp_path)
     assert fit(trainer, lrs) == expected
-    trainer, objects, lrs = build(ReduceLROnPlateau, monkeypatch)
+    cls = {"plateau": ReduceLROnPlateau, "torch": TorchPlateau}[resumed_by]
+    trainer, objects, lrs = build(cls, monkeypatch)
     path = tmp_path / f"checkpoint_{resume_after * 2}.pt"  # ignite names it by iteration
     Checkpoint.load_objects(to_load=objects, checkpoint=str(path))  # weights_only=True
     assert objects["scheduler"].scheduler.last_epoch == resume_after

@@ -14,12 +14,11 @@ a non-finite policy, a warning when ``step()`` repeats with no optimizer step
 between (``on_repeat``), and ``sync_metric=True`` for identical decisions on every
 rank of a distributed job (:func:`mean_over_ranks`, which a custom loop can call too).
 
-This module only translates. ``scheduler.config`` and ``scheduler.state`` are the
-only schedule data; torch's attribute names (``best``, ``num_bad_epochs``,
-``patience``, ...) read them, and assigning one replaces the config or state by a
-validated copy. The learning rates are the optimizer's (the core's ownership
-rule): each step reads ``param_groups``, hands them to :func:`plateau.step` and,
-when the core cuts, writes the new lrs through torch's ``_reduce_lr`` hook.
+This module only translates: ``scheduler.config`` and ``scheduler.state`` are the
+only schedule data, torch's attribute names read them (an assignment replaces
+them by a validated copy), and the lrs are the optimizer's (the core's ownership
+rule): each step reads ``param_groups``, hands them to :func:`plateau.step` and
+writes a cut back through torch's ``_reduce_lr`` hook.
 
 Example:
     >>> import torch
@@ -215,7 +214,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self.optimizer = optimizer
         self.sync_metric = sync_metric
         self.on_repeat = on_repeat
-        self._planned: tuple[float, ...] | None = None  # the cut _reduce_lr() writes
+        self._planned: tuple[tuple[float, ...], ...] | None = None  # (read, cut)
         self._optimizer_steps = 0
         self._stepped_at = -1  # _optimizer_steps at the last step()
         self._watch_optimizer()
@@ -342,14 +341,16 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             )
             state = attrs.evolve(state, last_epoch=epoch)
         if state.decision is _REDUCED or state.decision is _AT_FLOOR:
-            self._planned = lrs
+            self._planned = (read, lrs)
             try:
                 self._reduce_lr(state.last_epoch)
             finally:
-                self._planned = None
-            # What the optimizer holds: an override's cut, a float32 tensor's rounding.
-            held = _read_lrs(groups)
-            state = attrs.evolve(state, lrs=held, decision=_REDUCED if held != read else _AT_FLOOR)
+                # Ours consumes the plan; an override (or a float32 tensor's rounding)
+                # leaves it, and the state records what the optimizer then holds.
+                planned, self._planned = self._planned, None
+            if planned is not None and (held := _read_lrs(groups)) != lrs:
+                decision = _REDUCED if held != read else _AT_FLOOR
+                state = attrs.evolve(state, lrs=held, decision=decision)
         self.state = state
         self._stepped_at = seen
 
@@ -366,12 +367,16 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         """
         if self._planned is None:
             raise RuntimeError("_reduce_lr() writes the cut step() decided; call step(metric)")
-        groups = self.optimizer.param_groups
-        for index, new in changed(_read_lrs(groups), self._planned):
+        read, lrs = self._planned
+        groups, filled = self.optimizer.param_groups, False
+        for index, new in changed(read, lrs):
             if isinstance(groups[index]["lr"], torch.Tensor):
                 groups[index]["lr"].fill_(new)
+                filled = True
             else:
                 groups[index]["lr"] = new
+        if not filled:
+            self._planned = None  # written exactly: step() need not read the lrs back
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """The lr of each param group after the last step, as torch gives it.
@@ -408,19 +413,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             >>> torch.optim.lr_scheduler.ReduceLROnPlateau(opt).load_state_dict(saved)
         """
         state, config = self.state, self._config
-        torch_keys: dict[str, Any] = {
-            "factor": config.factor,
-            "min_lrs": self.min_lrs,
-            "default_min_lr": self.default_min_lr,
-            "patience": config.patience,
-            "cooldown": config.cooldown,
-            "eps": config.eps,
-            "_last_lr": list(state.lrs),
-            "mode": config.mode,
-            "threshold": config.threshold,
-            "threshold_mode": config.threshold_mode,
-        }
-        torch_keys.update((key, getattr(state, key)) for key in _PROGRESS)
+        names = ("factor", "patience", "cooldown", "eps", "mode", "threshold", "threshold_mode")
+        torch_keys = {name: getattr(config, name) for name in names}
+        torch_keys.update(min_lrs=self.min_lrs, default_min_lr=self.default_min_lr)
+        torch_keys.update({key: getattr(state, key) for key in _PROGRESS}, _last_lr=[*state.lrs])
         if not math.isfinite(state.best):
             del torch_keys["best"]
         return {"config": config.to_dict(), "state": state.to_dict(), **torch_keys}
@@ -438,9 +434,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         progress is restored and validated by :class:`plateau.PlateauState`: best,
         both counters, last_epoch and, from a plateau checkpoint, the lrs (from a
         torch one, the optimizer's; ``decision`` reads START until the next step).
-        A dict that torch's class loaded from plateau's and stepped since has both:
-        its torch keys, when they differ from ``state``, are the newer progress. Other
-        keys (attributes set on torch's scheduler, like ignite's ``_reduce_lr``) are ignored.
+        Torch's class keeps plateau's keys when it loads them: when its own keys
+        differ from ``state``, it has stepped since and they win. Other keys (ignite's
+        ``_reduce_lr``, which torch's state_dict then holds) are ignored.
 
         Raises:
             TypeError: `state_dict` is not a mapping, or a field has the wrong type.

@@ -321,8 +321,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             warnings.warn(
                 "ReduceLROnPlateau.step() was called again with no optimizer step since its "
                 "last call; it counts as another epoch, as in torch. A prepared accelerate "
-                "scheduler steps once per process: see docs/torch.md. Pass on_repeat='skip' "
-                "to ignore such calls, or on_repeat='allow' to silence this warning.",
+                "scheduler steps once per process: see docs/compatibility.md. Pass "
+                "on_repeat='skip' to ignore such calls, or on_repeat='allow' to silence this.",
                 UserWarning,
                 stacklevel=2,
             )

@@ -5,18 +5,20 @@ Change one import line and keep the rest of the training loop::
     from plateau.adapters.torch import ReduceLROnPlateau
 
 The class subclasses torch's, so code that recognises a plateau scheduler with
-``isinstance`` (Lightning, transformers' Trainer, hand-written loops) passes it
-the metric. It adds what torch's lacks: a strict-JSON state, a constructor
-config that wins over a stale checkpoint, the decision of every step
-(``scheduler.state.decision``), a non-finite policy, and ``sync_metric=True`` for
-identical decisions on every rank of a distributed job (:func:`mean_over_ranks`,
-which a custom loop can call too).
+``isinstance`` (Lightning, transformers' Trainer, skorch, ignite, hand-written
+loops) passes it the metric, and it takes every argument, attribute write and
+checkpoint torch's takes (docs/compatibility.md lists the trainers tested). It
+adds what torch's lacks: a strict-JSON state, a constructor config that wins
+over a stale checkpoint, the decision of every step (``scheduler.state.decision``),
+a non-finite policy, a warning when ``step()`` repeats with no optimizer step
+between (``on_repeat``), and ``sync_metric=True`` for identical decisions on every
+rank of a distributed job (:func:`mean_over_ranks`, which a custom loop can call too).
 
-This module only translates. ``scheduler.config`` and ``scheduler.state`` are the
-only schedule data, and torch's attribute names (``best``, ``num_bad_epochs``,
-``patience``, ...) are read-only views of them. The learning rates are the
-optimizer's (the core's ownership rule): each step reads ``param_groups``, hands
-them to :func:`plateau.step` and writes back the ones that changed.
+This module only translates: ``scheduler.config`` and ``scheduler.state`` are the
+only schedule data, torch's attribute names read them (an assignment replaces
+them by a validated copy), and the lrs are the optimizer's (the core's ownership
+rule): each step reads ``param_groups``, hands them to :func:`plateau.step` and
+writes a cut back through torch's ``_reduce_lr`` hook.
 
 Example:
     >>> import torch
@@ -33,14 +35,15 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, SupportsFloat
 
 import attrs
 
 import plateau
-from plateau import PlateauConfig, PlateauState
-from plateau._checks import check_real, got, to_metric
+from plateau import Decision, PlateauConfig, PlateauState
+from plateau._checks import check_int, check_real, got, to_metric
 from plateau._core import changed
 
 try:
@@ -55,55 +58,62 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
 
 _core_step = plateau.step  # a global: step() may run once per batch
-
-# Every key torch 2.6-2.13 writes in ReduceLROnPlateau.state_dict(), plus "verbose"
-# (torch < 2.7); "default_min_lr" is absent before 2.6.
-_TORCH_KEYS = frozenset(
-    {
-        "factor", "default_min_lr", "min_lrs", "patience", "cooldown", "eps", "last_epoch",
-        "_last_lr", "mode_worse", "mode", "threshold", "threshold_mode", "best",
-        "cooldown_counter", "num_bad_epochs", "verbose",
-    }
-)  # fmt: skip
-_TORCH_REQUIRED = frozenset({"mode", "best", "num_bad_epochs", "cooldown_counter", "last_epoch"})
+_REDUCED, _AT_FLOOR = Decision.REDUCED, Decision.AT_FLOOR
+# The progress every torch (2.6-2.13) ReduceLROnPlateau.state_dict() holds.
+_PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
+_REPEATS = ("warn", "skip", "allow")
 
 
-class _View:
-    """Torch's name for a config or state field: readable, and assignable only by replacing."""
+class _Field:
+    """Torch's name for a config or state field, read from it and written through.
 
-    def __init__(self, source: Literal["config", "state"], field: str) -> None:
-        self.source, self.field = source, field
+    Assigning replaces the config or state by a validated copy with the new value;
+    nothing changes on error.
+    """
+
+    def __init__(self, source: Literal["config", "state"]) -> None:
+        self.source = source
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
-        return self if obj is None else getattr(getattr(obj, self.source), self.field)
+        return self if obj is None else getattr(getattr(obj, self.source), self.name)
 
-    def __set__(self, obj: object, value: object) -> None:
-        raise AttributeError(
-            f"'{self.name}' is read from scheduler.{self.source}; to change it, replace "
-            f"the {self.source}: scheduler.{self.source} = "
-            f"attrs.evolve(scheduler.{self.source}, {self.field}={value!r})"
-        )
+    def __set__(self, obj: ReduceLROnPlateau, value: object) -> None:
+        new = attrs.evolve(getattr(obj, self.source), **{self.name: value})
+        if self.name == "mode":
+            _check_mode("'mode' was assigned", value, obj.config.mode, obj.state.best)
+        setattr(obj, self.source, new)
 
 
-class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-ignore]
+class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ignore]
     """Torch's ReduceLROnPlateau: same arguments, same lrs, decided by :func:`plateau.step`.
 
     torch's ``__init__`` is not called: it would keep a second copy of the config
-    and counters, which would go stale. Torch's attribute names (``mode``,
-    ``factor``, ``patience``, ``threshold``, ``threshold_mode``, ``cooldown``,
-    ``eps``, ``min_lrs``, ``default_min_lr``, ``mode_worse``, ``best``,
-    ``num_bad_epochs``, ``cooldown_counter``, ``last_epoch``, ``in_cooldown``) read
-    :attr:`config` and :attr:`state`; ``optimizer`` and ``get_last_lr()`` are torch's.
+    and counters, which would go stale. Torch's attribute names read
+    :attr:`config` and :attr:`state`, and take assignments with torch's meaning
+    (timm and ignite write ``best`` and ``last_epoch``): ``factor``, ``patience``,
+    ``threshold``, ``threshold_mode``, ``cooldown``, ``eps``, ``min_lrs`` replace the
+    config; ``best``, ``num_bad_epochs``, ``cooldown_counter``, ``last_epoch`` replace
+    the state. Each is validated (a TypeError / ValueError naming it, nothing
+    changed); ``mode``, ``default_min_lr`` and ``mode_worse`` take only their current
+    value. ``in_cooldown``, ``optimizer`` and ``get_last_lr()`` are torch's.
 
     Args:
         optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled.
         mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps:
             torch's arguments and defaults, validated by :class:`plateau.PlateauConfig`
             (``min_lr``: a scalar, which extends to groups added later, or one per group).
+        last_epoch: What torch's other schedulers take and skorch passes: the index of
+            the last epoch done, -1 for a new run. ``self.last_epoch`` starts at
+            ``last_epoch + 1``, as theirs does; best and counters start fresh.
+        verbose: torch < 2.7's argument; ignored with a warning, as torch 2.6 did.
         on_nonfinite: What a NaN or infinite metric does: "bad" (torch's), "raise", "skip".
+        on_repeat: What a ``step()`` does when the optimizer has stepped, but not since
+            the last ``step()`` (accelerate's prepared scheduler, a hook called twice):
+            "warn" (steps, as torch, with a warning), "skip" (ignores the call) or
+            "allow" (steps silently).
         sync_metric: Average the metric over all ranks (:func:`mean_over_ranks`) before
             each step, so every rank takes the same decision. Every rank must then call
             :meth:`step` together; outside a process group nothing distributed is touched.
@@ -129,23 +139,27 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
         no_improvement [1.0]
         reduced [0.1]
         improved [0.1]
+        >>> scheduler.patience = 3  # a validated copy of the config
+        >>> scheduler.config.patience
+        3
     """
 
     _config: PlateauConfig
     state: PlateauState
     sync_metric: bool
+    on_repeat: str
 
-    mode = _View("config", "mode")
-    factor = _View("config", "factor")
-    patience = _View("config", "patience")
-    threshold = _View("config", "threshold")
-    threshold_mode = _View("config", "threshold_mode")
-    cooldown = _View("config", "cooldown")
-    eps = _View("config", "eps")
-    best = _View("state", "best")
-    num_bad_epochs = _View("state", "num_bad_epochs")
-    cooldown_counter = _View("state", "cooldown_counter")
-    last_epoch = _View("state", "last_epoch")
+    mode = _Field("config")
+    factor = _Field("config")
+    patience = _Field("config")
+    threshold = _Field("config")
+    threshold_mode = _Field("config")
+    cooldown = _Field("config")
+    eps = _Field("config")
+    best = _Field("state")
+    num_bad_epochs = _Field("state")
+    cooldown_counter = _Field("state")
+    last_epoch = _Field("state")
 
     def __init__(
         self,
@@ -159,7 +173,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
         min_lr: float | Sequence[float] = 0.0,
         eps: float = 1e-8,
         *,
+        last_epoch: int = -1,
+        verbose: bool | str = "deprecated",
         on_nonfinite: Literal["bad", "raise", "skip"] = "bad",
+        on_repeat: Literal["warn", "skip", "allow"] = "warn",
         sync_metric: bool = False,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -169,6 +186,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
             )
         if not isinstance(sync_metric, bool):
             raise TypeError(f"'sync_metric' must be a bool, got {got(sync_metric)}")
+        if not isinstance(on_repeat, str) or on_repeat not in _REPEATS:
+            error = ValueError if isinstance(on_repeat, str) else TypeError
+            raise error(f"'on_repeat' must be one of {_REPEATS}, got {got(on_repeat)}")
+        start = check_int("last_epoch", last_epoch, minimum=-1) + 1
         config = PlateauConfig(
             mode=mode,
             factor=factor,
@@ -180,10 +201,42 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
             eps=eps,
             on_nonfinite=on_nonfinite,
         )
-        self.state = plateau.init(_read_lrs(optimizer.param_groups), config)
+        state = plateau.init(_read_lrs(optimizer.param_groups), config)
+        if verbose != "deprecated":
+            warnings.warn(
+                "The verbose parameter is deprecated (torch removed it in 2.7); it is ignored. "
+                "Use get_last_lr() or scheduler.state.decision.",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
         self.optimizer = optimizer
         self.sync_metric = sync_metric
+        self.on_repeat = on_repeat
+        self._planned: tuple[tuple[float, ...], ...] | None = None  # (read, cut)
+        self._optimizer_steps = 0
+        self._stepped_at = -1  # _optimizer_steps at the last step()
+        self._watch_optimizer()
+
+    def _watch_optimizer(self) -> None:
+        """Count the optimizer's steps (a post-step hook) to tell a repeated step().
+
+        The hook holds the scheduler weakly and goes with it; an optimizer drops its
+        hooks when pickled or copied, so ``__setstate__`` installs a new one.
+        """
+        ref = weakref.ref(self)
+
+        def count(optimizer: object, args: object, kwargs: object) -> None:
+            scheduler = ref()
+            if scheduler is not None:
+                scheduler._optimizer_steps += 1
+
+        weakref.finalize(self, self.optimizer.register_step_post_hook(count).remove)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._watch_optimizer()
 
     @property
     def config(self) -> PlateauConfig:
@@ -209,12 +262,17 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
 
     @property
     def min_lrs(self) -> list[float]:
-        """Torch's ``min_lrs``: the floor of each param group, read from the config."""
+        """Torch's ``min_lrs``: the floor of each param group; assigning sets one per group."""
         return list(self._config.min_lrs(len(self.state.lrs)))
 
     @min_lrs.setter
-    def min_lrs(self, value: list[float]) -> None:
-        raise _read_only("min_lrs", value)
+    def min_lrs(self, value: Sequence[float]) -> None:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise TypeError(f"'min_lrs' must be a list, one lr per param group, got {got(value)}")
+        new = attrs.evolve(self._config, min_lr=tuple(value))
+        # Torch's default_min_lr stays for groups added later: a list of it changes nothing.
+        if self.default_min_lr is None or set(new.min_lrs(len(value))) != {self.default_min_lr}:
+            self.config = new
 
     @property
     def default_min_lr(self) -> float | None:
@@ -224,7 +282,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
 
     @default_min_lr.setter
     def default_min_lr(self, value: float | None) -> None:
-        raise _read_only("default_min_lr", value)
+        _check_unchanged("default_min_lr", value, self.default_min_lr, "min_lrs or the config")
 
     @property
     def mode_worse(self) -> float:
@@ -233,15 +291,17 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
 
     @mode_worse.setter
     def mode_worse(self, value: float) -> None:
-        raise AttributeError("'mode_worse' follows scheduler.config.mode, which cannot change")
+        _check_unchanged("mode_worse", value, self.mode_worse, "nothing: it follows the mode")
 
     @property
     def in_cooldown(self) -> bool:
         """Torch's ``in_cooldown``: whether bad epochs are currently not counted."""
         return self.state.cooldown_counter > 0
 
-    def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override, unused-ignore]
-        """One epoch: read the param groups' lrs, :func:`plateau.step`, write back changes.
+    def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override,unused-ignore]
+        """One epoch: read the param groups' lrs, :func:`plateau.step`, write a cut back.
+
+        A cut is written by :meth:`_reduce_lr`, called whenever patience is exceeded.
 
         Args:
             metrics: The monitored value: a float, an int or a one-element tensor.
@@ -254,6 +314,18 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
                 ``min_lr`` that no longer fits), or a negative `epoch`. Nothing
                 changes on error.
         """
+        seen = self._optimizer_steps
+        if seen and seen == self._stepped_at and self.on_repeat != "allow":
+            if self.on_repeat == "skip":
+                return
+            warnings.warn(
+                "ReduceLROnPlateau.step() was called again with no optimizer step since its "
+                "last call; it counts as another epoch, as in torch. A prepared accelerate "
+                "scheduler steps once per process: see docs/compatibility.md. Pass "
+                "on_repeat='skip' to ignore such calls, or on_repeat='allow' to silence this.",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.sync_metric:
             metrics = mean_over_ranks(metrics)
         groups = self.optimizer.param_groups
@@ -268,16 +340,43 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
                 stacklevel=2,
             )
             state = attrs.evolve(state, last_epoch=epoch)
-        filled = False
+        if state.decision is _REDUCED or state.decision is _AT_FLOOR:
+            self._planned = (read, lrs)
+            try:
+                self._reduce_lr(state.last_epoch)
+            finally:
+                # Ours consumes the plan; an override (or a float32 tensor's rounding)
+                # leaves it, and the state records what the optimizer then holds.
+                planned, self._planned = self._planned, None
+            if planned is not None and (held := _read_lrs(groups)) != lrs:
+                decision = _REDUCED if held != read else _AT_FLOOR
+                state = attrs.evolve(state, lrs=held, decision=decision)
+        self.state = state
+        self._stepped_at = seen
+
+    def _reduce_lr(self, epoch: int) -> None:
+        """Torch's hook for the cut: write the lrs :func:`plateau.step` decided.
+
+        :meth:`step` calls it whenever patience is exceeded, as torch's does, so an
+        override replaces the write (ignite's ``ReduceLROnPlateauScheduler`` installs
+        one to cut a single group); the state then records the lrs the override left.
+        A tensor lr is filled in place, as torch does: dtype, device and identity kept.
+
+        Raises:
+            RuntimeError: called outside :meth:`step`, where no cut was decided.
+        """
+        if self._planned is None:
+            raise RuntimeError("_reduce_lr() writes the cut step() decided; call step(metric)")
+        read, lrs = self._planned
+        groups, filled = self.optimizer.param_groups, False
         for index, new in changed(read, lrs):
-            group = groups[index]
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(new)  # in place, as torch: dtype, device, identity kept
+            if isinstance(groups[index]["lr"], torch.Tensor):
+                groups[index]["lr"].fill_(new)
                 filled = True
             else:
-                group["lr"] = new
-        # A float32 tensor rounds the lr it is given: the state records what it holds.
-        self.state = attrs.evolve(state, lrs=_read_lrs(groups)) if filled else state
+                groups[index]["lr"] = new
+        if not filled:
+            self._planned = None  # written exactly: step() need not read the lrs back
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """The lr of each param group after the last step, as torch gives it.
@@ -296,21 +395,36 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
         return last
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"config": ..., "state": ...}``, plain values: ``json.dumps(allow_nan=False)`` passes.
+        """``config`` and ``state``, plus torch's own keys: both classes can resume from it.
+
+        Plain values only, so ``json.dumps(allow_nan=False)`` passes: an infinite best
+        is left out of torch's keys (a new torch scheduler starts there) and written
+        "inf" in ``state``. Torch's ``load_state_dict`` copies every key into the
+        scheduler, so ``config`` and ``state`` ride along, and :meth:`load_state_dict`
+        tells from torch's keys whether torch's class stepped since.
 
         Example:
             >>> import json, torch
             >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
             >>> scheduler = ReduceLROnPlateau(opt)
-            >>> saved = json.dumps(scheduler.state_dict(), allow_nan=False)
-            >>> sorted(json.loads(saved)), json.loads(saved)["state"]["best"]
-            (['config', 'state'], 'inf')
-            >>> scheduler.load_state_dict(json.loads(saved))
+            >>> saved = json.loads(json.dumps(scheduler.state_dict(), allow_nan=False))
+            >>> saved["state"]["best"], saved["num_bad_epochs"], "best" in saved
+            ('inf', 0, False)
+            >>> torch.optim.lr_scheduler.ReduceLROnPlateau(opt).load_state_dict(saved)
         """
-        return {"config": self.config.to_dict(), "state": self.state.to_dict()}
+        state, config = self.state, self._config
+        names = ("factor", "patience", "cooldown", "eps", "mode", "threshold", "threshold_mode")
+        torch_keys = {name: getattr(config, name) for name in names}
+        torch_keys.update(min_lrs=self.min_lrs, default_min_lr=self.default_min_lr)
+        torch_keys.update({key: getattr(state, key) for key in _PROGRESS}, _last_lr=[*state.lrs])
+        if not math.isfinite(state.best):
+            del torch_keys["best"]
+        return {"config": config.to_dict(), "state": state.to_dict(), **torch_keys}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`'s output, or from torch's own ReduceLROnPlateau's.
+
+        Plateau's earlier format, ``config`` and ``state`` only, loads too.
 
         The constructor's config wins, so a run resumed with a new ``patience`` or
         ``factor`` uses the new one (torch's class silently takes the checkpoint's). A
@@ -320,6 +434,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
         progress is restored and validated by :class:`plateau.PlateauState`: best,
         both counters, last_epoch and, from a plateau checkpoint, the lrs (from a
         torch one, the optimizer's; ``decision`` reads START until the next step).
+        Torch's class keeps plateau's keys when it loads them: when its own keys
+        differ from ``state``, it has stepped since and they win. Other keys (ignite's
+        ``_reduce_lr``, which torch's state_dict then holds) are ignored.
 
         Raises:
             TypeError: `state_dict` is not a mapping, or a field has the wrong type.
@@ -331,19 +448,24 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc, unused-i
             raise TypeError(f"'state_dict' must be a dict, got {type(state_dict).__name__}")
         keys = set(state_dict)
         groups = self.optimizer.param_groups
-        if keys == {"config", "state"}:
+        from_torch = keys.issuperset(("mode", *_PROGRESS))
+        state: PlateauState | None = None
+        if {"config", "state"} <= keys:
             saved_mode: object = PlateauConfig.from_dict(state_dict["config"]).mode
             state = PlateauState.from_dict(state_dict["state"])
-        elif _TORCH_REQUIRED <= keys <= _TORCH_KEYS:
-            saved_mode = state_dict["mode"]
-            fields = {key: state_dict[key] for key in _TORCH_REQUIRED - {"mode"}}
-            state = PlateauState(lrs=_read_lrs(groups), **fields)
-        else:
+            ours = tuple(getattr(state, key) for key in _PROGRESS)
+            if from_torch and ours != tuple(state_dict[key] for key in _PROGRESS):
+                state = None
+        elif not from_torch:
             raise ValueError(
                 "'state_dict' must come from state_dict() of plateau's ReduceLROnPlateau "
-                "(keys ['config', 'state']) or of torch's (keys including "
-                f"{sorted(_TORCH_REQUIRED)}), got keys {sorted(map(str, keys))}"
+                "(keys including ['config', 'state']) or of torch's (keys including "
+                f"{sorted(('mode', *_PROGRESS))}), got keys {sorted(map(str, keys))}"
             )
+        if state is None:
+            saved_mode = state_dict["mode"]
+            progress = {key: state_dict[key] for key in _PROGRESS}
+            state = PlateauState(lrs=_read_lrs(groups), **progress)
         _check_mode("the checkpoint was saved with", saved_mode, self._config.mode, state.best)
         if len(state.lrs) != len(groups):
             raise ValueError(
@@ -372,7 +494,7 @@ def mean_over_ranks(metric: SupportsFloat) -> float:
     device = torch.device("cuda", torch.cuda.current_device()) if on_cuda else None
     total = torch.tensor(value, dtype=torch.float64, device=device)
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    return float(total.item()) / float(dist.get_world_size())
+    return float(total.item()) / int(dist.get_world_size())
 
 
 def _read_lrs(groups: list[dict[str, Any]]) -> tuple[float, ...]:
@@ -407,8 +529,10 @@ def _check_mode(what: str, mode: object, current: str, best: float) -> None:
         )
 
 
-def _read_only(name: str, value: object) -> AttributeError:
-    return AttributeError(
-        f"'{name}' is read from scheduler.config; to change it, replace the config: "
-        f"scheduler.config = attrs.evolve(scheduler.config, min_lr={value!r})"
-    )
+def _check_unchanged(name: str, value: object, current: object, instead: str) -> None:
+    """Torch's derived attributes: a write of the current value (a restore) is accepted."""
+    if value != current:
+        raise ValueError(
+            f"'{name}' follows scheduler.config and can only be assigned its current value "
+            f"{current!r}, got {value!r}; to change the schedule, assign {instead}"
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import io
 import json
 import math
 import pickle
@@ -185,7 +187,7 @@ def test_construction_touches_no_param_group():
     assert not hasattr(opt.step, "_wrapped_by_lr_sched")
 
 
-def test_torch_attribute_names_are_views_of_config_and_state():
+def test_torch_attribute_names_read_config_and_state():
     scheduler = ReduceLROnPlateau(make_optimizer([1.0, 0.5]), patience=0, min_lr=[0.1, 0.2])
     scheduler.step(1.0)
     scheduler.step(2.0)
@@ -193,12 +195,96 @@ def test_torch_attribute_names_are_views_of_config_and_state():
     assert (scheduler.best, scheduler.num_bad_epochs, scheduler.last_epoch) == (1.0, 0, 2)
     assert scheduler.min_lrs == [0.1, 0.2]
     assert not scheduler.in_cooldown
-    with pytest.raises(AttributeError, match=r"attrs.evolve\(scheduler.config, patience=3\)"):
-        scheduler.patience = 3
-    with pytest.raises(AttributeError, match=r"attrs.evolve\(scheduler.state, best=0.5\)"):
-        scheduler.best = 0.5
-    with pytest.raises(AttributeError, match="min_lr"):
-        scheduler.min_lrs = [0.0, 0.0]
+
+
+# What torch's class accepts as an attribute write; each is drawn at random mid-run.
+WRITES = {
+    "factor": lambda rng: rng.choice([0.5, 0.25]),
+    "patience": lambda rng: rng.randint(0, 3),
+    "threshold": lambda rng: rng.choice([0.0, 0.01]),
+    "threshold_mode": lambda rng: rng.choice(["rel", "abs"]),
+    "cooldown": lambda rng: rng.randint(0, 2),
+    "eps": lambda rng: rng.choice([0.0, 1e-8]),
+    "best": lambda rng: rng.uniform(-1, 3),
+    "num_bad_epochs": lambda rng: rng.randint(0, 4),
+    "cooldown_counter": lambda rng: rng.randint(0, 2),
+    "last_epoch": lambda rng: rng.randint(0, 100),
+    "min_lrs": lambda rng: [rng.choice([0.0, 0.01, 0.2]), rng.choice([0.0, 0.05])],
+    "mode": lambda rng: "min",  # the current mode: the only value that keeps best meaningful
+}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_attribute_writes_mean_what_they_mean_in_torch(seed):
+    """timm writes best and last_epoch, ignite last_epoch += 1: any such write, then torch's lrs."""
+    rng = random.Random(3000 + seed)
+    ours_opt, their_opt = make_optimizer([1.0, 0.3]), make_optimizer([1.0, 0.3])
+    ours, theirs = ReduceLROnPlateau(ours_opt, patience=1), TorchPlateau(their_opt, patience=1)
+    for value in random_metrics(rng, 40):
+        if rng.random() < 0.3:
+            name = rng.choice(sorted(WRITES))
+            written = WRITES[name](rng)
+            for scheduler in (ours, theirs):
+                setattr(scheduler, name, copy.copy(written))
+            assert getattr(ours, name) == getattr(theirs, name)
+        if rng.random() < 0.1:
+            ours.last_epoch += 1
+            theirs.last_epoch += 1
+        ours.step(value)
+        theirs.step(value)
+        assert_same(ours, theirs, ours_opt, their_opt)
+        assert ours.min_lrs == theirs.min_lrs
+    assert ours.state.last_epoch == theirs.last_epoch
+
+
+def test_attribute_writes_replace_config_and_state():
+    scheduler = ReduceLROnPlateau(make_optimizer([1.0]), patience=5)
+    state, config = scheduler.state, scheduler.config
+    scheduler.patience = 0
+    scheduler.best = 0.5
+    assert scheduler.config == attrs.evolve(config, patience=0)
+    assert scheduler.state == attrs.evolve(state, best=0.5)
+    assert state.best == math.inf  # the old state is untouched: it is immutable
+    scheduler.min_lrs = [0.0]  # the scalar default's value: stays a scalar, as torch's default
+    assert scheduler.config.min_lr == 0.0
+    scheduler.min_lrs = [0.25]
+    assert scheduler.config.min_lr == (0.25,)
+    scheduler.default_min_lr = None  # now per group, as in torch
+    scheduler.mode_worse = math.inf
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "match"),
+    [
+        ("patience", -1, ValueError, "'patience' must be >= 0, got -1"),
+        ("patience", 2.5, TypeError, "'patience' must be an int, got float: 2.5"),
+        ("factor", 1.0, ValueError, "'factor' must be strictly between 0 and 1, got 1.0"),
+        ("threshold_mode", "relative", ValueError, "'threshold_mode' must be one of"),
+        ("eps", math.nan, ValueError, "'eps' must be finite and >= 0, got nan"),
+        ("best", math.nan, ValueError, "'best' must be a float other than NaN, got nan"),
+        ("best", "0.5", TypeError, "'best' must be a float other than NaN, got '0.5'"),
+        ("num_bad_epochs", -1, ValueError, "'num_bad_epochs' must be >= 0, got -1"),
+        ("last_epoch", 1.5, TypeError, "'last_epoch' must be an int, got float: 1.5"),
+        ("cooldown_counter", True, TypeError, "'cooldown_counter' must be an int, got bool"),
+        ("mode", "max", ValueError, "'mode' was assigned mode='max' but this scheduler has"),
+        ("mode", 3, TypeError, "'mode' must be a str"),
+        ("min_lrs", 0.1, TypeError, "'min_lrs' must be a list, one lr per param group"),
+        ("min_lrs", [0.1], ValueError, "'min_lr' has 1 values but there are 2 lrs"),
+        ("min_lrs", [0.1, -1.0], ValueError, r"'min_lr\[1\]' must be finite and >= 0"),
+        ("default_min_lr", 0.5, ValueError, "'default_min_lr' follows scheduler.config"),
+        ("mode_worse", 0.0, ValueError, "'mode_worse' follows scheduler.config"),
+    ],
+)
+def test_a_bad_attribute_write_names_it_and_changes_nothing(name, value, error, match):
+    scheduler = ReduceLROnPlateau(make_optimizer([1.0, 1.0]), patience=0)
+    scheduler.step(1.0)
+    state, config = scheduler.state, scheduler.config
+    with pytest.raises(error, match=match):
+        setattr(scheduler, name, value)
+    assert scheduler.state is state
+    assert scheduler.config is config
+    with pytest.raises(AttributeError):
+        scheduler.in_cooldown = True  # a property in torch too
 
 
 def test_config_can_be_replaced_between_steps():
@@ -266,10 +352,6 @@ def test_default_min_lr_and_mode_worse_are_torchs(mode, min_lr):
     assert ours.default_min_lr == theirs.default_min_lr
     assert type(ours.default_min_lr) is type(theirs.default_min_lr) or isinstance(min_lr, int)
     assert ours.mode_worse == theirs.mode_worse
-    with pytest.raises(AttributeError, match=r"attrs.evolve\(scheduler.config, min_lr=0.5\)"):
-        ours.default_min_lr = 0.5
-    with pytest.raises(AttributeError, match=r"'mode_worse' follows scheduler\.config\.mode"):
-        ours.mode_worse = 0.0
 
 
 def test_copy_and_pickle_keep_the_schedule():
@@ -661,3 +743,274 @@ def test_a_corrupt_checkpoint_is_rejected_and_changes_nothing(where, key, value,
     with pytest.raises(error, match=match):
         scheduler.load_state_dict(state_dict)
     assert scheduler.state is before
+
+
+# --- torch's keyword arguments and hooks that trainers use ---------------------------
+
+
+@pytest.mark.parametrize("last_epoch", [-1, 0, 4])
+def test_last_epoch_argument_counts_as_torchs_other_schedulers_do(last_epoch):
+    """skorch passes last_epoch=len(history) - 1 to every policy that is not torch's class."""
+    opt = make_optimizer([0.1])
+    for group in opt.param_groups:
+        group["initial_lr"] = group["lr"]  # what StepLR needs to resume; plateau does not
+    step_lr = torch.optim.lr_scheduler.StepLR(opt, step_size=3, last_epoch=last_epoch)
+    ours = ReduceLROnPlateau(make_optimizer([0.1]), last_epoch=last_epoch)
+    assert ours.last_epoch == step_lr.last_epoch
+    assert (ours.best, ours.num_bad_epochs) == (math.inf, 0)
+    with pytest.raises(ValueError, match="'last_epoch' must be >= -1, got -2"):
+        ReduceLROnPlateau(make_optimizer([0.1]), last_epoch=-2)
+    with pytest.raises(TypeError, match="'last_epoch' must be an int, got float"):
+        ReduceLROnPlateau(make_optimizer([0.1]), last_epoch=1.0)
+
+
+def test_verbose_is_taken_and_ignored_as_torch_2_6_did():
+    with pytest.warns(UserWarning, match="verbose parameter is deprecated"):
+        scheduler = ReduceLROnPlateau(make_optimizer([0.1]), verbose=True)
+    assert scheduler.config == plateau.PlateauConfig()
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [("never", ValueError), (None, TypeError), (True, TypeError)]
+)
+def test_on_repeat_is_validated(value, error):
+    with pytest.raises(error, match="'on_repeat' must be one of"):
+        ReduceLROnPlateau(make_optimizer([0.1]), on_repeat=value)
+
+
+def cut_first_group_only(scheduler):
+    """ignite's ReduceLROnPlateauScheduler(param_group_index=0): its own _reduce_lr."""
+
+    def _reduce_lr(epoch):
+        group = scheduler.optimizer.param_groups[0]
+        old_lr = float(group["lr"])
+        new_lr = max(old_lr * scheduler.factor, scheduler.min_lrs[0])
+        if old_lr - new_lr > scheduler.eps:
+            group["lr"] = new_lr
+        scheduler.epochs_cut.append(epoch)
+
+    scheduler.epochs_cut = []
+    scheduler._reduce_lr = _reduce_lr
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_an_instance_reduce_lr_override_replaces_the_cut_as_in_torch(seed):
+    rng = random.Random(4000 + seed)
+    kwargs, _, _ = random_case(rng)
+    kwargs["min_lr"] = rng.choice([0.0, 0.01])
+    ours_opt, their_opt = make_optimizer([1.0, 0.5]), make_optimizer([1.0, 0.5])
+    ours, theirs = ReduceLROnPlateau(ours_opt, **kwargs), TorchPlateau(their_opt, **kwargs)
+    cut_first_group_only(ours)
+    cut_first_group_only(theirs)
+    for value in random_metrics(rng, 40):
+        ours.step(value)
+        theirs.step(value)
+        assert_same(ours, theirs, ours_opt, their_opt)
+        assert ours.state.lrs == tuple(lr_values(ours_opt))
+    assert ours.epochs_cut == theirs.epochs_cut
+    assert lr_values(ours_opt)[1] == 0.5  # the second group was never cut
+
+
+def test_the_override_s_cut_is_recorded_reduced_or_at_floor():
+    opt = make_optimizer([1.0, 1.0])
+    scheduler = ReduceLROnPlateau(opt, patience=0, min_lr=0.5)
+    cut_first_group_only(scheduler)
+    decisions = []
+    for value in [1.0, 2.0, 3.0]:
+        scheduler.step(value)
+        decisions.append(scheduler.state.decision)
+    assert decisions == [
+        plateau.Decision.IMPROVED,
+        plateau.Decision.REDUCED,
+        plateau.Decision.AT_FLOOR,
+    ]
+    assert scheduler.state.lrs == (0.5, 1.0)
+
+
+def test_reduce_lr_outside_step_is_a_clear_error():
+    scheduler = ReduceLROnPlateau(make_optimizer([1.0]))
+    with pytest.raises(RuntimeError, match=r"writes the cut step\(\) decided"):
+        scheduler._reduce_lr(1)
+
+
+# --- repeated steps ------------------------------------------------------------------
+
+
+def train_step(opt):
+    for group in opt.param_groups:
+        for param in group["params"]:
+            param.grad = torch.ones_like(param)
+    opt.step()
+
+
+def test_a_repeated_step_warns_and_still_steps_as_torch():
+    ours_opt, their_opt = make_optimizer([1.0]), make_optimizer([1.0])
+    ours, theirs = ReduceLROnPlateau(ours_opt, patience=1), TorchPlateau(their_opt, patience=1)
+    for value in [1.0, 2.0]:
+        for opt in (ours_opt, their_opt):
+            train_step(opt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once per epoch: no warning
+            ours.step(value)
+        theirs.step(value)
+        with pytest.warns(UserWarning, match="called again with no optimizer step"):
+            ours.step(value)  # as accelerate does with two processes
+        theirs.step(value)
+        assert_same(ours, theirs, ours_opt, their_opt)
+    assert ours.state.lrs == (pytest.approx(0.1),)  # cut on the repeat: patience 1, 2 epochs
+
+
+def test_on_repeat_skip_steps_once_per_optimizer_step():
+    once_opt, twice_opt = make_optimizer([1.0]), make_optimizer([1.0])
+    once = TorchPlateau(once_opt, patience=1)
+    twice = ReduceLROnPlateau(twice_opt, patience=1, on_repeat="skip")
+    for value in [1.0, 2.0, 2.0, 2.0, 0.5]:
+        train_step(once_opt)
+        train_step(twice_opt)
+        once.step(value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            twice.step(value)
+            twice.step(value)
+        assert_same(twice, once, twice_opt, once_opt)
+
+
+def test_no_warning_without_optimizer_steps_or_with_allow():
+    """A replay of metrics (no training) steps freely; on_repeat='allow' is torch, silent."""
+    replay = ReduceLROnPlateau(make_optimizer([1.0]))
+    opt = make_optimizer([1.0])
+    allowed = ReduceLROnPlateau(opt, on_repeat="allow")
+    train_step(opt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for value in [1.0, 1.0, 1.0]:
+            replay.step(value)
+            allowed.step(value)
+    assert allowed.last_epoch == replay.last_epoch == 3
+
+
+def test_copies_count_their_optimizer_s_steps():
+    """An optimizer drops its hooks when copied; the copy of the scheduler adds its own."""
+    opt = make_optimizer([1.0])
+    scheduler = ReduceLROnPlateau(opt, on_repeat="skip")
+    train_step(opt)
+    scheduler.step(1.0)
+    for clone in (copy.deepcopy(scheduler), pickle.loads(pickle.dumps(scheduler))):
+        clone.step(1.0)  # a repeat: skipped
+        assert clone.last_epoch == 1
+        train_step(clone.optimizer)
+        clone.step(1.0)
+        assert clone.last_epoch == 2
+    assert scheduler.last_epoch == 1
+    del scheduler
+    gc.collect()
+    assert not opt._optimizer_step_post_hooks  # the hook went with its scheduler
+
+
+# --- checkpoints both ways -------------------------------------------------------------
+
+
+def torch_round_trip(state_dict):
+    """torch.save, then torch.load(weights_only=True): what trainers do with checkpoints."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_torchs_class_resumes_from_our_state_dict(seed):
+    """Back to torch's class mid-run: same best, counters, epoch, and the same lrs after."""
+    rng = random.Random(5000 + seed)
+    kwargs, lrs, tensor_lr = random_case(rng)
+    # No infinite metric: one could become best, which strict JSON cannot hand to torch's
+    # keys (test_an_infinite_best_other_than_torchs_start_is_the_one_thing_lost).
+    metrics = [m for m in random_metrics(rng, 50) if not math.isinf(m)]
+    cut = rng.randrange(0, 30)
+    expected = run(TorchPlateau(make_optimizer(lrs, tensor_lr), **kwargs), metrics)
+
+    ours = ReduceLROnPlateau(make_optimizer(lrs, tensor_lr), **kwargs)
+    head = run(ours, metrics[:cut])
+    saved = json.loads(json.dumps(ours.state_dict(), allow_nan=False))
+    if rng.random() < 0.5:
+        saved = torch_round_trip(saved)
+    theirs = resume(TorchPlateau, kwargs, lrs, tensor_lr, ours.optimizer.state_dict(), saved)
+    assert theirs.best == ours.best
+    assert theirs.num_bad_epochs == ours.num_bad_epochs
+    assert theirs.cooldown_counter == ours.cooldown_counter
+    assert theirs.last_epoch == ours.last_epoch
+    assert theirs.min_lrs == ours.min_lrs
+    assert head + run(theirs, metrics[cut:]) == expected
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_ours_then_torchs_then_ours_again(seed):
+    """Torch's class keeps our keys when it loads them; ours takes its newer progress."""
+    rng = random.Random(6000 + seed)
+    kwargs, lrs, tensor_lr = random_case(rng)
+    metrics = [m for m in random_metrics(rng, 60) if not math.isinf(m)]  # as above
+    first, second = sorted(rng.sample(range(0, 40), 2))
+    expected = run(TorchPlateau(make_optimizer(lrs, tensor_lr), **kwargs), metrics)
+
+    ours = ReduceLROnPlateau(make_optimizer(lrs, tensor_lr), **kwargs)
+    part1 = run(ours, metrics[:first])
+    saved = torch_round_trip(ours.state_dict())
+    theirs = resume(TorchPlateau, kwargs, lrs, tensor_lr, ours.optimizer.state_dict(), saved)
+    part2 = run(theirs, metrics[first:second])
+    saved = torch_round_trip(theirs.state_dict())
+    assert {"config", "state"} <= set(saved)  # torch's class carried ours along
+    again = resume(ReduceLROnPlateau, kwargs, lrs, tensor_lr, theirs.optimizer.state_dict(), saved)
+    assert (again.best, again.num_bad_epochs, again.cooldown_counter, again.last_epoch) == (
+        theirs.best, theirs.num_bad_epochs, theirs.cooldown_counter, theirs.last_epoch
+    )  # fmt: skip
+    assert part1 + part2 + run(again, metrics[second:]) == expected
+
+
+def test_an_infinite_best_other_than_torchs_start_is_the_one_thing_lost():
+    """-inf becomes best in min mode (torch compares it as a number); strict JSON has no
+    -inf, so torch's class resumes at its own start, +inf. Ours resumes exactly."""
+    ours = ReduceLROnPlateau(make_optimizer([1.0]))
+    ours.step(-math.inf)
+    saved = torch_round_trip(json.loads(json.dumps(ours.state_dict(), allow_nan=False)))
+    theirs = TorchPlateau(make_optimizer([1.0]))
+    theirs.load_state_dict(saved)
+    assert (ours.best, theirs.best) == (-math.inf, math.inf)
+    again = ReduceLROnPlateau(make_optimizer([1.0]))
+    again.load_state_dict(saved)
+    assert again.state == ours.state
+
+
+def test_our_state_dict_is_strict_json_with_torchs_keys():
+    opt = make_optimizer([0.1, 0.2], tensor_lr="float32")
+    scheduler = ReduceLROnPlateau(opt, min_lr=[0.0, 0.01])
+    saved = scheduler.state_dict()
+    json.dumps(saved, allow_nan=False)
+    assert "best" not in saved  # infinite: a new torch scheduler starts there
+    scheduler.step(torch.tensor(0.5))
+    saved = scheduler.state_dict()
+    text = json.dumps(saved, allow_nan=False)
+    torch_keys = set(TorchPlateau(make_optimizer([0.1, 0.2])).state_dict()) - {"mode_worse"}
+    assert set(json.loads(text)) == torch_keys | {"config", "state"}
+    assert saved["best"] == 0.5 and saved["min_lrs"] == [0.0, 0.01]
+    assert torch_round_trip(saved) == saved
+
+
+def test_yesterdays_plateau_state_dict_still_loads():
+    scheduler = ReduceLROnPlateau(make_optimizer([1.0]), patience=0)
+    scheduler.step(1.0)
+    scheduler.step(2.0)
+    old = {"config": scheduler.config.to_dict(), "state": scheduler.state.to_dict()}
+    clone = ReduceLROnPlateau(make_optimizer([0.1]), patience=0)
+    clone.load_state_dict(old)
+    assert clone.state == scheduler.state
+
+
+def test_keys_other_than_torchs_are_ignored():
+    """ignite puts its own _reduce_lr in torch's scheduler, so in its state_dict."""
+    theirs = TorchPlateau(make_optimizer([1.0]), patience=1)
+    theirs.step(1.0)
+    saved = {**theirs.state_dict(), "_reduce_lr": print, "_get_lr_called_within_step": False}
+    ours = ReduceLROnPlateau(make_optimizer([1.0]), patience=1)
+    ours.load_state_dict(saved)
+    assert (ours.best, ours.last_epoch) == (1.0, 1)
+    assert "_reduce_lr" not in vars(ours)

@@ -17,10 +17,19 @@ try:
 except ImportError:
     pl = pytest.importorskip("pytorch_lightning")
 
+from trainers._compat import claim  # noqa: E402
+
 import plateau  # noqa: E402
 from plateau.adapters.torch import ReduceLROnPlateau  # noqa: E402
 
 TorchPlateau = torch.optim.lr_scheduler.ReduceLROnPlateau
+
+TRAINER = "Lightning"
+TESTED_WITH = "pytorch-lightning==2.6.6"
+NOTE = (
+    "Lightning writes epoch k's checkpoint before that epoch's plateau step and does not "
+    "redo it on resume, under both classes"
+)
 
 EPOCHS = 16
 # Improves, plateaus (a reduction after patience), improves within cooldown, plateaus again.
@@ -105,6 +114,7 @@ def history(module, trainer):
     return [*module.lrs.values(), trainer.optimizers[0].param_groups[0]["lr"]]
 
 
+@claim("works", "history")
 def test_fit_gives_torchs_lr_history():
     ours, ours_trainer = fit(ReduceLROnPlateau)
     theirs, their_trainer = fit(TorchPlateau)
@@ -126,28 +136,37 @@ def test_fit_gives_torchs_lr_history():
     }  # fmt: skip
 
 
+@claim("resume")
 @pytest.mark.parametrize(
-    "saved_with", [ReduceLROnPlateau, TorchPlateau], ids=["plateau-checkpoint", "torch-checkpoint"]
+    ("saved_with", "resumed_with"),
+    [
+        (ReduceLROnPlateau, ReduceLROnPlateau),
+        (TorchPlateau, ReduceLROnPlateau),
+        (ReduceLROnPlateau, TorchPlateau),
+    ],
+    ids=["plateau-to-plateau", "torch-to-plateau", "plateau-to-torch"],
 )
 @pytest.mark.parametrize("resume_after", [4, 9])
-def test_resume_from_lightnings_checkpoint_as_torch_does(tmp_path, saved_with, resume_after):
+def test_resume_from_lightnings_checkpoint_as_torch_does(
+    tmp_path, saved_with, resumed_with, resume_after
+):
     """Resume mid-run with ckpt_path: the rest of the run is torch's resumed run, epoch for epoch.
 
-    The checkpoint is Lightning's own (ModelCheckpoint, every epoch); it is resumed
-    under plateau's scheduler, whether it was written by plateau's or by torch's.
+    The checkpoint is Lightning's own (ModelCheckpoint, every epoch), written under
+    plateau's class or torch's, and resumed under the other (or plateau's again).
     """
     for cls in {saved_with, TorchPlateau}:
         fit(cls, checkpoint_dir=tmp_path / cls.__module__)
     name = f"epoch={resume_after}.ckpt"
     theirs, their_trainer = fit(TorchPlateau, ckpt_path=tmp_path / TorchPlateau.__module__ / name)
-    ours, ours_trainer = fit(ReduceLROnPlateau, ckpt_path=tmp_path / saved_with.__module__ / name)
-    assert isinstance(ours_trainer.lr_scheduler_configs[0].scheduler, ReduceLROnPlateau)
+    ours, ours_trainer = fit(resumed_with, ckpt_path=tmp_path / saved_with.__module__ / name)
+    assert isinstance(ours_trainer.lr_scheduler_configs[0].scheduler, resumed_with)
     assert list(ours.lrs) == list(range(resume_after + 1, EPOCHS))
     # The restored progress is torch's, and it is progress: not a fresh schedule.
     assert ours.at_start == theirs.at_start
     # Lightning writes the epoch's checkpoint before that epoch's plateau step and does
     # not redo the step on resume: the restored schedule has seen epochs 0..k-1 only.
-    # (The README says so; torch's class is affected the same way.)
+    # (docs/torch.md says so; torch's class is affected the same way.)
     assert ours.at_start["last_epoch"] == resume_after
     assert ours.at_start["best"] < 1.0
     assert history(ours, ours_trainer) == history(theirs, their_trainer)

@@ -152,8 +152,24 @@ def _search(opt_state: Any) -> tuple[int, ...] | TypeError:
         jax.tree_util.keystr(key_path)
         for key_path, _ in jax.tree_util.tree_flatten_with_path(opt_state)[0]
     ]
-    where = {path: i for i, path in enumerate(leaf_paths)}
-    return tuple(where[f"{path}.hyperparams['{_LR}']"] for path in paths)
+    found = []
+    for path in paths:
+        # The lr is one leaf, at the hyperparameter itself or, when a container such as
+        # flax nnx's OptArray holds it, inside it: the container is then rebuilt around
+        # the new value, so its type survives a cut and nnx.jit does not retrace.
+        lr_path = f"{path}.hyperparams['{_LR}']"
+        inside = [
+            i
+            for i, leaf_path in enumerate(leaf_paths)
+            if leaf_path == lr_path or leaf_path.startswith((lr_path + ".", lr_path + "["))
+        ]
+        if len(inside) != 1:
+            return TypeError(
+                f"the learning rate at opt_state{path} holds {len(inside)} arrays; "
+                "inject a single number"
+            )
+        found.append(inside[0])
+    return tuple(found)
 
 
 _FLOAT_DTYPES: dict[Any, bool] = {}

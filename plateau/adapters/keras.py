@@ -15,8 +15,11 @@ The callback only moves numbers between Keras and the core:
   docs/keras.md, with Keras's other quirks: a first-epoch NaN, counting at the floor).
 
 Like Keras 3.15, every ``fit()`` starts afresh; call :meth:`ReduceLROnPlateau.set_state`
-before a ``fit()`` to resume instead. With a ``keras.optimizers.MultiOptimizer`` the
-core holds one lr per sub-optimizer, in ``optimizer.optimizers`` order.
+before a ``fit()`` to resume instead. ``keras.callbacks.BackupAndRestore`` restores the
+weights and the optimizer, not the callbacks' counters: give this callback the same
+``backup_dir`` and it saves its state there at every epoch end and resumes from it.
+With a ``keras.optimizers.MultiOptimizer`` the core holds one lr per sub-optimizer, in
+``optimizer.optimizers`` order.
 
 Example:
     >>> import keras
@@ -34,9 +37,11 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -70,6 +75,7 @@ except ImportError as exc:  # pragma: no cover - exercised in subprocesses
 __all__ = ["ReduceLROnPlateau"]
 
 _STATE_KEYS = frozenset({"config", "state"})
+_BACKUP_NAME = "plateau_state.json"
 
 
 class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
@@ -87,6 +93,10 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         cooldown: Epochs after a cut during which bad epochs are not counted (Keras's meaning).
         min_lr: Floor of the lr.
         strict: A missing ``monitor`` key raises KeyError instead of Keras's warning.
+        backup_dir: The ``backup_dir`` of a ``keras.callbacks.BackupAndRestore`` in the
+            same fit: the state is saved there (``plateau_state.json``, strict JSON) at
+            every epoch end, a fit that finds it resumes from it, and a fit that
+            completes removes it, as BackupAndRestore removes its backup.
         on_nonfinite: "bad" (a NaN or inf metric is compared as a number, as torch does),
             "raise" or "skip"; see :class:`plateau.PlateauConfig`.
 
@@ -118,12 +128,16 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         *,
         strict: bool = False,
         on_nonfinite: OnNonFinite = "bad",
+        backup_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         for name, value, kind in (("verbose", verbose, int), ("strict", strict, bool)):
             if not isinstance(value, kind):
                 raise TypeError(f"'{name}' must be a {kind.__name__}, got {got(value)}")
+        if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
+            raise TypeError(f"'backup_dir' must be a path, got {got(backup_dir)}")
         self.monitor, self.mode, self.verbose, self.strict = monitor, mode, verbose, strict
+        self._backup = None if backup_dir is None else Path(backup_dir) / _BACKUP_NAME
         self.min_lr = min_lr
         self._keras_args: dict[str, Any] = {
             "factor": factor,
@@ -179,6 +193,11 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 retry resumes.
         """
         optimizers = self._optimizers()
+        if not self._restored and self._backup is not None and self._backup.exists():
+            try:
+                self.set_state(json.loads(self._backup.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                raise ValueError(f"{self._backup}: cannot resume from it: {exc}") from exc
         if not self._restored:
             self.state = None
             return
@@ -233,6 +252,16 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if writes:  # the variables round to float32: record what they hold
             state = attrs.evolve(state, lrs=tuple(float(o.learning_rate) for _, o in optimizers))
         self.state = state
+        if self._backup is not None:
+            self._backup.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self._backup.with_suffix(".tmp")  # never a half-written backup
+            temporary.write_text(json.dumps(self.get_state(), allow_nan=False))
+            os.replace(temporary, self._backup)
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        """A completed fit removes its backup: the next fit starts afresh."""
+        if self._backup is not None:
+            self._backup.unlink(missing_ok=True)
 
     def _float32(self, value: object) -> float:
         """The metric as Keras compares it: rounded to float32 (beyond its range, +/-inf)."""

@@ -531,3 +531,69 @@ def test_import_without_the_backend_names_the_backend_not_the_extra(backend, blo
     assert f"KERAS_BACKEND='{backend}'" in message
     assert "install a Keras backend (jax or torch)" in message
     assert "plateau-lr[keras]" not in message
+
+
+# --- keras.callbacks.BackupAndRestore ------------------------------------------------
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise RuntimeError("interrupted")
+
+
+def _fit_with_backup(model, callback, backup_dir, epochs=14, interrupt_at=None):
+    extra = [] if interrupt_at is None else [_Interrupt(interrupt_at)]
+    history = model.fit(
+        X,
+        Y,
+        validation_data=(XV, YV),
+        epochs=epochs,
+        batch_size=16,
+        shuffle=False,
+        verbose=0,
+        callbacks=[keras.callbacks.BackupAndRestore(str(backup_dir)), callback, *extra],
+    )
+    return history.history
+
+
+@pytest.mark.parametrize("interrupt_at", [3, 6, 9])
+def test_an_interrupted_fit_under_backup_and_restore_resumes_as_if_uninterrupted(
+    tmp_path, interrupt_at
+):
+    whole = _fit_with_backup(
+        make_model(), ReduceLROnPlateau(**FIT_ARGS, backup_dir=tmp_path / "a"), tmp_path / "a"
+    )
+    assert cuts(whole["learning_rate"]) >= 2
+    backup = tmp_path / "b"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _fit_with_backup(
+            make_model(),
+            ReduceLROnPlateau(**FIT_ARGS, backup_dir=backup),
+            backup,
+            interrupt_at=interrupt_at,
+        )
+    assert (backup / "plateau_state.json").exists()
+    # A new process would build everything again: a fresh model, fresh callbacks.
+    resumed = _fit_with_backup(
+        make_model(), ReduceLROnPlateau(**FIT_ARGS, backup_dir=backup), backup
+    )
+    assert resumed["learning_rate"] == whole["learning_rate"][interrupt_at:]
+    assert not backup.exists()  # a completed fit leaves no backup behind
+
+
+def test_a_corrupt_backup_is_a_clear_error(tmp_path):
+    (tmp_path / "plateau_state.json").write_text("{not json")
+    callback = ReduceLROnPlateau(**FIT_ARGS, backup_dir=tmp_path)
+    callback.set_model(make_model())
+    with pytest.raises(ValueError, match=r"plateau_state\.json: cannot resume from it"):
+        callback.on_train_begin()
+
+
+def test_backup_dir_must_be_a_path():
+    with pytest.raises(TypeError, match="'backup_dir' must be a path, got int: 3"):
+        ReduceLROnPlateau(backup_dir=3)  # type: ignore[arg-type]

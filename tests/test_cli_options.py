@@ -104,3 +104,15 @@ def test_fields_not_given_keep_the_config_defaults():
     assert options.base_config(args) == PlateauConfig(patience=3)
     args = build_parser().parse_args(["simulate", "x.csv", "--min-lr", "0.1", "--min-lr", "0"])
     assert options.base_config(args).min_lr == (0.1, 0.0)
+
+
+def test_help_lists_every_option_with_its_default(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = PlateauConfig()
+    for name in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "eps"):
+        assert f"--{name.replace('_', '-')}" in text
+        assert f"(default: {getattr(defaults, name)})" in text
+    assert "--run RUN" in text and "--column NAME" in text

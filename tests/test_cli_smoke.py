@@ -51,17 +51,7 @@ def test_stdin_and_exit_codes():
     assert_one_line_error(
         run("simulate", "-", stdin="epoch,val_loss\n0,zero\n"), "<stdin>", "'zero'"
     )
-    assert_one_line_error(run("simulate", BUNDLED, "--patience", "x"), "--patience", "'x'")
-
-
-def test_no_command_and_help():
-    assert_one_line_error(run(), "COMMAND")
-    result = run("simulate", "--help")
-    assert result.returncode == 0
-    defaults = PlateauConfig()
-    for name in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "eps"):
-        assert f"--{name.replace('_', '-')}" in result.stdout
-        assert f"(default: {getattr(defaults, name)})" in " ".join(result.stdout.split())
+    assert_one_line_error(run(), "COMMAND")  # no command: a usage error, exit 2
 
 
 def test_cli_imports_no_framework_without_plot():
@@ -80,7 +70,7 @@ def test_cli_imports_no_framework_without_plot():
 @pytest.mark.skipif(os.name != "posix", reason="needs a POSIX pipe")
 def test_a_closed_pipe_is_not_a_traceback(tmp_path):
     path = tmp_path / "long.json"
-    path.write_text(json.dumps(random_stream(9, n=50_000)))  # far more than a pipe buffers
+    path.write_text(json.dumps(random_stream(9, n=20_000)))  # far more than a pipe buffers
     command = f"'{sys.executable}' -m plateau simulate '{path}' --format csv | head -n 2"
     result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
     assert result.stdout.splitlines()[0].startswith("epoch,metric")

@@ -83,8 +83,9 @@ def read_log(
             names the file and, for a bad value, the place and column.
     """
     if path == STDIN:
+        _no_run("<stdin>", run)
         data = stdin.read() if stdin is not None else b""
-        return _only_mlflow_takes_run(_from_bytes("<stdin>", data, column), run)
+        return _from_bytes("<stdin>", data, column)
     if os.path.isdir(path):
         return _directory(path, column, run)
     try:
@@ -92,14 +93,12 @@ def read_log(
             head = _head(file)
             if head.startswith(mlflow.SQLITE_MAGIC):
                 return mlflow.read_sqlite(path, column, run)
+            _no_run(path, run)
             if tensorboard.is_event_file(path, head):
-                return _only_mlflow_takes_run(
-                    tensorboard.read_tensorboard(path, [path], column), run
-                )
+                return tensorboard.read_tensorboard(path, [path], column)
             if head[:1] not in (b"[", b"{"):
                 # CSV streams from the file, pass by pass.
-                log = _csv(path, column, _opener(path))
-                return _only_mlflow_takes_run(log, run)
+                return _csv(path, column, _opener(path))
             data = head + file.read()
     except FileNotFoundError:
         raise LogError(f"{path}: no such file") from None
@@ -107,14 +106,15 @@ def read_log(
         raise LogError(f"{path}: is a directory, not a log file") from None
     except OSError as exc:
         raise LogError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return _only_mlflow_takes_run(read_json(path, _decode(path, data), column), run)
+    return read_json(path, _decode(path, data), column)
 
 
 def _directory(path: str, column: str | None, run: str | None) -> MetricLog:
     """A directory: an HF checkpoint, a TensorBoard log directory, or an MLflow store."""
     state = os.path.join(path, TRAINER_STATE)
     if os.path.isfile(state):
-        return _only_mlflow_takes_run(read_log(state, column), run)
+        _no_run(path, run)
+        return read_log(state, column)
     if mlflow.run_dirs(path):
         return mlflow.read_file_store(path, column, run)
     database = os.path.join(path, "mlflow.db")
@@ -122,17 +122,18 @@ def _directory(path: str, column: str | None, run: str | None) -> MetricLog:
         return mlflow.read_sqlite(database, column, run)
     files = tensorboard.event_files(path)
     if files:
-        return _only_mlflow_takes_run(tensorboard.read_tensorboard(path, files, column), run)
+        _no_run(path, run)
+        return tensorboard.read_tensorboard(path, files, column)
     raise LogError(
         f"{path}: is a directory, not a log file, and holds no log plateau reads "
         f"(TensorBoard event files, an MLflow run, mlflow.db, {TRAINER_STATE})"
     )
 
 
-def _only_mlflow_takes_run(log: MetricLog, run: str | None) -> MetricLog:
+def _no_run(source: str, run: str | None) -> None:
+    """A --run given for a log that is no MLflow store is an error, found before reading."""
     if run is not None:
-        raise LogError(f"{log.source}: --run {run!r} applies to MLflow stores only")
-    return log
+        raise LogError(f"{source}: --run {run!r} applies to MLflow stores only")
 
 
 def parse_log(source: str, text: str, column: str | None = None) -> MetricLog:

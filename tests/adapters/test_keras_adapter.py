@@ -22,7 +22,17 @@ import pytest
 keras = pytest.importorskip("keras")
 np = pytest.importorskip("numpy")  # keras depends on it; imported after the skip
 
+from trainers._compat import claim  # noqa: E402
+
 from plateau.adapters.keras import ReduceLROnPlateau  # noqa: E402
+
+# This module's row in docs/compatibility.md (tests/trainers/make_table.py).
+TRAINER = "Keras `BackupAndRestore` (Keras callback)"
+TESTED_WITH = "keras==3.15.1"
+NOTE = (
+    "BackupAndRestore saves no callback state: pass the callback the same backup_dir; "
+    "Keras's own callback restarts its counters after an interruption"
+)
 
 pytestmark = pytest.mark.filterwarnings(
     # Keras 3.15's own callback reads the lr through np.array(variable) under jax.
@@ -82,6 +92,7 @@ def cuts(lrs):
 # --- real fits ------------------------------------------------------------------
 
 
+@claim("works", "history")
 def test_fit_history_matches_keras_callback():
     theirs = fit(make_model(), keras.callbacks.ReduceLROnPlateau(**FIT_ARGS), epochs=14)
     callback = ReduceLROnPlateau(**FIT_ARGS)
@@ -561,6 +572,7 @@ def _fit_with_backup(model, callback, backup_dir, epochs=14, interrupt_at=None):
     return history.history
 
 
+@claim("works", "resume_from_plateau")
 @pytest.mark.parametrize("interrupt_at", [3, 6, 9])
 def test_an_interrupted_fit_under_backup_and_restore_resumes_as_if_uninterrupted(
     tmp_path, interrupt_at

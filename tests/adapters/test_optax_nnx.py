@@ -12,8 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from trainers._compat import claim
 
 from plateau.adapters import optax as plateau_optax
+
+# This module's row in docs/compatibility.md (tests/trainers/make_table.py).
+TRAINER = "flax nnx `nnx.Optimizer` (optax adapter)"
+TESTED_WITH = "flax==0.12.8"
+NOTE = "the lr's OptArray container is kept, so nnx.jit traces the train step once"
 
 
 class Linear(nnx.Module):
@@ -24,6 +30,7 @@ class Linear(nnx.Module):
         return self.layer(x)
 
 
+@claim("works")
 def test_a_cut_keeps_nnx_s_container_and_the_jitted_step_uses_it_untraced():
     model = Linear(nnx.Rngs(0))
     optimizer = nnx.Optimizer(

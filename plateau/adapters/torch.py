@@ -315,7 +315,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 changes on error.
         """
         seen = self._optimizer_steps
-        if seen and seen == self._stepped_at and self.on_repeat != "allow":
+        if seen == self._stepped_at and seen and self.on_repeat != "allow":
             if self.on_repeat == "skip":
                 return
             warnings.warn(
@@ -340,7 +340,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 stacklevel=2,
             )
             state = attrs.evolve(state, last_epoch=epoch)
-        if state.decision is _REDUCED or state.decision is _AT_FLOOR:
+        decision = state.decision
+        if decision is _REDUCED or decision is _AT_FLOOR:
             self._planned = (read, lrs)
             try:
                 self._reduce_lr(state.last_epoch)

@@ -144,6 +144,11 @@ def _float_to_json(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
+def _nan_equal(value: float) -> tuple[bool, float]:
+    """The equality and hash key of a float field where NaN equals NaN."""
+    return (True, 0.0) if value != value else (False, value)
+
+
 def _to_optional_float(value: float | None) -> float | None:
     return None if value is None else to_float(value)
 
@@ -185,7 +190,8 @@ class PlateauState:
     decision: Decision = Decision.START
     num_reductions: int = attrs.field(default=0, converter=to_int)
     num_accumulated: int = attrs.field(default=0, converter=to_int)
-    accumulated_mean: float = attrs.field(default=0.0, converter=to_float)
+    # A NaN mean (a NaN in the block) compares equal to a NaN mean: a state equals its copy.
+    accumulated_mean: float = attrs.field(default=0.0, converter=to_float, eq=_nan_equal)
     smoothed: float | None = attrs.field(default=None, converter=_to_optional_float)
 
     def __attrs_post_init__(self) -> None:

@@ -89,6 +89,9 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         strict: A missing ``monitor`` key raises KeyError instead of Keras's warning.
         on_nonfinite: "bad" (a NaN or inf metric is compared as a number, as torch does),
             "raise" or "skip"; see :class:`plateau.PlateauConfig`.
+        stop_when_exhausted: Set ``model.stop_training`` when the schedule is exhausted
+            (``state.exhausted``: patience exceeded again with the lr at ``min_lr``),
+            so ``fit()`` ends after that epoch.
 
     Attributes:
         config: The translated :class:`plateau.PlateauConfig`; None until mode="auto"
@@ -118,12 +121,18 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         *,
         strict: bool = False,
         on_nonfinite: OnNonFinite = "bad",
+        stop_when_exhausted: bool = False,
     ) -> None:
         super().__init__()
-        for name, value, kind in (("verbose", verbose, int), ("strict", strict, bool)):
+        for name, value, kind in (
+            ("verbose", verbose, int),
+            ("strict", strict, bool),
+            ("stop_when_exhausted", stop_when_exhausted, bool),
+        ):
             if not isinstance(value, kind):
                 raise TypeError(f"'{name}' must be a {kind.__name__}, got {got(value)}")
         self.monitor, self.mode, self.verbose, self.strict = monitor, mode, verbose, strict
+        self.stop_when_exhausted = stop_when_exhausted
         self.min_lr = min_lr
         self._keras_args: dict[str, Any] = {
             "factor": factor,
@@ -233,6 +242,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if writes:  # the variables round to float32: record what they hold
             state = attrs.evolve(state, lrs=tuple(float(o.learning_rate) for _, o in optimizers))
         self.state = state
+        if self.stop_when_exhausted and state.exhausted:
+            self.model.stop_training = True
 
     def _float32(self, value: object) -> float:
         """The metric as Keras compares it: rounded to float32 (beyond its range, +/-inf)."""

@@ -28,10 +28,9 @@ from __future__ import annotations
 import json
 import math
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import attrs
 
 from plateau import Decision, PlateauConfig, PlateauState, init, simulate, step
 from plateau._checks import MAX_INT

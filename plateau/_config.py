@@ -103,6 +103,13 @@ class PlateauConfig:
         eps: A cut of ``eps`` or less is not applied.
         on_nonfinite: What a NaN or infinite metric does: "bad" (torch: compared as a
             number, so NaN is a bad epoch), "raise" (ValueError) or "skip" (no effect).
+        accumulation_size: Observations averaged into one decision, as optax's
+            accumulation_size; 1 (torch) decides on every observation.
+        ema_decay: Weight kept on the old average when smoothing the judged value,
+            ``ema = ema_decay * ema + (1 - ema_decay) * value`` (nnU-Net uses 0.93);
+            None (torch) judges the raw value.
+        max_reductions: Cuts allowed, after which patience exceeded records "capped"
+            and no lr changes; None (torch) is no cap.
 
     Example:
         >>> PlateauConfig(patience=2, factor=0.5).patience

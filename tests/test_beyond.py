@@ -213,6 +213,15 @@ class TestExhausted:
         assert epochs == 7 and state.lrs == (0.25,)
 
 
+def test_the_stop_loop_in_the_docs_runs_and_prints_what_they_say(capsys):
+    text = (ROOT / "docs" / "semantics.md").read_text()
+    section = text.split("## The stop signal", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/semantics.md", "exec"), {})
+    printed = section.split("prints `", 1)[1].split("`", 1)[0]
+    assert capsys.readouterr().out.strip() == printed
+
+
 class TestRelAbs:
     def test_negative_metrics_need_a_real_improvement(self):
         """torch's rel takes -9.5 after -10 as an improvement; rel_abs does not."""

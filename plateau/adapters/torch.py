@@ -299,7 +299,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
 
         True when that step exceeded patience with nothing left to cut: every lr at
         its floor (or each cut <= eps), or ``max_reductions`` reached. A loop can stop
-        on it; in Lightning, override ``lr_scheduler_step`` (docs/torch.md).
+        on it; in Lightning, override ``lr_scheduler_step`` (docs/semantics.md).
         """
         return self.state.exhausted
 

@@ -8,16 +8,16 @@ validators decide, and their messages name the field and the value received.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
 
 from . import _translate
-from ._checks import check_int, check_non_negative, check_real, to_float, to_int
+from ._checks import check_int, check_non_negative, check_real, got, show, to_float, to_int
 
 Mode = Literal["min", "max"]
-ThresholdMode = Literal["rel", "abs"]
+ThresholdMode = Literal["rel", "abs", "rel_abs"]
 OnNonFinite = Literal["bad", "raise", "skip"]
 
 FORMAT_VERSION = 1
@@ -51,6 +51,42 @@ def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: 
     check_int(attribute.name, value)
 
 
+def _positive_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    check_int(attribute.name, value, minimum=1)
+
+
+def _optional_non_negative_int(
+    instance: object, attribute: attrs.Attribute[int | None], value: object
+) -> None:
+    if value is not None:
+        check_int(attribute.name, value)
+
+
+def _to_optional_float(value: float | None) -> float | None:
+    return None if value is None else to_float(value)
+
+
+def _to_optional_int(value: int | None) -> int | None:
+    return None if value is None else to_int(value)
+
+
+def _check_ema_decay(
+    instance: object, attribute: attrs.Attribute[float | None], value: object
+) -> None:
+    if value is None:
+        return
+    try:
+        number = check_real("ema_decay", value)
+    except TypeError:
+        raise TypeError(
+            f"'ema_decay' must be None or a real number in [0, 1), got {got(value)}"
+        ) from None
+    if not 0.0 <= number < 1.0:
+        raise ValueError(
+            f"'ema_decay' must be in [0, 1) (the weight kept on the old average), got {show(value)}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class PlateauConfig:
     """How a plateau schedule decides; torch's ReduceLROnPlateau arguments and defaults.
@@ -60,12 +96,20 @@ class PlateauConfig:
         factor: Multiplier applied to each lr on a reduction; strictly between 0 and 1.
         patience: Bad epochs tolerated; the lr is cut on bad epoch ``patience + 1``.
         threshold: Margin a metric must beat ``best`` by to count as an improvement.
-        threshold_mode: "rel" (margin ``best * threshold``) or "abs" (margin ``threshold``).
+        threshold_mode: "rel" (margin ``best * threshold``), "abs" (margin ``threshold``)
+            or "rel_abs" (margin ``threshold * abs(best)``: sign-safe for negative metrics).
         cooldown: Epochs after a reduction during which bad epochs are not counted.
         min_lr: Floor for every lr, or one floor per lr.
         eps: A cut of ``eps`` or less is not applied.
         on_nonfinite: What a NaN or infinite metric does: "bad" (torch: compared as a
             number, so NaN is a bad epoch), "raise" (ValueError) or "skip" (no effect).
+        accumulation_size: Observations averaged into one decision, as optax's
+            accumulation_size; 1 (torch) decides on every observation.
+        ema_decay: Weight kept on the old average when smoothing the judged value,
+            ``ema = ema_decay * ema + (1 - ema_decay) * value`` (nnU-Net uses 0.93);
+            None (torch) judges the raw value.
+        max_reductions: Cuts allowed, after which patience exceeded records "capped"
+            and no lr changes; None (torch) is no cap.
 
     Example:
         >>> PlateauConfig(patience=2, factor=0.5).patience
@@ -80,21 +124,41 @@ class PlateauConfig:
     factor: float = attrs.field(default=0.1, converter=to_float)
     patience: int = attrs.field(default=10, converter=to_int, validator=_non_negative_int)
     threshold: float = attrs.field(default=1e-4, converter=to_float)
-    threshold_mode: ThresholdMode = attrs.field(default="rel", validator=_choice("rel", "abs"))
+    threshold_mode: ThresholdMode = attrs.field(
+        default="rel", validator=_choice("rel", "abs", "rel_abs")
+    )
     cooldown: int = attrs.field(default=0, converter=to_int, validator=_non_negative_int)
     min_lr: float | tuple[float, ...] = attrs.field(default=0.0, converter=_to_min_lr)
     eps: float = attrs.field(default=1e-8, converter=to_float, validator=_non_negative_float)
     on_nonfinite: OnNonFinite = attrs.field(
         default="bad", validator=_choice("bad", "raise", "skip")
     )
+    # Beyond torch: each default turns its feature off, and then torch's rules run
+    # exactly (and on the fast path).
+    accumulation_size: int = attrs.field(default=1, converter=to_int, validator=_positive_int)
+    ema_decay: float | None = attrs.field(
+        default=None, converter=_to_optional_float, validator=_check_ema_decay
+    )
+    max_reductions: int | None = attrs.field(
+        default=None, converter=_to_optional_int, validator=_optional_non_negative_int
+    )
     # True when step() must look beyond the common case: a per-lr min_lr to check
-    # against the state, or a non-finite policy other than torch's. Precomputed so
-    # the common case costs one attribute read per step.
+    # against the state, a non-finite policy other than torch's, or a rule beyond
+    # torch's (_beyond). Precomputed so the common case costs one attribute read
+    # per step.
     _guarded: bool = attrs.field(init=False, repr=False, eq=False, hash=False)
+    _beyond: bool = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
-        guarded = isinstance(self.min_lr, tuple) or self.on_nonfinite != "bad"
+        beyond = (
+            self.accumulation_size != 1
+            or self.ema_decay is not None
+            or self.max_reductions is not None
+            or self.threshold_mode == "rel_abs"
+        )
+        guarded = isinstance(self.min_lr, tuple) or self.on_nonfinite != "bad" or beyond
         object.__setattr__(self, "_guarded", guarded)
+        object.__setattr__(self, "_beyond", beyond)
 
     @factor.validator
     def _check_factor(self, attribute: attrs.Attribute[float], value: object) -> None:
@@ -156,7 +220,7 @@ class PlateauConfig:
             ValueError: wrong format or version, missing or unknown keys, or a bad value.
         """
         names = [a.name for a in attrs.fields(cls) if a.init]
-        fields = check_envelope(d, _CONFIG_FORMAT, names)
+        fields = check_envelope(d, _CONFIG_FORMAT, names, optional=_ADDED_CONFIG_KEYS)
         return cls(**fields)
 
     @classmethod
@@ -214,6 +278,7 @@ class PlateauConfig:
         rtol: float = 1e-4,
         atol: float = 0.0,
         cooldown: int = 0,
+        accumulation_size: int = 1,
         min_scale: float = 0.0,
     ) -> PlateauConfig:
         """The config under which the core follows ``optax.contrib.reduce_on_plateau``.
@@ -221,13 +286,17 @@ class PlateauConfig:
         Use it with ``init(1.0, config)``: optax's learning-rate *scale* starts at 1.0.
         optax reduces when its plateau count *equals* patience, so its patience P is
         torch's ``P - 1``; its cooldown has no off-by-one; it has no eps. optax
-        minimises only.
+        minimises only. Its ``accumulation_size`` is the core's: one decision per
+        that many values, on their running mean (the states between decisions
+        record ``Decision.ACCUMULATING``, and the scale optax applies then is the
+        state's lr).
 
         Raises:
             ValueError: both rtol and atol non-zero (optax's combined threshold has no
                 torch equivalent), both zero, patience < 1 (optax's patience=0 cuts on
-                every *improvement*), rtol >= 1 (nothing could ever improve), or
-                min_scale > 1 (optax would raise the scale).
+                every *improvement*), rtol >= 1 (nothing could ever improve),
+                accumulation_size < 1 (optax would never decide), or min_scale > 1
+                (optax would raise the scale).
 
         Example:
             >>> PlateauConfig.from_optax(patience=5, rtol=1e-3).patience
@@ -240,13 +309,23 @@ class PlateauConfig:
                 rtol=rtol,
                 atol=atol,
                 cooldown=cooldown,
+                accumulation_size=accumulation_size,
                 min_scale=min_scale,
             )
         )
 
 
-def check_envelope(d: object, fmt: str, names: list[str]) -> dict[str, Any]:
+# Keys added after version 1 was first written: a dict without them (saved by an
+# earlier plateau) still loads, with each field's default.
+_ADDED_CONFIG_KEYS = frozenset({"accumulation_size", "ema_decay", "max_reductions"})
+
+
+def check_envelope(
+    d: object, fmt: str, names: list[str], optional: Collection[str] = ()
+) -> dict[str, Any]:
     """Check a serialised dict's format, version and keys; return its fields.
+
+    Keys in `optional` may be missing (the caller's defaults apply).
 
     Raises:
         TypeError: `d` is not a mapping.
@@ -260,7 +339,7 @@ def check_envelope(d: object, fmt: str, names: list[str]) -> dict[str, Any]:
     if type(version) is not int or version != FORMAT_VERSION:
         raise ValueError(f"'version' must be {FORMAT_VERSION}, got {version!r}")
     fields = {k: v for k, v in d.items() if k not in ("format", "version")}
-    missing = [n for n in names if n not in fields]
+    missing = [n for n in names if n not in fields and n not in optional]
     unknown = sorted(str(k) for k in fields if k not in names)
     if missing or unknown:
         raise ValueError(f"{fmt} dict has missing keys {missing} and unknown keys {unknown}")

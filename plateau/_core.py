@@ -15,12 +15,32 @@ reduce on different epochs):
    improves; -inf in min mode becomes best and nothing improves on it again);
    "raise" raises before anything changes; "skip" returns the state unchanged
    but for its decision.
+   Beyond torch, each off by default (then this rule hands the raw metric on):
+   1a. Accumulation (``accumulation_size`` K > 1, optax's): the value joins the
+       running mean of the current block, ``mean = (n * mean + value) / (n + 1)``
+       as optax writes it (in float64). Until the block holds K values the step
+       ends here, decision ACCUMULATING: only the block and last_epoch move. The
+       K-th value's step judges the block's mean and empties the block. A NaN in
+       a block makes its mean NaN (a bad epoch, as in optax); +inf makes it +inf.
+   1b. Smoothing (``ema_decay`` d): the value judged becomes the exponential
+       average ``d * ema + (1.0 - d) * value`` (d is the weight kept on the old
+       average, nnU-Net's 0.93); the first value starts it. Only finite values
+       enter it: a non-finite one (possible only under "bad") is judged raw, as
+       torch would judge it, and the average carries on without it (one that
+       overflowed is judged as is, and the average restarts).
+   Rule 2 and all that follow see the value from 1b (else 1a, else the metric):
+   ``best`` records the judged, smoothed value.
 2. Improvement test, in float64, strict, written exactly as torch writes it:
        min/rel  metric < best * (1.0 - threshold)
        min/abs  metric < best - threshold
        max/rel  metric > best * (threshold + 1.0)
        max/abs  metric > best + threshold
    (``best - best * threshold`` differs in the last bit and breaks parity.)
+   "rel_abs", beyond torch, is "rel" with the margin ``threshold * |best|``, so a
+   negative best is judged as its mirror image is: min/rel_abs tests
+   ``best * (1.0 - threshold)`` for best >= 0 (torch's min/rel exactly) and
+   ``best * (1.0 + threshold)`` for best < 0; max/rel_abs the reverse; an
+   infinite best (the start) is its own bound.
    An improvement sets best and zeroes num_bad_epochs; otherwise it counts one
    more bad epoch. best starts at +inf (min) or -inf (max), so any finite first
    metric improves.
@@ -30,7 +50,10 @@ reduce on different epochs):
    11th bad epoch), each lr becomes max(lr * factor, min_lr_i), applied only if
    lr - new > eps. An lr already under its floor is never raised. Then
    cooldown_counter = cooldown and num_bad_epochs = 0 -- even when no lr changed.
-5. last_epoch counts the steps taken.
+   A step where an lr changed adds one to num_reductions. Beyond torch: once
+   num_reductions reaches ``max_reductions``, no cut is computed (CAPPED), and
+   cooldown is entered all the same, as at the floor.
+5. last_epoch counts the steps taken (accumulating steps included).
 
 Who owns the learning rates: the optimizer. ``step(..., lrs=current)`` takes the
 lrs the optimizer holds now, and they win over the state's: an lr set by hand or
@@ -44,9 +67,18 @@ read and decides which changed. Without ``lrs=`` the state's lrs are used: the
 pure, framework-free case.
 
 The decision recorded in the state says which rule ended the step (see
-Decision): reduced or at_floor when rule 4 fired, else improved when rule 2 did
-(in cooldown too), else cooldown when rule 3 forgave the bad epoch, else
-no_improvement. With patience >= 0 (enforced by PlateauConfig) a reduction can
+Decision): accumulating when rule 1a did, else reduced, at_floor or capped when
+rule 4 fired, else improved when rule 2 did (in cooldown too), else cooldown
+when rule 3 forgave the bad epoch, else no_improvement. at_floor and capped are
+the stop signal, ``state.exhausted``: patience ran out once more with nothing
+left to cut.
+
+Torch's rules live in step() itself, the fast path; a config using a rule
+beyond torch's (``config._beyond``) takes _step_beyond, the general path, which
+runs every rule above and, on a torch config, gives exactly step()'s states
+(tests/test_properties.py checks it). A state stepped under a config drops what
+that config does not use: a partial block without accumulation, the average
+without smoothing. With patience >= 0 (enforced by PlateauConfig) a reduction can
 only follow a bad epoch outside cooldown: an improvement zeroes the count, and
 so does cooldown.
 """
@@ -61,7 +93,7 @@ from typing import Any, SupportsFloat
 
 import attrs
 
-from ._checks import check_int, check_non_negative, to_float, to_int, to_metric
+from ._checks import check_int, check_non_negative, got, show, to_float, to_int, to_metric
 from ._config import FORMAT_VERSION, PlateauConfig, check_envelope
 
 _INF = math.inf
@@ -88,9 +120,37 @@ class Decision(str, enum.Enum):
     Cooldown is entered all the same, as torch does."""
     SKIPPED = "skipped"
     """A non-finite metric with on_nonfinite="skip": nothing else changed."""
+    ACCUMULATING = "accumulating"
+    """The metric joined the current block (``accumulation_size``); no decision yet."""
+    CAPPED = "capped"
+    """Patience was exceeded but ``max_reductions`` cuts were already made: no lr changed.
+    Cooldown is entered all the same, as at the floor."""
 
     def __str__(self) -> str:
         return self.value
+
+
+_ADDED_STATE_KEYS = frozenset({"num_reductions", "num_accumulated", "accumulated_mean", "smoothed"})
+_NONFINITE_TEXT = ("inf", "-inf", "nan")
+# The fields step()'s fast path never writes, and the values they then read as.
+_LAZY_DEFAULTS: dict[str, object] = {
+    "num_accumulated": 0,
+    "accumulated_mean": 0.0,
+    "smoothed": None,
+}
+
+
+def _float_to_json(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def _nan_equal(value: float) -> tuple[bool, float]:
+    """The equality and hash key of a float field where NaN equals NaN."""
+    return (True, 0.0) if value != value else (False, value)
+
+
+def _to_optional_float(value: float | None) -> float | None:
+    return None if value is None else to_float(value)
 
 
 def _check_lrs(value: LrsLike) -> tuple[float, ...]:
@@ -114,6 +174,12 @@ class PlateauState:
         cooldown_counter: Epochs of cooldown left.
         last_epoch: Steps taken.
         decision: What the step that made this state decided.
+        num_reductions: Steps that cut at least one lr.
+        num_accumulated: Values in the current block (``accumulation_size``).
+        accumulated_mean: Their running mean (0.0 for an empty block; NaN or
+            infinite once a NaN or an infinity joined it).
+        smoothed: The exponential average (``ema_decay``) of the finite values
+            judged so far; None before the first, or without smoothing.
     """
 
     lrs: tuple[float, ...] = attrs.field(converter=_check_lrs)
@@ -122,6 +188,11 @@ class PlateauState:
     cooldown_counter: int = attrs.field(default=0, converter=to_int)
     last_epoch: int = attrs.field(default=0, converter=to_int)
     decision: Decision = Decision.START
+    num_reductions: int = attrs.field(default=0, converter=to_int)
+    num_accumulated: int = attrs.field(default=0, converter=to_int)
+    # A NaN mean (a NaN in the block) compares equal to a NaN mean: a state equals its copy.
+    accumulated_mean: float = attrs.field(default=0.0, converter=to_float, eq=_nan_equal)
+    smoothed: float | None = attrs.field(default=None, converter=_to_optional_float)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.best, float) or math.isnan(self.best):
@@ -132,11 +203,44 @@ class PlateauState:
             check_int(name, getattr(self, name))
         if not isinstance(self.decision, Decision):
             raise TypeError(f"'decision' must be a Decision, got {self.decision!r}")
+        check_int("num_reductions", self.num_reductions)
+        check_int("num_accumulated", self.num_accumulated)
+        if not isinstance(self.accumulated_mean, float):
+            raise TypeError(f"'accumulated_mean' must be a float, got {got(self.accumulated_mean)}")
+        if self.num_accumulated == 0 and self.accumulated_mean != 0.0:
+            # optax's formula relies on it: (0 * mean + value) / 1 must be the value.
+            raise ValueError(
+                "'accumulated_mean' must be 0.0 when 'num_accumulated' is 0, got "
+                f"{show(self.accumulated_mean)}"
+            )
+        if self.smoothed is not None:
+            if not isinstance(self.smoothed, float):
+                raise TypeError(f"'smoothed' must be None or a float, got {got(self.smoothed)}")
+            if not math.isfinite(self.smoothed):
+                raise ValueError(f"'smoothed' must be finite, got {show(self.smoothed)}")
+
+    @property
+    def exhausted(self) -> bool:
+        """The stop signal: this step exceeded patience with nothing left to cut.
+
+        True when the decision is AT_FLOOR (every lr at its floor, or each cut
+        <= eps) or CAPPED (``max_reductions`` reached): the schedule has nothing
+        left to give, and a training loop can stop on it. It is the step's, like
+        the decision: with accumulation, the steps that follow read ACCUMULATING.
+
+        Example:
+            >>> config = PlateauConfig(patience=0, max_reductions=1)
+            >>> [s.exhausted for s in simulate([3, 3, 3], config)]
+            [False, False, True]
+        """
+        decision = self.decision
+        return decision is _AT_FLOOR or decision is _CAPPED
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly.
 
-        An infinite best (before the first improvement) is written as "inf" or "-inf".
+        An infinite best (before the first improvement) is written as "inf" or "-inf",
+        a non-finite accumulated_mean as "inf", "-inf" or "nan".
 
         Example:
             >>> import json
@@ -155,20 +259,31 @@ class PlateauState:
             "cooldown_counter": self.cooldown_counter,
             "last_epoch": self.last_epoch,
             "decision": self.decision.value,
+            "num_reductions": self.num_reductions,
+            "num_accumulated": self.num_accumulated,
+            "accumulated_mean": _float_to_json(self.accumulated_mean),
+            "smoothed": self.smoothed,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PlateauState:
         """Rebuild a state from :meth:`to_dict`'s output, validating every field.
 
+        A dict saved before num_reductions, num_accumulated, accumulated_mean and
+        smoothed existed (same version, without those keys) loads with their defaults.
+
         Raises:
             TypeError: `d` is not a mapping, or a field has the wrong type.
             ValueError: wrong format or version, missing or unknown keys, or a bad value.
         """
-        fields = check_envelope(d, _STATE_FORMAT, [a.name for a in attrs.fields(cls)])
+        names = [a.name for a in attrs.fields(cls)]
+        fields = check_envelope(d, _STATE_FORMAT, names, optional=_ADDED_STATE_KEYS)
         best = fields["best"]
         if best in ("inf", "-inf"):
             best = float(best)
+        mean = fields.get("accumulated_mean")
+        if mean in _NONFINITE_TEXT:
+            fields["accumulated_mean"] = float(mean)
         decision = fields["decision"]
         try:
             fields["decision"] = Decision(decision)
@@ -182,17 +297,58 @@ class PlateauState:
 
 
 # step() runs once per epoch, sometimes once per batch, and simulate() keeps one
-# state per metric: the state has slots (about 100 bytes, no per-instance dict),
-# and step() builds its result with _make, which writes the slots directly and
-# skips the validators -- every value step() writes derives from already-validated
-# ones. tests/test_core.py checks that _make sets every field.
+# state per metric: the state has slots (about 130 bytes, no per-instance dict),
+# and step() builds its result with _make (written out in step() itself), which
+# writes the slots directly and skips the validators -- every value step() writes
+# derives from already-validated ones. tests/test_core.py checks that _make sets
+# every field and that step()'s states read every field.
 _new = object.__new__
-(_set_lrs, _set_best, _set_bad, _set_cooldown, _set_epoch, _set_decision) = (
+(
+    _set_lrs, _set_best, _set_bad, _set_cooldown, _set_epoch, _set_decision,
+    _set_reductions, _set_accumulated, _set_mean, _set_smoothed,
+) = (
     PlateauState.__dict__[name].__set__
     for name in (
-        "lrs", "best", "num_bad_epochs", "cooldown_counter", "last_epoch", "decision"
+        "lrs", "best", "num_bad_epochs", "cooldown_counter", "last_epoch", "decision",
+        "num_reductions", "num_accumulated", "accumulated_mean", "smoothed",
     )
 )  # fmt: skip
+
+
+class _DefaultWhenUnset:
+    """A slot that reads as its field's default while never written.
+
+    step()'s fast path (torch's rules) never writes num_accumulated,
+    accumulated_mean and smoothed: writing three slots costs about 15% of a step,
+    and that path always means their defaults. The slot's own descriptor is
+    wrapped, so every other field stays a plain slot (a ``__getattr__`` on the
+    class would slow every attribute read instead), writes go to the slot, and
+    only reads of these three fields pay for a Python-level call.
+    """
+
+    __slots__ = ("default", "slot")
+
+    def __init__(self, slot: Any, default: object) -> None:
+        self.slot = slot
+        self.default = default
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return self.slot.__get__(obj, objtype)
+        except AttributeError:
+            return self.default
+
+    def __set__(self, obj: object, value: object) -> None:
+        self.slot.__set__(obj, value)
+
+    def __delete__(self, obj: object) -> None:
+        self.slot.__delete__(obj)
+
+
+for _name, _default in _LAZY_DEFAULTS.items():
+    setattr(PlateauState, _name, _DefaultWhenUnset(PlateauState.__dict__[_name], _default))
 
 
 def _make(
@@ -202,6 +358,10 @@ def _make(
     cooldown_counter: int,
     last_epoch: int,
     decision: Decision,
+    num_reductions: int,
+    num_accumulated: int = 0,
+    accumulated_mean: float = 0.0,
+    smoothed: float | None = None,
 ) -> PlateauState:
     """A PlateauState from values known to be valid, without re-validating them."""
     state = _new(PlateauState)
@@ -211,6 +371,10 @@ def _make(
     _set_cooldown(state, cooldown_counter)
     _set_epoch(state, last_epoch)
     _set_decision(state, decision)
+    _set_reductions(state, num_reductions)
+    _set_accumulated(state, num_accumulated)
+    _set_mean(state, accumulated_mean)
+    _set_smoothed(state, smoothed)
     return state
 
 
@@ -221,6 +385,8 @@ _COOLDOWN = Decision.COOLDOWN
 _REDUCED = Decision.REDUCED
 _AT_FLOOR = Decision.AT_FLOOR
 _SKIPPED = Decision.SKIPPED
+_ACCUMULATING = Decision.ACCUMULATING
+_CAPPED = Decision.CAPPED
 
 
 def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
@@ -292,6 +458,8 @@ def step(
                 config.min_lrs(len(lrs))
             if not _isfinite(current) and config.on_nonfinite != "bad":
                 return _nonfinite(state, current, config, lrs)
+            if config._beyond:
+                return _step_beyond(state, current, config, lrs)
 
         # Rule 2: improvement test, torch's exact expressions.
         best = state.best
@@ -321,15 +489,14 @@ def step(
                 decision = _COOLDOWN
 
         # Rule 4: reduction.
+        reductions = state.num_reductions
         if bad > config.patience:
-            factor = config.factor
-            eps = config.eps
-            new_lrs = []
-            for lr, floor in zip(lrs, config.min_lrs(len(lrs)), strict=True):
-                new = max(lr * factor, floor)
-                new_lrs.append(new if lr - new > eps else lr)
-            reduced = tuple(new_lrs)
-            decision = _REDUCED if reduced != lrs else _AT_FLOOR
+            reduced = _cut(lrs, config)
+            if reduced != lrs:
+                decision = _REDUCED
+                reductions += 1
+            else:
+                decision = _AT_FLOOR
             lrs = reduced
             cooldown = config.cooldown
             bad = 0
@@ -338,7 +505,126 @@ def step(
         _check_types(state, config)
         raise
 
-    return _make(lrs, best, bad, cooldown, epoch, decision), lrs
+    # _make written out: the call itself would cost about a tenth of the step.
+    new_state = _new(PlateauState)
+    _set_lrs(new_state, lrs)
+    _set_best(new_state, best)
+    _set_bad(new_state, bad)
+    _set_cooldown(new_state, cooldown)
+    _set_epoch(new_state, epoch)
+    _set_decision(new_state, decision)
+    _set_reductions(new_state, reductions)
+    # num_accumulated, accumulated_mean and smoothed are left unset: they read as
+    # their defaults (see _DefaultWhenUnset), which is what this path means.
+    return new_state, lrs
+
+
+def _cut(lrs: tuple[float, ...], config: PlateauConfig) -> tuple[float, ...]:
+    """Rule 4's cut: each lr to max(lr * factor, its floor), unless that is <= eps."""
+    factor = config.factor
+    eps = config.eps
+    new_lrs = []
+    for lr, floor in zip(lrs, config.min_lrs(len(lrs)), strict=True):
+        new = max(lr * factor, floor)
+        new_lrs.append(new if lr - new > eps else lr)
+    return tuple(new_lrs)
+
+
+def _step_beyond(
+    state: PlateauState, current: float, config: PlateauConfig, lrs: tuple[float, ...]
+) -> tuple[PlateauState, tuple[float, ...]]:
+    """Every rule, torch's and those beyond it: rules 1a to 5 of the module docstring.
+
+    Called by step() once the metric is a float, the lrs adopted and rule 1's
+    raise / skip applied. On a torch config it gives exactly step()'s result.
+    """
+    epoch = state.last_epoch + 1
+    reductions = state.num_reductions
+
+    # Rule 1a: accumulation, optax's running mean.
+    size = config.accumulation_size
+    value = current
+    if size > 1:
+        count = state.num_accumulated + 1
+        mean = (state.num_accumulated * state.accumulated_mean + current) / count
+        if count < size:
+            return _make(
+                lrs,
+                state.best,
+                state.num_bad_epochs,
+                state.cooldown_counter,
+                epoch,
+                _ACCUMULATING,
+                reductions,
+                count,
+                mean,
+                state.smoothed if config.ema_decay is not None else None,
+            ), lrs
+        value = mean
+
+    # Rule 1b: smoothing, over finite values only.
+    decay = config.ema_decay
+    smoothed = None
+    if decay is not None:
+        smoothed = state.smoothed
+        if _isfinite(value):
+            if smoothed is not None:
+                value = decay * smoothed + (1.0 - decay) * value
+            smoothed = value if _isfinite(value) else None
+
+    # Rule 2: improvement test.
+    best = state.best
+    threshold = config.threshold
+    if config.threshold_mode == "rel_abs":
+        if not _isfinite(best):
+            bound = best
+        elif (best >= 0.0) is (config.mode == "min"):
+            bound = best * (1.0 - threshold)
+        else:
+            bound = best * (threshold + 1.0)
+        improved = value < bound if config.mode == "min" else value > bound
+    elif config.mode == "min":
+        if config.threshold_mode == "rel":
+            improved = value < best * (1.0 - threshold)
+        else:
+            improved = value < best - threshold
+    elif config.threshold_mode == "rel":
+        improved = value > best * (threshold + 1.0)
+    else:
+        improved = value > best + threshold
+    if improved:
+        best = value
+        bad = 0
+        decision = _IMPROVED
+    else:
+        bad = state.num_bad_epochs + 1
+        decision = _NO_IMPROVEMENT
+
+    # Rule 3: cooldown.
+    cooldown = state.cooldown_counter
+    if cooldown > 0:
+        cooldown -= 1
+        if bad:
+            bad = 0
+            decision = _COOLDOWN
+
+    # Rule 4: reduction, under the cap.
+    if bad > config.patience:
+        cap = config.max_reductions
+        if cap is not None and reductions >= cap:
+            decision = _CAPPED
+        else:
+            reduced = _cut(lrs, config)
+            if reduced != lrs:
+                decision = _REDUCED
+                reductions += 1
+            else:
+                decision = _AT_FLOOR
+            lrs = reduced
+        cooldown = config.cooldown
+        bad = 0
+
+    return _make(lrs, best, bad, cooldown, epoch, decision, reductions, 0, 0.0, smoothed), lrs
 
 
 def _adopt(held: tuple[float, ...], lrs: LrsLike, config: PlateauConfig) -> tuple[float, ...]:
@@ -383,7 +669,16 @@ def _nonfinite(
     if config.on_nonfinite == "raise":
         raise ValueError(f"'metric' must be finite (on_nonfinite='raise'), got {current!r}")
     return _make(
-        lrs, state.best, state.num_bad_epochs, state.cooldown_counter, state.last_epoch, _SKIPPED
+        lrs,
+        state.best,
+        state.num_bad_epochs,
+        state.cooldown_counter,
+        state.last_epoch,
+        _SKIPPED,
+        state.num_reductions,
+        state.num_accumulated,
+        state.accumulated_mean,
+        state.smoothed,
     ), lrs
 
 

@@ -20,8 +20,8 @@ do not).
 optax (``optax.contrib.reduce_on_plateau``) reduces when its plateau count
 *equals* patience, so its P is torch's ``P - 1``; its cooldown has no off-by-one;
 its threshold ``(1 - rtol) * best - atol`` maps onto torch's "rel" (atol = 0) or
-"abs" (rtol = 0); it has no eps and minimises only. Not reproduced: optax
-compares in float32.
+"abs" (rtol = 0); it has no eps and minimises only; its ``accumulation_size`` is
+the core's. Not reproduced: optax compares and averages in float32.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def optax_fields(
     atol: float,
     cooldown: int,
     min_scale: float,
+    accumulation_size: int = 1,
 ) -> dict[str, Any]:
     """PlateauConfig fields for ``optax.contrib.reduce_on_plateau``'s arguments."""
     rtol_f = check_non_negative("rtol", rtol)
@@ -143,6 +144,11 @@ def optax_fields(
             "'patience' must be >= 1 for optax (its patience=0 reduces on every "
             f"improvement), got {show(patience)}"
         )
+    if check_int("accumulation_size", accumulation_size) < 1:
+        raise ValueError(
+            "'accumulation_size' must be >= 1 (optax decides when its count equals it, "
+            f"so it would never decide), got {show(accumulation_size)}"
+        )
     if check_non_negative("min_scale", min_scale) > 1.0:
         raise ValueError(
             f"'min_scale' must be <= 1 (optax would raise its scale to it), got {show(min_scale)}"
@@ -156,4 +162,5 @@ def optax_fields(
         "threshold_mode": "rel" if rtol_f else "abs",
         "min_lr": min_scale,
         "eps": 0.0,
+        "accumulation_size": accumulation_size,
     }

@@ -48,6 +48,20 @@ BAD_VALUES = [
     ("min_lr", [0.1, "x"], TypeError),
     ("min_lr", "0.1", TypeError),
     ("min_lr", None, TypeError),
+    ("accumulation_size", 0, ValueError),
+    ("accumulation_size", -3, ValueError),
+    ("accumulation_size", 2.0, TypeError),
+    ("accumulation_size", True, TypeError),
+    ("accumulation_size", None, TypeError),
+    ("ema_decay", 1.0, ValueError),
+    ("ema_decay", -0.1, ValueError),
+    ("ema_decay", math.nan, ValueError),
+    ("ema_decay", "0.9", TypeError),
+    ("ema_decay", True, TypeError),
+    ("max_reductions", -1, ValueError),
+    ("max_reductions", 2.0, TypeError),
+    ("max_reductions", "3", TypeError),
+    ("threshold_mode", "rel-abs", ValueError),
 ]
 
 
@@ -227,3 +241,30 @@ class TestFromOptax:
     def test_untranslatable_arguments_raise(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             PlateauConfig.from_optax(**kwargs)
+
+
+def test_beyond_torch_defaults_turn_each_feature_off():
+    config = PlateauConfig()
+    assert (config.accumulation_size, config.ema_decay, config.max_reductions) == (1, None, None)
+    np = pytest.importorskip("numpy")
+    config = PlateauConfig(
+        accumulation_size=np.int64(4), ema_decay=np.float32(0.5), max_reductions=0
+    )
+    assert type(config.accumulation_size) is int and type(config.ema_decay) is float
+    assert config.max_reductions == 0
+
+
+def test_rel_abs_takes_any_finite_threshold_in_min_mode():
+    assert PlateauConfig(threshold=2.0, threshold_mode="rel_abs").threshold == 2.0
+
+
+class TestFromOptaxAccumulation:
+    def test_is_passed_through(self):
+        assert PlateauConfig.from_optax(accumulation_size=8).accumulation_size == 8
+
+    @pytest.mark.parametrize(
+        ("value", "exc"), [(0, ValueError), (-1, ValueError), (2.5, TypeError)]
+    )
+    def test_bad_values_are_refused_by_name(self, value, exc):
+        with pytest.raises(exc, match="'accumulation_size'"):
+            PlateauConfig.from_optax(accumulation_size=value)

@@ -298,7 +298,7 @@ class TestState:
         from plateau._core import _make
 
         names = [a.name for a in attrs.fields(PlateauState)]
-        values = ((0.25, 0.5), 1.5, 3, 2, 7, Decision.COOLDOWN)
+        values = ((0.25, 0.5), 1.5, 3, 2, 7, Decision.COOLDOWN, 4, 2, 0.75, 1.25)
         assert len(values) == len(names)
         made = _make(*values)
         validated = PlateauState(**dict(zip(names, values)))

@@ -6,7 +6,21 @@ Laws:
 - a metric that beats best by more than the threshold every step never reduces;
 - step is deterministic;
 - to_dict -> strict JSON -> from_dict at any point, then continuing, gives the
-  identical trajectory.
+  identical trajectory (with the rules beyond torch's too, mid-block included).
+
+Beyond torch's rules (issue 12):
+- the general path (_step_beyond), run on a torch config, is step()'s fast path;
+- the cap is never exceeded: at most max_reductions steps change an lr, and
+  num_reductions counts exactly those steps;
+- ema_decay=0.0 (all weight on the newest value) gives the states of no
+  smoothing, but for the ``smoothed`` field that records the last finite value;
+- accumulation_size=1 gives the states of no accumulation;
+- accumulation_size=K decides, on every K-th step, as the plain rules decide on
+  the stream of block means;
+- mirror law: with threshold_mode "rel_abs" (or "abs"), a stream x in min mode
+  and the stream -x in max mode take the same decisions, lrs and counters, with
+  best, smoothed and accumulated_mean negated -- whatever the signs in x. For
+  torch's "rel" this fails (a negative best's margin points the wrong way).
 """
 
 from __future__ import annotations
@@ -14,10 +28,13 @@ from __future__ import annotations
 import json
 import math
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plateau import Decision, PlateauConfig, PlateauState, init, simulate, step
+from plateau._checks import MAX_INT
+from plateau._core import _step_beyond
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -96,6 +113,146 @@ def test_step_is_deterministic(setup, metrics):
 @SETTINGS
 @given(setups(), metrics_st, st.integers(0, 60))
 def test_json_round_trip_mid_run_resumes_identically(setup, metrics, cut):
+    config, lrs = setup
+    cut = min(cut, len(metrics))
+    uninterrupted = simulate(metrics, config, lrs)
+    state = init(lrs, config) if cut == 0 else uninterrupted[cut - 1]
+    state = PlateauState.from_dict(json.loads(json.dumps(state.to_dict(), allow_nan=False)))
+    config = PlateauConfig.from_dict(json.loads(json.dumps(config.to_dict(), allow_nan=False)))
+    resumed = []
+    for metric in metrics[cut:]:
+        state, _ = step(state, metric, config)
+        resumed.append(state)
+    assert resumed == uninterrupted[cut:]
+
+
+@st.composite
+def beyond_setups(draw):
+    """A torch setup with any of the rules beyond torch's switched on."""
+    config, lrs = draw(setups())
+    changes = {}
+    if draw(st.booleans()):
+        changes["accumulation_size"] = draw(st.integers(1, 4))
+    if draw(st.booleans()):
+        changes["ema_decay"] = draw(st.sampled_from([0.0, 0.5, 0.93, draw(st.floats(0.0, 0.999))]))
+    if draw(st.booleans()):
+        changes["max_reductions"] = draw(st.integers(0, 3))
+    if draw(st.booleans()):
+        changes["threshold_mode"] = "rel_abs"
+    return attrs.evolve(config, **changes), lrs
+
+
+def fold(step_fn, metrics, config, lrs):
+    state, states = init(lrs, config), []
+    for metric in metrics:
+        state, _ = step_fn(state, float(metric), config)
+        states.append(state)
+    return states
+
+
+@SETTINGS
+@given(setups(), metrics_st)
+def test_the_general_path_on_a_torch_config_is_the_fast_path(setup, metrics):
+    config, lrs = setup
+
+    def general(state, metric, config):
+        if not math.isfinite(metric) and config.on_nonfinite == "skip":
+            return step(state, metric, config)  # rule 1 runs before either path
+        return _step_beyond(state, metric, config, state.lrs)
+
+    assert fold(general, metrics, config, lrs) == simulate(metrics, config, lrs)
+
+
+@SETTINGS
+@given(beyond_setups(), metrics_st, st.integers(0, 3))
+def test_the_cap_is_never_exceeded(setup, metrics, cap):
+    config, lrs = setup
+    config = attrs.evolve(config, max_reductions=cap)
+    previous, cuts = tuple(lrs), 0
+    for state in simulate(metrics, config, lrs):
+        cuts += state.lrs != previous
+        assert state.num_reductions == cuts <= cap
+        assert (state.decision is Decision.REDUCED) == (state.lrs != previous)
+        previous = state.lrs
+
+
+@SETTINGS
+@given(beyond_setups(), metrics_st)
+def test_all_weight_on_the_newest_value_is_no_smoothing(setup, metrics):
+    config, lrs = setup
+    smoothed = simulate(metrics, attrs.evolve(config, ema_decay=0.0), lrs)
+    plain = simulate(metrics, attrs.evolve(config, ema_decay=None), lrs)
+    assert [attrs.evolve(s, smoothed=None) for s in smoothed] == plain
+
+
+@SETTINGS
+@given(beyond_setups(), metrics_st)
+def test_accumulating_one_value_is_no_accumulation(setup, metrics):
+    config, lrs = setup
+    # max_reductions=MAX_INT is never reached: it only sends both through the general path.
+    cap = MAX_INT if config.max_reductions is None else config.max_reductions
+    one = attrs.evolve(config, accumulation_size=1, max_reductions=cap)
+    plain = attrs.evolve(one, max_reductions=config.max_reductions)
+    assert simulate(metrics, one, lrs) == simulate(metrics, plain, lrs)
+    torch_rules = attrs.evolve(setup[0], accumulation_size=1, ema_decay=None)
+    if not torch_rules._beyond:
+        general = attrs.evolve(torch_rules, max_reductions=MAX_INT)
+        assert simulate(metrics, general, lrs) == simulate(metrics, torch_rules, lrs)
+
+
+@SETTINGS
+@given(beyond_setups(), st.lists(st.floats(-1e6, 1e6), max_size=60), st.integers(1, 4))
+def test_accumulation_decides_on_the_block_means(setup, metrics, size):
+    config, lrs = setup
+    config = attrs.evolve(config, accumulation_size=size)
+    means, mean = [], 0.0
+    for i, metric in enumerate(metrics):  # optax's running mean, by hand
+        n = i % size
+        mean = (n * mean + metric) / (n + 1)
+        if n + 1 == size:
+            means.append(mean)
+            mean = 0.0
+    blocked = simulate(metrics, config, lrs)[size - 1 :: size]
+    plain = simulate(means, attrs.evolve(config, accumulation_size=1), lrs)
+    assert [attrs.evolve(s, last_epoch=0) for s in blocked] == [
+        attrs.evolve(s, last_epoch=0) for s in plain
+    ]
+
+
+def _negated(value):
+    return None if value is None else -value
+
+
+@SETTINGS
+@given(beyond_setups(), metrics_st)
+def test_rel_abs_mirrors_min_and_max(setup, metrics):
+    config, lrs = setup
+    if config.threshold_mode == "rel":
+        config = attrs.evolve(config, threshold_mode="rel_abs")
+    low = simulate(metrics, attrs.evolve(config, mode="min"), lrs)
+    high = simulate([-m for m in metrics], attrs.evolve(config, mode="max"), lrs)
+    for a, b in zip(low, high, strict=True):
+        assert (
+            attrs.evolve(
+                b, best=-b.best, smoothed=_negated(b.smoothed), accumulated_mean=-b.accumulated_mean
+            )
+            == a
+        )
+        assert (a.lrs, a.decision, a.num_bad_epochs) == (b.lrs, b.decision, b.num_bad_epochs)
+
+
+def test_torchs_rel_does_not_mirror():
+    """The contrast that motivates rel_abs: -x in max mode is not x in min mode."""
+    metrics = [10.0, 9.5, 9.0]
+    config = PlateauConfig(threshold=0.1, patience=5)
+    low = simulate(metrics, config)
+    high = simulate([-m for m in metrics], attrs.evolve(config, mode="max"))
+    assert [s.decision for s in low] != [s.decision for s in high]
+
+
+@SETTINGS
+@given(beyond_setups(), metrics_st, st.integers(0, 60))
+def test_json_round_trip_mid_run_resumes_identically_beyond_torch(setup, metrics, cut):
     config, lrs = setup
     cut = min(cut, len(metrics))
     uninterrupted = simulate(metrics, config, lrs)

@@ -309,3 +309,113 @@ class TestWhatFromOptaxRefuses:
         assert best.tolist() == [4.0, 4.0, 4.0, 2.25]
         with pytest.raises(ValueError, match="both non-zero"):
             PlateauConfig.from_optax(**kwargs)
+
+
+# accumulation_size: optax keeps a float32 running mean, (count * avg + value) / (count + 1),
+# decides when count reaches accumulation_size, then resets count and avg to 0. The core
+# computes the same formula in float64. On the streams below every running mean is a
+# k/1024 grid value (each block is built from its running means), so both are exact.
+ACC_STEPS = 97  # not a multiple of 2, 3 or 4: every stream ends mid-block
+
+
+def _scan_accumulating(tx, values):
+    updates = {"w": jnp.ones(2, jnp.float32)}
+
+    def body(state, value):
+        scaled, state = tx.update(updates, state, value=value)
+        return state, (
+            scaled["w"][0],  # the scale optax applied to this very update
+            state.best_value,
+            state.plateau_count,
+            state.cooldown_count,
+            state.count,
+            state.avg_value,
+        )
+
+    return jax.lax.scan(body, tx.init(updates), values)[1]
+
+
+@functools.partial(jax.jit, static_argnames=("factor", "rtol", "atol"))
+def _optax_accumulating_trace(values, patience, cooldown, min_scale, size, *, factor, rtol, atol):
+    tx = optax.contrib.reduce_on_plateau(
+        factor=factor,
+        patience=patience,
+        rtol=rtol,
+        atol=atol,
+        cooldown=cooldown,
+        accumulation_size=size,
+        min_scale=min_scale,
+    )
+    return _scan_accumulating(tx, values)
+
+
+def accumulating_stream(rng: random.Random, size: int, rtol: float, atol: float) -> list[float]:
+    """Blocks of `size` values whose block means follow dyadic_stream (ties and non-finites)."""
+    means = dyadic_stream(rng, rtol, atol) * 3
+    values: list[float] = []
+    for target in means:
+        last = target if math.isfinite(target) else rng.randint(-16, 64) / 16
+        running = [rng.randint(-16, 64) / 16 for _ in range(size - 1)] + [last]
+        block, previous = [], 0.0
+        for n, mean in enumerate(running, start=1):
+            block.append(n * mean - (n - 1) * previous)  # so the running mean is `mean`
+            previous = mean
+        if not math.isfinite(target):
+            block[rng.randrange(size)] = target  # from there on, the mean is `target`
+        values += block
+    return values[:ACC_STEPS]
+
+
+def test_accumulation_matches_optax_at_every_update():
+    """optax's scale after every update (between decisions too), best, counters, count, mean."""
+    rng = random.Random(12)
+    decisions = set()
+    for _ in range(60):
+        kwargs = random_kwargs(rng, factors=[0.5, 0.25], min_scales=[0.0, 2.0**-3])
+        size = rng.randint(2, 4)
+        metrics = accumulating_stream(rng, size, kwargs["rtol"], kwargs["atol"])
+        values = np.asarray(metrics, dtype=np.float32)
+        np.testing.assert_array_equal(values, metrics)
+        trace = _optax_accumulating_trace(
+            values,
+            np.int32(kwargs["patience"]),
+            np.int32(kwargs["cooldown"]),
+            np.float32(kwargs["min_scale"]),
+            np.int32(size),
+            factor=kwargs["factor"],
+            rtol=kwargs["rtol"],
+            atol=kwargs["atol"],
+        )
+        scale, best, plateau_count, cooldown_count, count, avg = (np.asarray(a) for a in trace)
+        config = PlateauConfig.from_optax(accumulation_size=size, **kwargs)
+        states = simulate(metrics, config, 1.0)
+        context = f"{kwargs} size={size} {metrics}"
+        np.testing.assert_array_equal(scale, [s.lrs[0] for s in states], err_msg=context)
+        np.testing.assert_array_equal(best, [s.best for s in states], err_msg=context)
+        np.testing.assert_array_equal(plateau_count, [s.num_bad_epochs for s in states])
+        np.testing.assert_array_equal(cooldown_count, [s.cooldown_counter for s in states])
+        np.testing.assert_array_equal(count, [s.num_accumulated for s in states])
+        # NaN inside a block: optax's running mean is NaN too (assert_array_equal matches NaNs).
+        np.testing.assert_array_equal(avg, [s.accumulated_mean for s in states], err_msg=context)
+        decisions.update(s.decision for s in states)
+    assert decisions >= {
+        Decision.ACCUMULATING,
+        Decision.IMPROVED,
+        Decision.NO_IMPROVEMENT,
+        Decision.COOLDOWN,
+        Decision.REDUCED,
+        Decision.AT_FLOOR,
+    }
+
+
+def test_a_nan_in_a_block_is_a_bad_decision_in_optax_too():
+    kwargs = {"factor": 0.5, "patience": 2, "rtol": 0.25, "atol": 0.0, "cooldown": 0}
+    metrics = [1.0, 1.0, math.nan, 0.5, 2.0, 2.0]
+    tx = optax.contrib.reduce_on_plateau(accumulation_size=2, **kwargs)
+    trace = jax.jit(_scan_accumulating, static_argnums=0)(tx, np.asarray(metrics, np.float32))
+    avg, plateau_count = np.asarray(trace[5]), np.asarray(trace[2])
+    states = simulate(metrics, PlateauConfig.from_optax(accumulation_size=2, **kwargs), 1.0)
+    assert np.isnan(avg[2]) and math.isnan(states[2].accumulated_mean)
+    assert states[3].decision is Decision.NO_IMPROVEMENT  # mean(nan, 0.5) is NaN
+    assert plateau_count.tolist() == [s.num_bad_epochs for s in states]
+    assert plateau_count[3] == 1 and states[5].decision is Decision.REDUCED

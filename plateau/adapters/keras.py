@@ -99,6 +99,9 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             completes removes it, as BackupAndRestore removes its backup.
         on_nonfinite: "bad" (a NaN or inf metric is compared as a number, as torch does),
             "raise" or "skip"; see :class:`plateau.PlateauConfig`.
+        stop_when_exhausted: Set ``model.stop_training`` when the schedule is exhausted
+            (``state.exhausted``: patience exceeded again with the lr at ``min_lr``),
+            so ``fit()`` ends after that epoch.
 
     Attributes:
         config: The translated :class:`plateau.PlateauConfig`; None until mode="auto"
@@ -129,15 +132,21 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         strict: bool = False,
         on_nonfinite: OnNonFinite = "bad",
         backup_dir: str | os.PathLike[str] | None = None,
+        stop_when_exhausted: bool = False,
     ) -> None:
         super().__init__()
-        for name, value, kind in (("verbose", verbose, int), ("strict", strict, bool)):
+        for name, value, kind in (
+            ("verbose", verbose, int),
+            ("strict", strict, bool),
+            ("stop_when_exhausted", stop_when_exhausted, bool),
+        ):
             if not isinstance(value, kind):
                 raise TypeError(f"'{name}' must be a {kind.__name__}, got {got(value)}")
         if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
             raise TypeError(f"'backup_dir' must be a path, got {got(backup_dir)}")
         self.monitor, self.mode, self.verbose, self.strict = monitor, mode, verbose, strict
         self._backup = None if backup_dir is None else Path(backup_dir) / _BACKUP_NAME
+        self.stop_when_exhausted = stop_when_exhausted
         self.min_lr = min_lr
         self._keras_args: dict[str, Any] = {
             "factor": factor,
@@ -252,6 +261,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if writes:  # the variables round to float32: record what they hold
             state = attrs.evolve(state, lrs=tuple(float(o.learning_rate) for _, o in optimizers))
         self.state = state
+        if self.stop_when_exhausted and state.exhausted:
+            self.model.stop_training = True
         if self._backup is not None:
             self._backup.parent.mkdir(parents=True, exist_ok=True)
             temporary = self._backup.with_suffix(".tmp")  # never a half-written backup

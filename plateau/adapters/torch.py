@@ -294,6 +294,16 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         _check_unchanged("mode_worse", value, self.mode_worse, "nothing: it follows the mode")
 
     @property
+    def exhausted(self) -> bool:
+        """The stop signal, :attr:`plateau.PlateauState.exhausted` of the last step.
+
+        True when that step exceeded patience with nothing left to cut: every lr at
+        its floor (or each cut <= eps), or ``max_reductions`` reached. A loop can stop
+        on it; in Lightning, override ``lr_scheduler_step`` (docs/semantics.md).
+        """
+        return self.state.exhausted
+
+    @property
     def in_cooldown(self) -> bool:
         """Torch's ``in_cooldown``: whether bad epochs are currently not counted."""
         return self.state.cooldown_counter > 0

@@ -39,7 +39,10 @@ HELP = {
     "factor": "multiplier applied to the lr on a reduction",
     "patience": "bad epochs tolerated; the lr is cut on bad epoch PATIENCE+1",
     "threshold": "margin a metric must beat the best by to count as an improvement",
-    "threshold_mode": "'rel' (margin best*threshold) or 'abs' (margin threshold)",
+    "threshold_mode": (
+        "'rel' (margin best*threshold, torch's), 'abs' (margin threshold) or "
+        "'rel_abs' (margin threshold*|best|, safe for negative metrics)"
+    ),
     "cooldown": "epochs after a reduction during which bad epochs are not counted",
     "min_lr": "floor of the lr; repeat to give one floor per --lr",
     "eps": "a cut of eps or less is not applied",

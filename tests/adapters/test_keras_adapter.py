@@ -205,6 +205,18 @@ def test_missing_monitor_with_strict_raises_key_error_listing_keys():
         fit(make_model(), callback, epochs=1)
 
 
+@pytest.mark.parametrize("stop", [True, False])
+def test_stop_when_exhausted_ends_a_real_fit(stop):
+    """min_delta=1e3: nothing improves after epoch 0. Keras patience 1 cuts at every bad
+    epoch: 0.3 -> 0.15 (epoch 1) -> 0.075 = min_lr (epoch 2); epoch 3 finds it at the floor."""
+    kwargs = {"patience": 1, "factor": 0.5, "min_delta": 1e3, "min_lr": 0.075}
+    callback = ReduceLROnPlateau(**kwargs, stop_when_exhausted=stop)
+    history = fit(make_model(), callback, epochs=8)
+    assert len(history["loss"]) == (4 if stop else 8)
+    assert callback.state.decision.value == "at_floor"
+    assert history["learning_rate"][-1] == pytest.approx(0.075)
+
+
 # --- epoch by epoch against Keras's callback -------------------------------------
 
 
@@ -426,6 +438,7 @@ def test_metric_beyond_float32_range_is_infinite_as_keras_compares_it(pair):
         ({"min_lr": -1.0}, ValueError, "'min_lr' must be finite and >= 0"),
         ({"on_nonfinite": "ignore"}, ValueError, "'on_nonfinite' must be one of"),
         ({"strict": "yes"}, TypeError, "'strict' must be a bool"),
+        ({"stop_when_exhausted": 1}, TypeError, "'stop_when_exhausted' must be a bool"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

@@ -403,3 +403,19 @@ def test_step_rejects_a_scheduled_lr_before_the_first_reduction():
     state = plateau_optax.init(constant, config)
     with pytest.raises(TypeError, match="at opt_state is driven by a schedule"):
         plateau_optax.step(state, 1.0, config, scheduled)
+
+
+def test_the_returned_state_carries_the_stop_signal():
+    """A loop stops on state.exhausted: max_reductions=2 on a flat loss, patience 0.
+
+    Epoch 0 improves, epochs 1 and 2 cut (0.5 -> 0.25 -> 0.125), epoch 3 is capped.
+    """
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5)
+    opt_state = tx.init({"w": jnp.zeros(3)})
+    config = PlateauConfig(patience=0, factor=0.5, max_reductions=2)
+    state, epochs = plateau_optax.init(opt_state, config), 0
+    while not state.exhausted:
+        state, opt_state = plateau_optax.step(state, jnp.float32(1.0), config, opt_state)
+        epochs += 1
+    assert epochs == 4 and state.decision is Decision.CAPPED
+    assert plateau_optax.get_lrs(opt_state) == (0.125,) and state.num_reductions == 2

@@ -171,3 +171,41 @@ def test_resume_from_lightnings_checkpoint_as_torch_does(
     assert ours.at_start["best"] < 1.0
     assert history(ours, ours_trainer) == history(theirs, their_trainer)
     assert len(set(history(ours, ours_trainer))) >= 2
+
+
+class StopWhenExhausted(ScriptedModule):
+    """The docs/torch.md recipe: Lightning steps the scheduler through this hook."""
+
+    def lr_scheduler_step(self, scheduler, metric):
+        scheduler.step(metric)
+        if scheduler.exhausted:
+            self.trainer.should_stop = True
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", torch.tensor(1.0))  # flat from the start
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+        scheduler = ReduceLROnPlateau(optimizer, patience=1, factor=0.5, min_lr=0.025)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler, "monitor": "val_loss"}
+
+
+def test_exhausted_stops_a_real_fit():
+    """patience=1, factor=0.5, lr 0.1, min_lr 0.025, a flat loss, by torch's rules:
+    epoch 0 improves, cuts at epochs 2 and 4 (to 0.05, 0.025), epoch 6 at the floor."""
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=50,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    module = StopWhenExhausted(ReduceLROnPlateau)
+    trainer.fit(module, loader(), loader())
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert list(module.lrs) == list(range(7))  # epochs 0..6 trained, then stopped
+    assert scheduler.exhausted and scheduler.state.decision is plateau.Decision.AT_FLOOR
+    assert scheduler.state.last_epoch == 7 and scheduler.get_last_lr() == [0.025]

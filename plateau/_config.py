@@ -14,7 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from . import _translate
-from ._checks import check_int, check_non_negative, check_real, to_float, to_int
+from ._checks import check_int, check_non_negative, check_real, show, to_float, to_int
 
 Mode = Literal["min", "max"]
 ThresholdMode = Literal["rel", "abs"]
@@ -66,6 +66,10 @@ class PlateauConfig:
         eps: A cut of ``eps`` or less is not applied.
         on_nonfinite: What a NaN or infinite metric does: "bad" (torch: compared as a
             number, so NaN is a bad epoch), "raise" (ValueError) or "skip" (no effect).
+        warmup_epochs: Steps of linear warmup before the plateau rule starts (0: none).
+            They do not observe the metric; the lrs ramp from ``lr * warmup_start_factor``
+            to the lrs given to :func:`plateau.init`, reached exactly on the last one.
+        warmup_start_factor: The fraction of each lr that warmup starts from, in [0, 1].
 
     Example:
         >>> PlateauConfig(patience=2, factor=0.5).patience
@@ -87,13 +91,17 @@ class PlateauConfig:
     on_nonfinite: OnNonFinite = attrs.field(
         default="bad", validator=_choice("bad", "raise", "skip")
     )
+    # Warmup (see plateau._core, "Warmup"): steps of linear ramp before the plateau rule.
+    warmup_epochs: int = attrs.field(default=0, converter=to_int, validator=_non_negative_int)
+    warmup_start_factor: float = attrs.field(default=0.0, converter=to_float)
     # True when step() must look beyond the common case: a per-lr min_lr to check
-    # against the state, or a non-finite policy other than torch's. Precomputed so
-    # the common case costs one attribute read per step.
+    # against the state, a non-finite policy other than torch's, or a warmup.
+    # Precomputed so the common case costs one attribute read per step.
     _guarded: bool = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
         guarded = isinstance(self.min_lr, tuple) or self.on_nonfinite != "bad"
+        guarded = guarded or self.warmup_epochs > 0  # Warmup
         object.__setattr__(self, "_guarded", guarded)
 
     @factor.validator
@@ -112,6 +120,12 @@ class PlateauConfig:
                 f"'threshold' must be < 1 with mode='min' and threshold_mode='rel' "
                 f"(nothing could ever improve), got {value!r}"
             )
+
+    @warmup_start_factor.validator
+    def _check_warmup_start_factor(self, attribute: attrs.Attribute[float], value: object) -> None:
+        number = check_real("warmup_start_factor", value)
+        if not 0.0 <= number <= 1.0:
+            raise ValueError(f"'warmup_start_factor' must be between 0 and 1, got {show(value)}")
 
     @min_lr.validator
     def _check_min_lr(self, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -145,6 +159,9 @@ class PlateauConfig:
         d.update(attrs.asdict(self, recurse=False, filter=lambda a, _: a.init))
         if isinstance(self.min_lr, tuple):
             d["min_lr"] = list(self.min_lr)
+        if (self.warmup_epochs, self.warmup_start_factor) == (0, 0.0):
+            # Warmup: no warmup is saved as before warmup existed (older versions load it).
+            del d["warmup_epochs"], d["warmup_start_factor"]
         return d
 
     @classmethod
@@ -156,6 +173,8 @@ class PlateauConfig:
             ValueError: wrong format or version, missing or unknown keys, or a bad value.
         """
         names = [a.name for a in attrs.fields(cls) if a.init]
+        if isinstance(d, Mapping):  # Warmup: a dict without its keys has no warmup.
+            d = {"warmup_epochs": 0, "warmup_start_factor": 0.0, **d}
         fields = check_envelope(d, _CONFIG_FORMAT, names)
         return cls(**fields)
 

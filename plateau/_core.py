@@ -49,6 +49,36 @@ Decision): reduced or at_floor when rule 4 fired, else improved when rule 2 did
 no_improvement. With patience >= 0 (enforced by PlateauConfig) a reduction can
 only follow a bad epoch outside cooldown: an improvement zeroes the count, and
 so does cooldown.
+
+Warmup
+------
+
+With W = ``config.warmup_epochs`` > 0 and f = ``config.warmup_start_factor``,
+:func:`init` records the lrs it is given as ``base_lrs`` (b) and starts each lr
+at ``b_i * f``; ``warmup_epoch`` (k) counts the warmup steps taken. A step taken
+while ``base_lrs`` is set and k < W is a warmup step, and runs instead of rules
+1-4 (the lrs and the optimizer's ownership are validated first, as always):
+
+- the metric must be a real number, but is not observed, whatever its value
+  (NaN and +-inf too, whatever on_nonfinite says): best and both counters stay
+  as they are, the decision is ``warmup``, and last_epoch counts the step;
+- k becomes k + 1 and each lr becomes ``b_i * (f + (1 - f) * k / W)``; min_lr
+  does not apply (timm's ramp ignores its floor too). On step W the lrs are
+  ``b_i`` itself, never a float expression that might round, and the warmup
+  is over: base_lrs becomes None and warmup_epoch 0, so from step W + 1 on the
+  state is exactly the one torch's scheduler would hold had it been started at
+  b at that point (step W + 1's metric sets best), but for last_epoch.
+
+Ownership during warmup: an lr the optimizer holds that differs from the
+state's (set by hand, a group added) rescales that lr's base, so the ramp
+carries on from it proportionally: ``b_i = lr / (f + (1 - f) * k / W)``, the
+ramp factor of the lr the state held. That is what torch's own LinearLR does
+(it multiplies whatever lr the group holds), and it keeps the optimizer's word:
+the lr set is the one the next ramp step scales, not one it overwrites. Where
+that factor is 0 (before the first step with f = 0) nothing can be scaled, and
+the lr set becomes the base itself. A config whose warmup_epochs is no longer
+above k (replaced mid-warmup) ends the warmup: the step is a plain step at the
+lrs held, which also clears base_lrs.
 """
 
 from __future__ import annotations
@@ -61,7 +91,7 @@ from typing import Any, SupportsFloat
 
 import attrs
 
-from ._checks import check_int, check_non_negative, to_float, to_int, to_metric
+from ._checks import check_int, check_non_negative, got, to_float, to_int, to_metric
 from ._config import FORMAT_VERSION, PlateauConfig, check_envelope
 
 _INF = math.inf
@@ -88,6 +118,8 @@ class Decision(str, enum.Enum):
     Cooldown is entered all the same, as torch does."""
     SKIPPED = "skipped"
     """A non-finite metric with on_nonfinite="skip": nothing else changed."""
+    WARMUP = "warmup"
+    """A warmup step: the metric was not observed and the lrs followed the ramp."""
 
     def __str__(self) -> str:
         return self.value
@@ -98,6 +130,16 @@ def _check_lrs(value: LrsLike) -> tuple[float, ...]:
     if not items:
         raise ValueError("'lrs' must hold at least one learning rate, got an empty sequence")
     return tuple(check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items))
+
+
+def _check_base_lrs(value: LrsLike | None) -> tuple[float, ...] | None:
+    """Warmup: None, or lrs checked as ``lrs`` are, the message naming 'base_lrs'."""
+    if value is None:
+        return None
+    items: Sequence[object] = _as_tuple(value)
+    if not items:
+        raise ValueError("'base_lrs' must be None or hold at least one lr, got an empty sequence")
+    return tuple(check_non_negative(f"base_lrs[{i}]", lr) for i, lr in enumerate(items))
 
 
 @attrs.frozen(kw_only=True)
@@ -114,6 +156,9 @@ class PlateauState:
         cooldown_counter: Epochs of cooldown left.
         last_epoch: Steps taken.
         decision: What the step that made this state decided.
+        base_lrs: While a warmup is in progress, the lrs it ramps to (one per lr);
+            None otherwise.
+        warmup_epoch: While a warmup is in progress, the warmup steps taken; 0 otherwise.
     """
 
     lrs: tuple[float, ...] = attrs.field(converter=_check_lrs)
@@ -122,6 +167,9 @@ class PlateauState:
     cooldown_counter: int = attrs.field(default=0, converter=to_int)
     last_epoch: int = attrs.field(default=0, converter=to_int)
     decision: Decision = Decision.START
+    # Warmup: the ramp's targets and position, set only while a warmup is in progress.
+    base_lrs: tuple[float, ...] | None = attrs.field(default=None, converter=_check_base_lrs)
+    warmup_epoch: int = attrs.field(default=0, converter=to_int)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.best, float) or math.isnan(self.best):
@@ -132,6 +180,16 @@ class PlateauState:
             check_int(name, getattr(self, name))
         if not isinstance(self.decision, Decision):
             raise TypeError(f"'decision' must be a Decision, got {self.decision!r}")
+        check_int("warmup_epoch", self.warmup_epoch)  # Warmup
+        if self.base_lrs is None and self.warmup_epoch:
+            raise ValueError(
+                f"'warmup_epoch' must be 0 when base_lrs is None (no warmup in progress), "
+                f"got {self.warmup_epoch!r}"
+            )
+        if self.base_lrs is not None and len(self.base_lrs) != len(self.lrs):
+            raise ValueError(
+                f"'base_lrs' must hold one lr per lr ({len(self.lrs)}), got {len(self.base_lrs)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly.
@@ -155,7 +213,14 @@ class PlateauState:
             "cooldown_counter": self.cooldown_counter,
             "last_epoch": self.last_epoch,
             "decision": self.decision.value,
+            **self._warmup_dict(),
         }
+
+    def _warmup_dict(self) -> dict[str, Any]:
+        """Warmup: its keys, only while one is in progress (older versions load the rest)."""
+        if self.base_lrs is None:
+            return {}
+        return {"base_lrs": list(self.base_lrs), "warmup_epoch": self.warmup_epoch}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PlateauState:
@@ -165,7 +230,11 @@ class PlateauState:
             TypeError: `d` is not a mapping, or a field has the wrong type.
             ValueError: wrong format or version, missing or unknown keys, or a bad value.
         """
+        if isinstance(d, Mapping):  # Warmup: a dict without its keys has none in progress.
+            d = {"base_lrs": None, "warmup_epoch": 0, **d}
         fields = check_envelope(d, _STATE_FORMAT, [a.name for a in attrs.fields(cls)])
+        if not isinstance(fields["base_lrs"], (list, type(None))):  # Warmup
+            raise TypeError(f"'base_lrs' must be a list or None, got {got(fields['base_lrs'])}")
         best = fields["best"]
         if best in ("inf", "-inf"):
             best = float(best)
@@ -195,6 +264,12 @@ _new = object.__new__
 )  # fmt: skip
 
 
+# Warmup
+_set_base_lrs, _set_warmup_epoch = (
+    PlateauState.__dict__[name].__set__ for name in ("base_lrs", "warmup_epoch")
+)
+
+
 def _make(
     lrs: tuple[float, ...],
     best: float,
@@ -202,6 +277,8 @@ def _make(
     cooldown_counter: int,
     last_epoch: int,
     decision: Decision,
+    base_lrs: tuple[float, ...] | None = None,
+    warmup_epoch: int = 0,
 ) -> PlateauState:
     """A PlateauState from values known to be valid, without re-validating them."""
     state = _new(PlateauState)
@@ -211,6 +288,8 @@ def _make(
     _set_cooldown(state, cooldown_counter)
     _set_epoch(state, last_epoch)
     _set_decision(state, decision)
+    _set_base_lrs(state, base_lrs)  # Warmup
+    _set_warmup_epoch(state, warmup_epoch)
     return state
 
 
@@ -221,6 +300,7 @@ _COOLDOWN = Decision.COOLDOWN
 _REDUCED = Decision.REDUCED
 _AT_FLOOR = Decision.AT_FLOOR
 _SKIPPED = Decision.SKIPPED
+_WARMUP = Decision.WARMUP
 
 
 def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
@@ -237,11 +317,17 @@ def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
     Example:
         >>> init([0.1, 0.01], PlateauConfig()).lrs
         (0.1, 0.01)
+        >>> init([0.1, 0.01], PlateauConfig(warmup_epochs=5, warmup_start_factor=0.5)).lrs
+        (0.05, 0.005)
     """
     if not isinstance(config, PlateauConfig):
         raise TypeError(f"'config' must be a PlateauConfig, got {type(config).__name__}")
     state = PlateauState(lrs=lrs, best=_INF if config.mode == "min" else -_INF)
     config.min_lrs(len(state.lrs))
+    if config.warmup_epochs:  # Warmup: start at b_i * f, remember b.
+        start = config.warmup_start_factor
+        base = state.lrs
+        state = _make(tuple(b * start for b in base), state.best, 0, 0, 0, state.decision, base)
     return state
 
 
@@ -290,6 +376,9 @@ def step(
         if config._guarded:
             if type(config.min_lr) is tuple:
                 config.min_lrs(len(lrs))
+            # Warmup: steps 1..W ramp the lrs and do not observe the metric.
+            if (base := state.base_lrs) is not None and state.warmup_epoch < config.warmup_epochs:
+                return _warmup_step(state, base, config, lrs)
             if not _isfinite(current) and config.on_nonfinite != "bad":
                 return _nonfinite(state, current, config, lrs)
 
@@ -339,6 +428,53 @@ def step(
         raise
 
     return _make(lrs, best, bad, cooldown, epoch, decision), lrs
+
+
+def _warmup_step(
+    state: PlateauState,
+    base: tuple[float, ...],
+    config: PlateauConfig,
+    lrs: tuple[float, ...],
+) -> tuple[PlateauState, tuple[float, ...]]:
+    """One warmup step (see "Warmup" at the top of this module): the ramp, metric unseen.
+
+    `base` is ``state.base_lrs``; `lrs` the lrs held now, already validated.
+    """
+    start = config.warmup_start_factor
+    epochs = config.warmup_epochs
+    done = state.warmup_epoch
+    if lrs is not state.lrs:  # the optimizer's lrs differ: rescale the bases they change
+        base = _rebase(base, state.lrs, lrs, start + (1.0 - start) * done / epochs, done)
+    done += 1
+    best, bad, cooldown = state.best, state.num_bad_epochs, state.cooldown_counter
+    if done >= epochs:  # the last warmup step: exactly b, and the warmup is over
+        return _make(base, best, bad, cooldown, state.last_epoch + 1, _WARMUP), base
+    ramp = start + (1.0 - start) * done / epochs
+    new = tuple(b * ramp for b in base)
+    return _make(new, best, bad, cooldown, state.last_epoch + 1, _WARMUP, base, done), new
+
+
+def _rebase(
+    base: tuple[float, ...],
+    held: tuple[float, ...],
+    lrs: tuple[float, ...],
+    ramp: float,
+    done: int,
+) -> tuple[float, ...]:
+    """Warmup's ownership rule: each lr that differs from the state's gets the base lr / ramp."""
+    new = []
+    for i, lr in enumerate(lrs):
+        if i < len(held) and lr == held[i]:
+            new.append(base[i])
+            continue
+        rebased = lr / ramp if ramp else lr  # at ramp 0 nothing scales: the lr is the base
+        if not _isfinite(rebased):
+            raise ValueError(
+                f"'lrs[{i}]' = {lr!r}, set during warmup after {done} of its steps, would "
+                f"need a base lr of {rebased!r} (lr / ramp factor {ramp!r})"
+            )
+        new.append(rebased)
+    return tuple(new)
 
 
 def _adopt(held: tuple[float, ...], lrs: LrsLike, config: PlateauConfig) -> tuple[float, ...]:

@@ -264,6 +264,20 @@ class PlateauConfig:
         )
 
 
+_attrs_setstate: Any = PlateauConfig.__setstate__  # type: ignore[attr-defined]  # attrs made it
+
+
+def _setstate(self: PlateauConfig, state: Any) -> None:
+    """Unpickle; a config pickled before warmup existed has none (and _guarded holds)."""
+    _attrs_setstate(self, state)
+    for name, default in (("warmup_epochs", 0), ("warmup_start_factor", 0.0)):
+        if not hasattr(self, name):
+            object.__setattr__(self, name, default)
+
+
+PlateauConfig.__setstate__ = _setstate  # type: ignore[attr-defined]
+
+
 def check_envelope(d: object, fmt: str, names: list[str]) -> dict[str, Any]:
     """Check a serialised dict's format, version and keys; return its fields.
 

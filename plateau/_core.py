@@ -268,6 +268,19 @@ _new = object.__new__
 _set_base_lrs, _set_warmup_epoch = (
     PlateauState.__dict__[name].__set__ for name in ("base_lrs", "warmup_epoch")
 )
+_attrs_setstate: Any = PlateauState.__setstate__  # type: ignore[attr-defined]  # attrs made it
+
+
+def _setstate(self: PlateauState, state: Any) -> None:
+    """Unpickle; a state pickled before warmup existed has no warmup in progress."""
+    _attrs_setstate(self, state)
+    if not hasattr(self, "base_lrs"):
+        _set_base_lrs(self, None)
+    if not hasattr(self, "warmup_epoch"):
+        _set_warmup_epoch(self, 0)
+
+
+PlateauState.__setstate__ = _setstate  # type: ignore[attr-defined]
 
 
 def _make(

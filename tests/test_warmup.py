@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 
 import attrs
 import pytest
@@ -308,6 +309,21 @@ class TestState:
         with pytest.raises(TypeError, match=r"'base_lrs\[0\]' must be a real number"):
             PlateauState(lrs=(0.1,), best=1.0, base_lrs=("0.1",))
         assert PlateauState(lrs=(0.1,), best=1.0, base_lrs=[1], warmup_epoch=3).base_lrs == (1.0,)
+
+    def test_pickles_from_before_warmup_load_with_no_warmup(self):
+        """What pickle hands __setstate__ for a state or config pickled by today's version."""
+        config = PlateauConfig(patience=2)
+        state = simulate([1.0, 2.0], config)[-1]
+        for obj, new_keys in [
+            (state, ("base_lrs", "warmup_epoch")),
+            (config, ("warmup_epochs", "warmup_start_factor")),
+        ]:
+            old = {k: v for k, v in obj.__getstate__().items() if k not in new_keys}
+            loaded = object.__new__(type(obj))
+            loaded.__setstate__(old)
+            assert loaded == obj
+        mid = simulate([1.0], PlateauConfig(warmup_epochs=3))[0]
+        assert pickle.loads(pickle.dumps(mid)) == mid and mid.base_lrs == (1.0,)
 
     def test_decision_warmup_is_a_string(self):
         assert Decision.WARMUP == "warmup" and json.dumps(Decision.WARMUP) == '"warmup"'

@@ -55,9 +55,12 @@ Warmup
 
 With W = ``config.warmup_epochs`` > 0 and f = ``config.warmup_start_factor``,
 :func:`init` records the lrs it is given as ``base_lrs`` (b) and starts each lr
-at ``b_i * f``; ``warmup_epoch`` (k) counts the warmup steps taken. A step taken
-while ``base_lrs`` is set and k < W is a warmup step, and runs instead of rules
-1-4 (the lrs and the optimizer's ownership are validated first, as always):
+at ``b_i * f``; ``warmup_epoch`` (k) counts the warmup steps taken. The state
+holds both in one field, ``warmup = (base_lrs, warmup_epoch)``, None when no
+warmup is in progress (one slot: the common path writes one value more, not
+two). A step taken while ``warmup`` is set and k < W is a warmup step, and runs
+instead of rules 1-4 (the lrs and the optimizer's ownership are validated
+first, as always):
 
 - the metric must be a real number, but is not observed, whatever its value
   (NaN and +-inf too, whatever on_nonfinite says): best and both counters stay
@@ -65,7 +68,7 @@ while ``base_lrs`` is set and k < W is a warmup step, and runs instead of rules
 - k becomes k + 1 and each lr becomes ``b_i * (f + (1 - f) * k / W)``; min_lr
   does not apply (timm's ramp ignores its floor too). On step W the lrs are
   ``b_i`` itself, never a float expression that might round, and the warmup
-  is over: base_lrs becomes None and warmup_epoch 0, so from step W + 1 on the
+  is over: ``warmup`` becomes None, so from step W + 1 on the
   state is exactly the one torch's scheduler would hold had it been started at
   b at that point (step W + 1's metric sets best), but for last_epoch.
 
@@ -78,7 +81,7 @@ the lr set is the one the next ramp step scales, not one it overwrites. Where
 that factor is 0 (before the first step with f = 0) nothing can be scaled, and
 the lr set becomes the base itself. A config whose warmup_epochs is no longer
 above k (replaced mid-warmup) ends the warmup: the step is a plain step at the
-lrs held, which also clears base_lrs.
+lrs held, which also clears ``warmup``.
 """
 
 from __future__ import annotations
@@ -132,14 +135,22 @@ def _check_lrs(value: LrsLike) -> tuple[float, ...]:
     return tuple(check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items))
 
 
-def _check_base_lrs(value: LrsLike | None) -> tuple[float, ...] | None:
-    """Warmup: None, or lrs checked as ``lrs`` are, the message naming 'base_lrs'."""
+def _check_warmup(value: object) -> tuple[tuple[float, ...], int] | None:
+    """Warmup: None, or (base_lrs, warmup_epoch), each checked and named."""
     if value is None:
         return None
-    items: Sequence[object] = _as_tuple(value)
+    if not (
+        isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == 2
+    ):
+        raise TypeError(
+            f"'warmup' must be None or a (base_lrs, warmup_epoch) pair, got {got(value)}"
+        )
+    base, epoch = value
+    items: Sequence[object] = _as_tuple(base)
     if not items:
-        raise ValueError("'base_lrs' must be None or hold at least one lr, got an empty sequence")
-    return tuple(check_non_negative(f"base_lrs[{i}]", lr) for i, lr in enumerate(items))
+        raise ValueError("'base_lrs' must hold at least one lr, got an empty sequence")
+    lrs = tuple(check_non_negative(f"base_lrs[{i}]", lr) for i, lr in enumerate(items))
+    return lrs, check_int("warmup_epoch", epoch)
 
 
 @attrs.frozen(kw_only=True)
@@ -156,9 +167,9 @@ class PlateauState:
         cooldown_counter: Epochs of cooldown left.
         last_epoch: Steps taken.
         decision: What the step that made this state decided.
-        base_lrs: While a warmup is in progress, the lrs it ramps to (one per lr);
-            None otherwise.
-        warmup_epoch: While a warmup is in progress, the warmup steps taken; 0 otherwise.
+        warmup: While a warmup is in progress, ``(base_lrs, warmup_epoch)``: the lrs it
+            ramps to (one per lr) and the warmup steps taken; None otherwise. Read
+            them as :attr:`base_lrs` and :attr:`warmup_epoch`.
     """
 
     lrs: tuple[float, ...] = attrs.field(converter=_check_lrs)
@@ -168,8 +179,9 @@ class PlateauState:
     last_epoch: int = attrs.field(default=0, converter=to_int)
     decision: Decision = Decision.START
     # Warmup: the ramp's targets and position, set only while a warmup is in progress.
-    base_lrs: tuple[float, ...] | None = attrs.field(default=None, converter=_check_base_lrs)
-    warmup_epoch: int = attrs.field(default=0, converter=to_int)
+    warmup: tuple[tuple[float, ...], int] | None = attrs.field(
+        default=None, converter=_check_warmup
+    )
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.best, float) or math.isnan(self.best):
@@ -180,16 +192,20 @@ class PlateauState:
             check_int(name, getattr(self, name))
         if not isinstance(self.decision, Decision):
             raise TypeError(f"'decision' must be a Decision, got {self.decision!r}")
-        check_int("warmup_epoch", self.warmup_epoch)  # Warmup
-        if self.base_lrs is None and self.warmup_epoch:
+        if self.warmup is not None and len(self.warmup[0]) != len(self.lrs):  # Warmup
             raise ValueError(
-                f"'warmup_epoch' must be 0 when base_lrs is None (no warmup in progress), "
-                f"got {self.warmup_epoch!r}"
+                f"'base_lrs' must hold one lr per lr ({len(self.lrs)}), got {len(self.warmup[0])}"
             )
-        if self.base_lrs is not None and len(self.base_lrs) != len(self.lrs):
-            raise ValueError(
-                f"'base_lrs' must hold one lr per lr ({len(self.lrs)}), got {len(self.base_lrs)}"
-            )
+
+    @property
+    def base_lrs(self) -> tuple[float, ...] | None:
+        """While a warmup is in progress, the lrs it ramps to; None otherwise."""
+        return None if self.warmup is None else self.warmup[0]
+
+    @property
+    def warmup_epoch(self) -> int:
+        """While a warmup is in progress, the warmup steps taken; 0 otherwise."""
+        return 0 if self.warmup is None else self.warmup[1]
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly.
@@ -218,9 +234,9 @@ class PlateauState:
 
     def _warmup_dict(self) -> dict[str, Any]:
         """Warmup: its keys, only while one is in progress (older versions load the rest)."""
-        if self.base_lrs is None:
+        if self.warmup is None:
             return {}
-        return {"base_lrs": list(self.base_lrs), "warmup_epoch": self.warmup_epoch}
+        return {"base_lrs": list(self.warmup[0]), "warmup_epoch": self.warmup[1]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PlateauState:
@@ -230,11 +246,16 @@ class PlateauState:
             TypeError: `d` is not a mapping, or a field has the wrong type.
             ValueError: wrong format or version, missing or unknown keys, or a bad value.
         """
-        if isinstance(d, Mapping):  # Warmup: a dict without its keys has none in progress.
-            d = {"base_lrs": None, "warmup_epoch": 0, **d}
-        fields = check_envelope(d, _STATE_FORMAT, [a.name for a in attrs.fields(cls)])
-        if not isinstance(fields["base_lrs"], (list, type(None))):  # Warmup
-            raise TypeError(f"'base_lrs' must be a list or None, got {got(fields['base_lrs'])}")
+        warmup: tuple[Any, Any] | None = None
+        if isinstance(d, Mapping) and ("base_lrs" in d or "warmup_epoch" in d):  # Warmup
+            d = dict(d)
+            base, epoch = d.pop("base_lrs", None), d.pop("warmup_epoch", 0)
+            if base is not None or epoch != 0:  # {"base_lrs": None, "warmup_epoch": 0}: none
+                if not isinstance(base, list):
+                    raise TypeError(f"'base_lrs' must be a list, got {got(base)}")
+                warmup = (base, epoch)
+        names = [a.name for a in attrs.fields(cls) if a.name != "warmup"]
+        fields = check_envelope(d, _STATE_FORMAT, names)
         best = fields["best"]
         if best in ("inf", "-inf"):
             best = float(best)
@@ -247,7 +268,7 @@ class PlateauState:
         lrs = fields["lrs"]
         if not isinstance(lrs, list):
             raise TypeError(f"'lrs' must be a list, got {type(lrs).__name__}: {lrs!r}")
-        return cls(**{**fields, "best": best})
+        return cls(**{**fields, "best": best, "warmup": warmup})
 
 
 # step() runs once per epoch, sometimes once per batch, and simulate() keeps one
@@ -265,19 +286,15 @@ _new = object.__new__
 
 
 # Warmup
-_set_base_lrs, _set_warmup_epoch = (
-    PlateauState.__dict__[name].__set__ for name in ("base_lrs", "warmup_epoch")
-)
+_set_warmup = PlateauState.__dict__["warmup"].__set__
 _attrs_setstate: Any = PlateauState.__setstate__  # type: ignore[attr-defined]  # attrs made it
 
 
 def _setstate(self: PlateauState, state: Any) -> None:
     """Unpickle; a state pickled before warmup existed has no warmup in progress."""
     _attrs_setstate(self, state)
-    if not hasattr(self, "base_lrs"):
-        _set_base_lrs(self, None)
-    if not hasattr(self, "warmup_epoch"):
-        _set_warmup_epoch(self, 0)
+    if not hasattr(self, "warmup"):
+        _set_warmup(self, None)
 
 
 PlateauState.__setstate__ = _setstate  # type: ignore[attr-defined]
@@ -290,8 +307,7 @@ def _make(
     cooldown_counter: int,
     last_epoch: int,
     decision: Decision,
-    base_lrs: tuple[float, ...] | None = None,
-    warmup_epoch: int = 0,
+    warmup: tuple[tuple[float, ...], int] | None = None,
 ) -> PlateauState:
     """A PlateauState from values known to be valid, without re-validating them."""
     state = _new(PlateauState)
@@ -301,8 +317,7 @@ def _make(
     _set_cooldown(state, cooldown_counter)
     _set_epoch(state, last_epoch)
     _set_decision(state, decision)
-    _set_base_lrs(state, base_lrs)  # Warmup
-    _set_warmup_epoch(state, warmup_epoch)
+    _set_warmup(state, warmup)  # Warmup
     return state
 
 
@@ -340,7 +355,8 @@ def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
     if config.warmup_epochs:  # Warmup: start at b_i * f, remember b.
         start = config.warmup_start_factor
         base = state.lrs
-        state = _make(tuple(b * start for b in base), state.best, 0, 0, 0, state.decision, base)
+        lrs = tuple(b * start for b in base)
+        state = _make(lrs, state.best, 0, 0, 0, state.decision, (base, 0))
     return state
 
 
@@ -390,8 +406,8 @@ def step(
             if type(config.min_lr) is tuple:
                 config.min_lrs(len(lrs))
             # Warmup: steps 1..W ramp the lrs and do not observe the metric.
-            if (base := state.base_lrs) is not None and state.warmup_epoch < config.warmup_epochs:
-                return _warmup_step(state, base, config, lrs)
+            if (warmup := state.warmup) is not None and warmup[1] < config.warmup_epochs:
+                return _warmup_step(state, warmup, config, lrs)
             if not _isfinite(current) and config.on_nonfinite != "bad":
                 return _nonfinite(state, current, config, lrs)
 
@@ -445,17 +461,17 @@ def step(
 
 def _warmup_step(
     state: PlateauState,
-    base: tuple[float, ...],
+    warmup: tuple[tuple[float, ...], int],
     config: PlateauConfig,
     lrs: tuple[float, ...],
 ) -> tuple[PlateauState, tuple[float, ...]]:
     """One warmup step (see "Warmup" at the top of this module): the ramp, metric unseen.
 
-    `base` is ``state.base_lrs``; `lrs` the lrs held now, already validated.
+    `warmup` is ``state.warmup``; `lrs` the lrs held now, already validated.
     """
     start = config.warmup_start_factor
     epochs = config.warmup_epochs
-    done = state.warmup_epoch
+    base, done = warmup
     if lrs is not state.lrs:  # the optimizer's lrs differ: rescale the bases they change
         base = _rebase(base, state.lrs, lrs, start + (1.0 - start) * done / epochs, done)
     done += 1
@@ -464,7 +480,7 @@ def _warmup_step(
         return _make(base, best, bad, cooldown, state.last_epoch + 1, _WARMUP), base
     ramp = start + (1.0 - start) * done / epochs
     new = tuple(b * ramp for b in base)
-    return _make(new, best, bad, cooldown, state.last_epoch + 1, _WARMUP, base, done), new
+    return _make(new, best, bad, cooldown, state.last_epoch + 1, _WARMUP, (base, done)), new
 
 
 def _rebase(

@@ -288,14 +288,15 @@ class TestState:
     @pytest.mark.parametrize(
         ("changes", "exc", "match"),
         [
-            ({"base_lrs": "x"}, TypeError, "'base_lrs' must be a list or None"),
+            ({"base_lrs": "x"}, TypeError, "'base_lrs' must be a list, got str"),
             ({"base_lrs": [-1.0]}, ValueError, r"'base_lrs\[0\]' must be finite and >= 0"),
             ({"base_lrs": [math.nan]}, ValueError, r"'base_lrs\[0\]'"),
-            ({"base_lrs": []}, ValueError, "'base_lrs' must be None or hold at least one"),
+            ({"base_lrs": []}, ValueError, "'base_lrs' must hold at least one"),
             ({"base_lrs": [1.0, 1.0]}, ValueError, "'base_lrs' must hold one lr per lr"),
             ({"warmup_epoch": -1}, ValueError, "'warmup_epoch' must be >= 0"),
             ({"warmup_epoch": 1.0}, TypeError, "'warmup_epoch' must be an int"),
-            ({"base_lrs": None, "warmup_epoch": 2}, ValueError, "'warmup_epoch' must be 0"),
+            ({"base_lrs": None, "warmup_epoch": 2}, TypeError, "'base_lrs' must be a list"),
+            ({"warmup": [[1.0], 1]}, ValueError, r"unknown keys \['warmup'\]"),
             ({"decision": "warmed"}, ValueError, "'decision' must be one of"),
         ],
     )
@@ -305,17 +306,28 @@ class TestState:
         with pytest.raises(exc, match=match):
             PlateauState.from_dict({**d, **changes})
 
-    def test_direct_construction_validates_the_warmup_fields(self):
+    def test_direct_construction_validates_the_warmup_field(self):
         with pytest.raises(TypeError, match=r"'base_lrs\[0\]' must be a real number"):
-            PlateauState(lrs=(0.1,), best=1.0, base_lrs=("0.1",))
-        assert PlateauState(lrs=(0.1,), best=1.0, base_lrs=[1], warmup_epoch=3).base_lrs == (1.0,)
+            PlateauState(lrs=(0.1,), best=1.0, warmup=(("0.1",), 0))
+        with pytest.raises(TypeError, match=r"'warmup' must be None or a \(base_lrs, "):
+            PlateauState(lrs=(0.1,), best=1.0, warmup=(1.0,))
+        with pytest.raises(TypeError, match="'warmup_epoch' must be an int"):
+            PlateauState(lrs=(0.1,), best=1.0, warmup=((1.0,), "3"))
+        state = PlateauState(lrs=(0.1,), best=1.0, warmup=[[1], 3])
+        assert state.warmup == ((1.0,), 3) and (state.base_lrs, state.warmup_epoch) == ((1.0,), 3)
+        plain = PlateauState(lrs=(0.1,), best=1.0)
+        assert (plain.warmup, plain.base_lrs, plain.warmup_epoch) == (None, None, 0)
+
+    def test_an_explicit_no_warmup_in_a_dict_loads(self):
+        d = {**simulate([1.0], PlateauConfig())[-1].to_dict(), "base_lrs": None, "warmup_epoch": 0}
+        assert PlateauState.from_dict(d).warmup is None
 
     def test_pickles_from_before_warmup_load_with_no_warmup(self):
         """What pickle hands __setstate__ for a state or config pickled by today's version."""
         config = PlateauConfig(patience=2)
         state = simulate([1.0, 2.0], config)[-1]
         for obj, new_keys in [
-            (state, ("base_lrs", "warmup_epoch")),
+            (state, ("warmup",)),
             (config, ("warmup_epochs", "warmup_start_factor")),
         ]:
             old = {k: v for k, v in obj.__getstate__().items() if k not in new_keys}

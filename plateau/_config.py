@@ -110,6 +110,10 @@ class PlateauConfig:
             None (torch) judges the raw value.
         max_reductions: Cuts allowed, after which patience exceeded records "capped"
             and no lr changes; None (torch) is no cap.
+        warmup_epochs: Steps of linear warmup before the plateau rule starts (0: none).
+            They do not observe the metric; the lrs ramp from ``lr * warmup_start_factor``
+            to the lrs given to :func:`plateau.init`, reached exactly on the last one.
+        warmup_start_factor: The fraction of each lr that warmup starts from, in [0, 1].
 
     Example:
         >>> PlateauConfig(patience=2, factor=0.5).patience
@@ -142,10 +146,13 @@ class PlateauConfig:
     max_reductions: int | None = attrs.field(
         default=None, converter=_to_optional_int, validator=_optional_non_negative_int
     )
+    # Warmup (see plateau._core, "Warmup"): steps of linear ramp before the plateau rule.
+    warmup_epochs: int = attrs.field(default=0, converter=to_int, validator=_non_negative_int)
+    warmup_start_factor: float = attrs.field(default=0.0, converter=to_float)
     # True when step() must look beyond the common case: a per-lr min_lr to check
-    # against the state, a non-finite policy other than torch's, or a rule beyond
-    # torch's (_beyond). Precomputed so the common case costs one attribute read
-    # per step.
+    # against the state, a non-finite policy other than torch's, a warmup, or a rule
+    # beyond torch's (_beyond). Precomputed so the common case costs one attribute
+    # read per step.
     _guarded: bool = attrs.field(init=False, repr=False, eq=False, hash=False)
     _beyond: bool = attrs.field(init=False, repr=False, eq=False, hash=False)
 
@@ -157,6 +164,7 @@ class PlateauConfig:
             or self.threshold_mode == "rel_abs"
         )
         guarded = isinstance(self.min_lr, tuple) or self.on_nonfinite != "bad" or beyond
+        guarded = guarded or self.warmup_epochs > 0  # Warmup
         object.__setattr__(self, "_guarded", guarded)
         object.__setattr__(self, "_beyond", beyond)
 
@@ -176,6 +184,12 @@ class PlateauConfig:
                 f"'threshold' must be < 1 with mode='min' and threshold_mode='rel' "
                 f"(nothing could ever improve), got {value!r}"
             )
+
+    @warmup_start_factor.validator
+    def _check_warmup_start_factor(self, attribute: attrs.Attribute[float], value: object) -> None:
+        number = check_real("warmup_start_factor", value)
+        if not 0.0 <= number <= 1.0:
+            raise ValueError(f"'warmup_start_factor' must be between 0 and 1, got {show(value)}")
 
     @min_lr.validator
     def _check_min_lr(self, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -209,6 +223,9 @@ class PlateauConfig:
         d.update(attrs.asdict(self, recurse=False, filter=lambda a, _: a.init))
         if isinstance(self.min_lr, tuple):
             d["min_lr"] = list(self.min_lr)
+        if (self.warmup_epochs, self.warmup_start_factor) == (0, 0.0):
+            # Warmup: no warmup is saved as before warmup existed (older versions load it).
+            del d["warmup_epochs"], d["warmup_start_factor"]
         return d
 
     @classmethod
@@ -317,7 +334,32 @@ class PlateauConfig:
 
 # Keys added after version 1 was first written: a dict without them (saved by an
 # earlier plateau) still loads, with each field's default.
-_ADDED_CONFIG_KEYS = frozenset({"accumulation_size", "ema_decay", "max_reductions"})
+_ADDED_CONFIG_KEYS = frozenset(
+    {"accumulation_size", "ema_decay", "max_reductions", "warmup_epochs", "warmup_start_factor"}
+)
+
+
+# Fields added after 0.1.0, with the value that keeps torch's rules, for old pickles.
+_PICKLE_DEFAULTS = (
+    ("accumulation_size", 1),
+    ("ema_decay", None),
+    ("max_reductions", None),
+    ("warmup_epochs", 0),
+    ("warmup_start_factor", 0.0),
+    ("_beyond", False),
+)
+_attrs_setstate: Any = PlateauConfig.__setstate__  # type: ignore[attr-defined]  # attrs made it
+
+
+def _setstate(self: PlateauConfig, state: Any) -> None:
+    """Unpickle; a config pickled before a field existed gets the field's default."""
+    _attrs_setstate(self, state)
+    for name, default in _PICKLE_DEFAULTS:
+        if not hasattr(self, name):
+            object.__setattr__(self, name, default)
+
+
+PlateauConfig.__setstate__ = _setstate  # type: ignore[attr-defined]
 
 
 def check_envelope(

@@ -81,6 +81,39 @@ that config does not use: a partial block without accumulation, the average
 without smoothing. With patience >= 0 (enforced by PlateauConfig) a reduction can
 only follow a bad epoch outside cooldown: an improvement zeroes the count, and
 so does cooldown.
+
+Warmup
+------
+
+With W = ``config.warmup_epochs`` > 0 and f = ``config.warmup_start_factor``,
+:func:`init` records the lrs it is given as ``base_lrs`` (b) and starts each lr
+at ``b_i * f``; ``warmup_epoch`` (k) counts the warmup steps taken. The state
+holds both in one field, ``warmup = (base_lrs, warmup_epoch)``, None when no
+warmup is in progress (one slot: the common path writes one value more, not
+two). A step taken while ``warmup`` is set and k < W is a warmup step, and runs
+instead of rules 1-4 (the lrs and the optimizer's ownership are validated
+first, as always):
+
+- the metric must be a real number, but is not observed, whatever its value
+  (NaN and +-inf too, whatever on_nonfinite says): best and both counters stay
+  as they are, the decision is ``warmup``, and last_epoch counts the step;
+- k becomes k + 1 and each lr becomes ``b_i * (f + (1 - f) * k / W)``; min_lr
+  does not apply (timm's ramp ignores its floor too). On step W the lrs are
+  ``b_i`` itself, never a float expression that might round, and the warmup
+  is over: ``warmup`` becomes None, so from step W + 1 on the
+  state is exactly the one torch's scheduler would hold had it been started at
+  b at that point (step W + 1's metric sets best), but for last_epoch.
+
+Ownership during warmup: an lr the optimizer holds that differs from the
+state's (set by hand, a group added) rescales that lr's base, so the ramp
+carries on from it proportionally: ``b_i = lr / (f + (1 - f) * k / W)``, the
+ramp factor of the lr the state held. That is what torch's own LinearLR does
+(it multiplies whatever lr the group holds), and it keeps the optimizer's word:
+the lr set is the one the next ramp step scales, not one it overwrites. Where
+that factor is 0 (before the first step with f = 0) nothing can be scaled, and
+the lr set becomes the base itself. A config whose warmup_epochs is no longer
+above k (replaced mid-warmup) ends the warmup: the step is a plain step at the
+lrs held, which also clears ``warmup``.
 """
 
 from __future__ import annotations
@@ -125,6 +158,8 @@ class Decision(str, enum.Enum):
     CAPPED = "capped"
     """Patience was exceeded but ``max_reductions`` cuts were already made: no lr changed.
     Cooldown is entered all the same, as at the floor."""
+    WARMUP = "warmup"
+    """A warmup step: the metric was not observed and the lrs followed the ramp."""
 
     def __str__(self) -> str:
         return self.value
@@ -137,6 +172,7 @@ _LAZY_DEFAULTS: dict[str, object] = {
     "num_accumulated": 0,
     "accumulated_mean": 0.0,
     "smoothed": None,
+    "warmup": None,
 }
 
 
@@ -160,6 +196,24 @@ def _check_lrs(value: LrsLike) -> tuple[float, ...]:
     return tuple(check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items))
 
 
+def _check_warmup(value: object) -> tuple[tuple[float, ...], int] | None:
+    """Warmup: None, or (base_lrs, warmup_epoch), each checked and named."""
+    if value is None:
+        return None
+    if not (
+        isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == 2
+    ):
+        raise TypeError(
+            f"'warmup' must be None or a (base_lrs, warmup_epoch) pair, got {got(value)}"
+        )
+    base, epoch = value
+    items: Sequence[object] = _as_tuple(base)
+    if not items:
+        raise ValueError("'base_lrs' must hold at least one lr, got an empty sequence")
+    lrs = tuple(check_non_negative(f"base_lrs[{i}]", lr) for i, lr in enumerate(items))
+    return lrs, check_int("warmup_epoch", epoch)
+
+
 @attrs.frozen(kw_only=True)
 class PlateauState:
     """Everything a plateau schedule needs to resume: plain Python values only.
@@ -180,6 +234,9 @@ class PlateauState:
             infinite once a NaN or an infinity joined it).
         smoothed: The exponential average (``ema_decay``) of the finite values
             judged so far; None before the first, or without smoothing.
+        warmup: While a warmup is in progress, ``(base_lrs, warmup_epoch)``: the lrs it
+            ramps to (one per lr) and the warmup steps taken; None otherwise. Read
+            them as :attr:`base_lrs` and :attr:`warmup_epoch`.
     """
 
     lrs: tuple[float, ...] = attrs.field(converter=_check_lrs)
@@ -193,6 +250,11 @@ class PlateauState:
     # A NaN mean (a NaN in the block) compares equal to a NaN mean: a state equals its copy.
     accumulated_mean: float = attrs.field(default=0.0, converter=to_float, eq=_nan_equal)
     smoothed: float | None = attrs.field(default=None, converter=_to_optional_float)
+    # Warmup: the ramp's targets and position, set only while a warmup is in progress
+    # (a lazy slot, like the three above: step()'s fast path never writes it).
+    warmup: tuple[tuple[float, ...], int] | None = attrs.field(
+        default=None, converter=_check_warmup
+    )
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.best, float) or math.isnan(self.best):
@@ -218,6 +280,10 @@ class PlateauState:
                 raise TypeError(f"'smoothed' must be None or a float, got {got(self.smoothed)}")
             if not math.isfinite(self.smoothed):
                 raise ValueError(f"'smoothed' must be finite, got {show(self.smoothed)}")
+        if self.warmup is not None and len(self.warmup[0]) != len(self.lrs):  # Warmup
+            raise ValueError(
+                f"'base_lrs' must hold one lr per lr ({len(self.lrs)}), got {len(self.warmup[0])}"
+            )
 
     @property
     def exhausted(self) -> bool:
@@ -235,6 +301,16 @@ class PlateauState:
         """
         decision = self.decision
         return decision is _AT_FLOOR or decision is _CAPPED
+
+    @property
+    def base_lrs(self) -> tuple[float, ...] | None:
+        """While a warmup is in progress, the lrs it ramps to; None otherwise."""
+        return None if self.warmup is None else self.warmup[0]
+
+    @property
+    def warmup_epoch(self) -> int:
+        """While a warmup is in progress, the warmup steps taken; 0 otherwise."""
+        return 0 if self.warmup is None else self.warmup[1]
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly.
@@ -263,7 +339,14 @@ class PlateauState:
             "num_accumulated": self.num_accumulated,
             "accumulated_mean": _float_to_json(self.accumulated_mean),
             "smoothed": self.smoothed,
+            **self._warmup_dict(),
         }
+
+    def _warmup_dict(self) -> dict[str, Any]:
+        """Warmup: its keys, only while one is in progress (older versions load the rest)."""
+        if self.warmup is None:
+            return {}
+        return {"base_lrs": list(self.warmup[0]), "warmup_epoch": self.warmup[1]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PlateauState:
@@ -276,7 +359,15 @@ class PlateauState:
             TypeError: `d` is not a mapping, or a field has the wrong type.
             ValueError: wrong format or version, missing or unknown keys, or a bad value.
         """
-        names = [a.name for a in attrs.fields(cls)]
+        warmup: tuple[Any, Any] | None = None
+        if isinstance(d, Mapping) and ("base_lrs" in d or "warmup_epoch" in d):  # Warmup
+            d = dict(d)
+            base, epoch = d.pop("base_lrs", None), d.pop("warmup_epoch", 0)
+            if base is not None or epoch != 0:  # {"base_lrs": None, "warmup_epoch": 0}: none
+                if not isinstance(base, list):
+                    raise TypeError(f"'base_lrs' must be a list, got {got(base)}")
+                warmup = (base, epoch)
+        names = [a.name for a in attrs.fields(cls) if a.name != "warmup"]
         fields = check_envelope(d, _STATE_FORMAT, names, optional=_ADDED_STATE_KEYS)
         best = fields["best"]
         if best in ("inf", "-inf"):
@@ -293,7 +384,7 @@ class PlateauState:
         lrs = fields["lrs"]
         if not isinstance(lrs, list):
             raise TypeError(f"'lrs' must be a list, got {type(lrs).__name__}: {lrs!r}")
-        return cls(**{**fields, "best": best})
+        return cls(**{**fields, "best": best, "warmup": warmup})
 
 
 # step() runs once per epoch, sometimes once per batch, and simulate() keeps one
@@ -305,12 +396,12 @@ class PlateauState:
 _new = object.__new__
 (
     _set_lrs, _set_best, _set_bad, _set_cooldown, _set_epoch, _set_decision,
-    _set_reductions, _set_accumulated, _set_mean, _set_smoothed,
+    _set_reductions, _set_accumulated, _set_mean, _set_smoothed, _set_warmup,
 ) = (
     PlateauState.__dict__[name].__set__
     for name in (
         "lrs", "best", "num_bad_epochs", "cooldown_counter", "last_epoch", "decision",
-        "num_reductions", "num_accumulated", "accumulated_mean", "smoothed",
+        "num_reductions", "num_accumulated", "accumulated_mean", "smoothed", "warmup",
     )
 )  # fmt: skip
 
@@ -351,6 +442,24 @@ for _name, _default in _LAZY_DEFAULTS.items():
     setattr(PlateauState, _name, _DefaultWhenUnset(PlateauState.__dict__[_name], _default))
 
 
+_attrs_setstate: Any = PlateauState.__setstate__  # type: ignore[attr-defined]  # attrs made it
+
+
+def _setstate(self: PlateauState, state: Any) -> None:
+    """Unpickle; a state pickled before num_reductions existed has made none counted.
+
+    (The lazy fields need nothing: unset, they read as their defaults.)
+    """
+    _attrs_setstate(self, state)
+    try:
+        self.num_reductions  # noqa: B018
+    except AttributeError:
+        _set_reductions(self, 0)
+
+
+PlateauState.__setstate__ = _setstate  # type: ignore[attr-defined]
+
+
 def _make(
     lrs: tuple[float, ...],
     best: float,
@@ -362,6 +471,7 @@ def _make(
     num_accumulated: int = 0,
     accumulated_mean: float = 0.0,
     smoothed: float | None = None,
+    warmup: tuple[tuple[float, ...], int] | None = None,
 ) -> PlateauState:
     """A PlateauState from values known to be valid, without re-validating them."""
     state = _new(PlateauState)
@@ -375,6 +485,7 @@ def _make(
     _set_accumulated(state, num_accumulated)
     _set_mean(state, accumulated_mean)
     _set_smoothed(state, smoothed)
+    _set_warmup(state, warmup)  # Warmup
     return state
 
 
@@ -387,6 +498,7 @@ _AT_FLOOR = Decision.AT_FLOOR
 _SKIPPED = Decision.SKIPPED
 _ACCUMULATING = Decision.ACCUMULATING
 _CAPPED = Decision.CAPPED
+_WARMUP = Decision.WARMUP
 
 
 def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
@@ -403,11 +515,18 @@ def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
     Example:
         >>> init([0.1, 0.01], PlateauConfig()).lrs
         (0.1, 0.01)
+        >>> init([0.1, 0.01], PlateauConfig(warmup_epochs=5, warmup_start_factor=0.5)).lrs
+        (0.05, 0.005)
     """
     if not isinstance(config, PlateauConfig):
         raise TypeError(f"'config' must be a PlateauConfig, got {type(config).__name__}")
     state = PlateauState(lrs=lrs, best=_INF if config.mode == "min" else -_INF)
     config.min_lrs(len(state.lrs))
+    if config.warmup_epochs:  # Warmup: start at b_i * f, remember b.
+        start = config.warmup_start_factor
+        base = state.lrs
+        lrs = tuple(b * start for b in base)
+        state = _make(lrs, state.best, 0, 0, 0, state.decision, 0, warmup=(base, 0))
     return state
 
 
@@ -456,6 +575,9 @@ def step(
         if config._guarded:
             if type(config.min_lr) is tuple:
                 config.min_lrs(len(lrs))
+            # Warmup: steps 1..W ramp the lrs and do not observe the metric.
+            if (warmup := state.warmup) is not None and warmup[1] < config.warmup_epochs:
+                return _warmup_step(state, warmup, config, lrs)
             if not _isfinite(current) and config.on_nonfinite != "bad":
                 return _nonfinite(state, current, config, lrs)
             if config._beyond:
@@ -625,6 +747,55 @@ def _step_beyond(
         bad = 0
 
     return _make(lrs, best, bad, cooldown, epoch, decision, reductions, 0, 0.0, smoothed), lrs
+
+
+def _warmup_step(
+    state: PlateauState,
+    warmup: tuple[tuple[float, ...], int],
+    config: PlateauConfig,
+    lrs: tuple[float, ...],
+) -> tuple[PlateauState, tuple[float, ...]]:
+    """One warmup step (see "Warmup" at the top of this module): the ramp, metric unseen.
+
+    `warmup` is ``state.warmup``; `lrs` the lrs held now, already validated.
+    """
+    start = config.warmup_start_factor
+    epochs = config.warmup_epochs
+    base, done = warmup
+    if lrs is not state.lrs:  # the optimizer's lrs differ: rescale the bases they change
+        base = _rebase(base, state.lrs, lrs, start + (1.0 - start) * done / epochs, done)
+    done += 1
+    best, bad, cooldown = state.best, state.num_bad_epochs, state.cooldown_counter
+    if done >= epochs:  # the last warmup step: exactly b, and the warmup is over
+        epoch, reductions = state.last_epoch + 1, state.num_reductions
+        return _make(base, best, bad, cooldown, epoch, _WARMUP, reductions), base
+    ramp = start + (1.0 - start) * done / epochs
+    new = tuple(b * ramp for b in base)
+    epoch, reductions = state.last_epoch + 1, state.num_reductions
+    return _make(new, best, bad, cooldown, epoch, _WARMUP, reductions, warmup=(base, done)), new
+
+
+def _rebase(
+    base: tuple[float, ...],
+    held: tuple[float, ...],
+    lrs: tuple[float, ...],
+    ramp: float,
+    done: int,
+) -> tuple[float, ...]:
+    """Warmup's ownership rule: each lr that differs from the state's gets the base lr / ramp."""
+    new = []
+    for i, lr in enumerate(lrs):
+        if i < len(held) and lr == held[i]:
+            new.append(base[i])
+            continue
+        rebased = lr / ramp if ramp else lr  # at ramp 0 nothing scales: the lr is the base
+        if not _isfinite(rebased):
+            raise ValueError(
+                f"'lrs[{i}]' = {lr!r}, set during warmup after {done} of its steps, would "
+                f"need a base lr of {rebased!r} (lr / ramp factor {ramp!r})"
+            )
+        new.append(rebased)
+    return tuple(new)
 
 
 def _adopt(held: tuple[float, ...], lrs: LrsLike, config: PlateauConfig) -> tuple[float, ...]:

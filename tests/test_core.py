@@ -299,6 +299,7 @@ class TestState:
 
         names = [a.name for a in attrs.fields(PlateauState)]
         values = ((0.25, 0.5), 1.5, 3, 2, 7, Decision.COOLDOWN, 4, 2, 0.75, 1.25)
+        values += (((1.0, 2.0), 4),)  # warmup: (base_lrs, warmup_epoch)
         assert len(values) == len(names)
         made = _make(*values)
         validated = PlateauState(**dict(zip(names, values)))

@@ -29,6 +29,7 @@ RUN = {
     "quickstart": ("README.md", "## Quickstart"),
     "torch": ("docs/torch.md", "# Coming from PyTorch"),
     "lightning": ("docs/torch.md", "## Lightning"),
+    "torch_warmup": ("docs/torch.md", "## Warmup"),
     "keras": ("docs/keras.md", "# Keras 3"),
     "optax": ("docs/optax.md", "# JAX / optax"),
 }
@@ -158,6 +159,14 @@ def test_torch_drop_in_prints_what_the_pages_say(tmp_path):
     for page, heading in [RUN["torch"], ("README.md", "### PyTorch")]:
         claim = re.search(r"The fourth line printed is `(.*?)`", one_line(section(page, heading)))
         assert claim and out[3] == claim.group(1), page
+
+
+def test_torch_warmup_example_prints_what_the_page_says(tmp_path):
+    pytest.importorskip("torch")
+    out = run(first_python_block(*RUN["torch_warmup"]), tmp_path).splitlines()
+    text = one_line(section(*RUN["torch_warmup"]))
+    claim = re.search(r"The fourth line printed is `(.*?)`.*the last is `(.*?)`", text)
+    assert claim and [out[3], out[-1]] == list(claim.groups())
 
 
 @pytest.mark.slow

@@ -59,6 +59,7 @@ __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
 
 _core_step = plateau.step  # a global: step() may run once per batch
 _REDUCED, _AT_FLOOR = Decision.REDUCED, Decision.AT_FLOOR
+_WARMUP = Decision.WARMUP
 # The progress every torch (2.6-2.13) ReduceLROnPlateau.state_dict() holds.
 _PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
 _REPEATS = ("warn", "skip", "allow")
@@ -117,6 +118,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         sync_metric: Average the metric over all ranks (:func:`mean_over_ranks`) before
             each step, so every rank takes the same decision. Every rank must then call
             :meth:`step` together; outside a process group nothing distributed is touched.
+        warmup_epochs, warmup_start_factor: A linear warmup before the plateau rule
+            (:class:`plateau.PlateauConfig`): each group's lr is set to ``lr *
+            warmup_start_factor`` here, and the first ``warmup_epochs`` steps ramp it
+            back to the lr it had, ignoring their metric.
 
     Attributes:
         config: The :class:`plateau.PlateauConfig`; replaceable between steps by one
@@ -178,6 +183,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         on_nonfinite: Literal["bad", "raise", "skip"] = "bad",
         on_repeat: Literal["warn", "skip", "allow"] = "warn",
         sync_metric: bool = False,
+        warmup_epochs: int = 0,
+        warmup_start_factor: float = 0.0,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             # The type alone: the repr of a model passed by mistake runs to pages.
@@ -200,8 +207,13 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             min_lr=min_lr,
             eps=eps,
             on_nonfinite=on_nonfinite,
+            warmup_epochs=warmup_epochs,
+            warmup_start_factor=warmup_start_factor,
         )
-        state = plateau.init(_read_lrs(optimizer.param_groups), config)
+        read = _read_lrs(optimizer.param_groups)
+        state = plateau.init(read, config)
+        if state.lrs != read:  # Warmup: each group starts at lr * warmup_start_factor.
+            state = _write_warmup(optimizer.param_groups, read, state)
         if verbose != "deprecated":
             warnings.warn(
                 "The verbose parameter is deprecated (torch removed it in 2.7); it is ignored. "
@@ -351,7 +363,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             )
             state = attrs.evolve(state, last_epoch=epoch)
         decision = state.decision
-        if decision is _REDUCED or decision is _AT_FLOOR:
+        if decision is _WARMUP:  # the ramp: not a cut, so not _reduce_lr's to write
+            state = _write_warmup(groups, read, state)
+        elif decision is _REDUCED or decision is _AT_FLOOR:
             self._planned = (read, lrs)
             try:
                 self._reduce_lr(state.last_epoch)
@@ -530,6 +544,27 @@ def _to_lr(index: int, lr: object) -> float:
         raise TypeError(
             f"{name} must be a real number or a one-element real tensor, got {got(lr)}"
         ) from None
+
+
+def _write_warmup(
+    groups: list[dict[str, Any]], read: tuple[float, ...], state: PlateauState
+) -> PlateauState:
+    """Write a warmup step's lrs; the state then holds what the groups hold.
+
+    A tensor lr is filled in place, as :meth:`ReduceLROnPlateau._reduce_lr` does; a
+    float32 one rounds, and the state records the rounded value, so that the next
+    step does not take the rounding for an lr set by hand.
+    """
+    filled = False
+    for index, new in changed(read, state.lrs):
+        if isinstance(groups[index]["lr"], torch.Tensor):
+            groups[index]["lr"].fill_(new)
+            filled = True
+        else:
+            groups[index]["lr"] = new
+    if filled and (held := _read_lrs(groups)) != state.lrs:
+        state = attrs.evolve(state, lrs=held)
+    return state
 
 
 def _check_mode(what: str, mode: object, current: str, best: float) -> None:

@@ -43,7 +43,7 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState
-from plateau._checks import check_int, check_real, got, to_metric
+from plateau._checks import check_int, check_real, got, show, show_keys, to_metric, within
 from plateau._core import changed
 
 try:
@@ -445,27 +445,35 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 Nothing changes on error.
         """
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"'state_dict' must be a dict, got {type(state_dict).__name__}")
+            raise TypeError(f"'state_dict' must be a dict, got {got(state_dict)}")
         keys = set(state_dict)
         groups = self.optimizer.param_groups
-        from_torch = keys.issuperset(("mode", *_PROGRESS))
+        # torch's progress keys, validated before anything compares them (an array's
+        # == is elementwise); their lrs are the optimizer's, read only if they win.
+        theirs: PlateauState | None = None
+        if keys.issuperset(("mode", *_PROGRESS)):
+            progress = {key: state_dict[key] for key in _PROGRESS}
+            with within("state_dict"):
+                theirs = PlateauState(lrs=(0.0,), **progress)
         state: PlateauState | None = None
         if {"config", "state"} <= keys:
-            saved_mode: object = PlateauConfig.from_dict(state_dict["config"]).mode
-            state = PlateauState.from_dict(state_dict["state"])
+            with within("state_dict['config']"):
+                saved_mode: object = PlateauConfig.from_dict(state_dict["config"]).mode
+            with within("state_dict['state']"):
+                state = PlateauState.from_dict(state_dict["state"])
             ours = tuple(getattr(state, key) for key in _PROGRESS)
-            if from_torch and ours != tuple(state_dict[key] for key in _PROGRESS):
+            if theirs is not None and ours != tuple(getattr(theirs, key) for key in _PROGRESS):
                 state = None
-        elif not from_torch:
+        elif theirs is None:
             raise ValueError(
                 "'state_dict' must come from state_dict() of plateau's ReduceLROnPlateau "
                 "(keys including ['config', 'state']) or of torch's (keys including "
-                f"{sorted(('mode', *_PROGRESS))}), got keys {sorted(map(str, keys))}"
+                f"{sorted(('mode', *_PROGRESS))}), got keys {show_keys(keys)}"
             )
         if state is None:
+            assert theirs is not None
             saved_mode = state_dict["mode"]
-            progress = {key: state_dict[key] for key in _PROGRESS}
-            state = PlateauState(lrs=_read_lrs(groups), **progress)
+            state = attrs.evolve(theirs, lrs=_read_lrs(groups))
         _check_mode("the checkpoint was saved with", saved_mode, self._config.mode, state.best)
         if len(state.lrs) != len(groups):
             raise ValueError(
@@ -522,17 +530,23 @@ def _to_lr(index: int, lr: object) -> float:
 
 
 def _check_mode(what: str, mode: object, current: str, best: float) -> None:
+    if not isinstance(mode, str):
+        raise TypeError(f"{what} 'mode' not a str: {got(mode)}")
     if mode != current:
         raise ValueError(
-            f"{what} mode={mode!r} but this scheduler has mode={current!r}; its best "
+            f"{what} mode={show(mode)} but this scheduler has mode={current!r}; its best "
             f"({best!r}) cannot carry over: build a new scheduler to change the mode"
         )
 
 
 def _check_unchanged(name: str, value: object, current: object, instead: str) -> None:
     """Torch's derived attributes: a write of the current value (a restore) is accepted."""
-    if value != current:
+    try:
+        same = bool(value == current)
+    except Exception:  # an array's == is elementwise: not the current value
+        same = False
+    if not same:
         raise ValueError(
             f"'{name}' follows scheduler.config and can only be assigned its current value "
-            f"{current!r}, got {value!r}; to change the schedule, assign {instead}"
+            f"{current!r}, got {show(value)}; to change the schedule, assign {instead}"
         )

@@ -206,6 +206,26 @@ def test_torch_a_huge_lr_is_named_in_the_constructor_and_the_step():
         scheduler.best = float("nan")
 
 
+@pytest.mark.parametrize("lr", [-0.1, float("nan"), float("inf"), -(2**63)])
+def test_torch_an_unusable_lr_set_by_hand_is_named_by_its_param_group(torch_scheduler, lr):
+    import torch
+
+    from plateau.adapters.torch import ReduceLROnPlateau
+
+    before = torch_scheduler.state  # two param groups; the single one takes a fast path
+    torch_scheduler.optimizer.param_groups[1]["lr"] = lr
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['lr'\]' must be finite and >= 0"):
+        torch_scheduler.step(1.0)
+    assert torch_scheduler.state == before
+    single = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = ReduceLROnPlateau(single)
+    single.param_groups[0]["lr"] = lr
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['lr'\]' must be finite and >= 0"):
+        scheduler.step(1.0)
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['lr'\]' must be finite and >= 0"):
+        ReduceLROnPlateau(single)
+
+
 def test_torch_derived_attributes_refuse_an_array_by_name(torch_scheduler):
     np = pytest.importorskip("numpy")
     for name in ("default_min_lr", "mode_worse"):

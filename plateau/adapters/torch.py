@@ -43,7 +43,7 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState
-from plateau._checks import check_int, check_real, got, show, show_keys, to_metric, within
+from plateau._checks import check_int, check_non_negative, got, show, show_keys, to_metric, within
 from plateau._core import changed
 
 try:
@@ -201,7 +201,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             eps=eps,
             on_nonfinite=on_nonfinite,
         )
-        state = plateau.init(_read_lrs(optimizer.param_groups), config)
+        state = plateau.init(_read_lrs(optimizer.param_groups, check=True), config)
         if verbose != "deprecated":
             warnings.warn(
                 "The verbose parameter is deprecated (torch removed it in 2.7); it is ignored. "
@@ -331,7 +331,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         groups = self.optimizer.param_groups
         lr = groups[0].get("lr") if len(groups) == 1 else None
         read = (lr,) if type(lr) is float else _read_lrs(groups)
-        state, lrs = _core_step(self.state, metrics, self._config, read)
+        try:
+            state, lrs = _core_step(self.state, metrics, self._config, read)
+        except ValueError:
+            _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
+            raise
         if epoch is not None:
             warnings.warn(
                 "The epoch argument of ReduceLROnPlateau.step() is deprecated (as in "
@@ -505,13 +509,17 @@ def mean_over_ranks(metric: SupportsFloat) -> float:
     return float(total.item()) / int(dist.get_world_size())
 
 
-def _read_lrs(groups: list[dict[str, Any]]) -> tuple[float, ...]:
-    """Each param group's lr as a float (a one-element tensor's value), or a TypeError."""
-    return tuple(_to_lr(i, group.get("lr")) for i, group in enumerate(groups))
+def _read_lrs(groups: list[dict[str, Any]], *, check: bool = False) -> tuple[float, ...]:
+    """Each param group's lr as a float (a one-element tensor's value), or a TypeError.
+
+    A float is taken as is (the core checks it) unless `check`: then an lr that is
+    not finite and >= 0 is a ValueError naming its param group.
+    """
+    return tuple(_to_lr(i, group.get("lr"), check) for i, group in enumerate(groups))
 
 
-def _to_lr(index: int, lr: object) -> float:
-    if type(lr) is float:
+def _to_lr(index: int, lr: object, check: bool = False) -> float:
+    if type(lr) is float and not check:
         return lr
     name = f"optimizer.param_groups[{index}]['lr']"
     if isinstance(lr, torch.Tensor):
@@ -522,7 +530,7 @@ def _to_lr(index: int, lr: object) -> float:
             )
         lr = lr.item()
     try:
-        return check_real(name, lr)
+        return check_non_negative(name, lr)
     except TypeError:
         raise TypeError(
             f"{name} must be a real number or a one-element real tensor, got {got(lr)}"

@@ -267,3 +267,44 @@ def test_a_mutated_log_file_with_any_name_is_exit_0_or_one_line(tmp_path_factory
 @given(text=st.text(max_size=40))
 def test_any_text_log_is_exit_0_or_one_line(text):
     assert_exit_0_or_one_line(cli("-", stdin=text.encode("utf-8", "surrogatepass")))
+
+
+# --- TensorBoard event files and MLflow metric files -----------------------------------
+
+
+def _event_helpers():
+    from test_cli_formats import event, field, record, simple
+
+    return event, field, record, simple
+
+
+@FUZZ
+@given(data=st.data())
+def test_a_tensorboard_event_with_a_mutated_body_is_exit_0_or_one_line(data):
+    event, field, record, simple = _event_helpers()
+    import struct
+
+    version = record(field(1, 1, struct.pack("<d", 0.0)) + field(3, 2, b"brain.Event:2"))
+    bodies = [event(step, simple("val_loss", 1.0 / (step + 1)))[12:-4] for step in range(3)]
+    index = data.draw(st.integers(0, 2))
+    body = bytearray(bodies[index])
+    at = data.draw(st.integers(0, len(body)))
+    if data.draw(st.booleans()):
+        body[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+    else:
+        del body[at : at + data.draw(st.integers(1, 6))]
+    bodies[index] = bytes(body)
+    log = version + b"".join(record(b) for b in bodies)  # framed with valid checksums
+    assert_exit_0_or_one_line(cli("-", stdin=log))
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["1000 1_0 0", "1000 \u0661 0", "1_000 0.5 0", "1000 0.5 \u0662", "1000 0.5 " + "9" * 30],
+)
+def test_an_mlflow_metric_line_that_is_no_logger_number_is_refused(tmp_path, line):
+    from test_cli_formats import write_file_store
+
+    experiment = write_file_store(tmp_path, {"a1": {"val_loss": [(0, 1.0)]}})
+    (experiment / "a1" / "metrics" / "val_loss").write_text(f"1001 0.5 1\n{line}\n")
+    assert_one_line_error(cli(experiment / "a1"), "val_loss, line 2")

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import numbers
 import operator
+import re
+from collections.abc import Iterable, Iterator, Mapping, Set
+from contextlib import contextmanager
 from math import isfinite
 
 MAX_INT = 2**63 - 1
@@ -36,6 +39,16 @@ def show(value: object) -> str:
     if not text.isprintable():
         text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
     return text if len(text) <= _SHOW_LIMIT else text[: _SHOW_LIMIT - 3] + "..."
+
+
+def show_keys(keys: Iterable[object]) -> str:
+    """A mapping's keys as a message lists them: ``['a', 'b']``, each key :func:`show`-n, sorted.
+
+    Example:
+        >>> show_keys({"b": 1, "a": 2, 3: 4})
+        "['a', 'b', 3]"
+    """
+    return "[" + ", ".join(sorted(show(key) for key in keys)) + "]"
 
 
 def got(value: object) -> str:
@@ -66,6 +79,11 @@ def check_real(name: str, value: object) -> float:
         return float(value)  # type: ignore[arg-type]
     except OverflowError:
         raise ValueError(f"'{name}' is too large for a float, got {show(value)}") from None
+    except Exception as exc:  # a hostile __float__: still the caller's error, named
+        raise TypeError(
+            f"'{name}' must be a real number, got {got(value)} (float() raised "
+            f"{type(exc).__name__})"
+        ) from None
 
 
 def check_non_negative(name: str, value: object) -> float:
@@ -80,7 +98,12 @@ def check_int(name: str, value: object, minimum: int = 0) -> int:
     """`value` as an int in [minimum, MAX_INT], or a TypeError / ValueError naming `name`."""
     if not is_int(value):
         raise TypeError(f"'{name}' must be an int, got {got(value)}")
-    number = operator.index(value)  # type: ignore[arg-type]
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except Exception as exc:  # a hostile __index__
+        raise TypeError(
+            f"'{name}' must be an int, got {got(value)} (int() raised {type(exc).__name__})"
+        ) from None
     if number < minimum:
         raise ValueError(f"'{name}' must be >= {minimum}, got {show(value)}")
     if number > MAX_INT:
@@ -97,14 +120,71 @@ def to_float(value: float) -> float:
     if is_real(value):
         try:
             return float(value)
-        except OverflowError:
-            return value  # the validator names the field
+        except Exception:  # too large, or a hostile __float__: the validator names the field
+            return value
     return value
 
 
 def to_int(value: int) -> int:
     """Converter: an integer (a numpy int too) becomes a Python int; anything else is left."""
-    return int(value) if is_int(value) else value
+    if is_int(value):
+        try:
+            return int(value)
+        except Exception:  # a hostile __int__: the validator names the field
+            return value
+    return value
+
+
+def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """`value` if it is one of the strings `allowed`, else a TypeError / ValueError naming `name`.
+
+    Example:
+        >>> check_choice("mode", "min", ("min", "max"))
+        'min'
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"'{name}' must be a str, one of {allowed}, got {got(value)}")
+    if value not in allowed:
+        raise ValueError(f"'{name}' must be one of {allowed}, got {show(value)}")
+    return value
+
+
+def check_ordered(name: str, value: object) -> Iterable[object]:
+    """`value` if it is an iterable with an order: not a str, bytes, set or mapping.
+
+    A set has no order, and a mapping's iteration gives its keys, so a replay of
+    either would silently be some other sequence than the one meant.
+
+    Raises:
+        TypeError: not an ordered iterable of values.
+    """
+    if isinstance(value, (Set, Mapping)):
+        raise TypeError(
+            f"'{name}' must be an iterable of numbers in order (a list, tuple, array or "
+            f"generator), got {got(value)}: a {type(value).__name__} has no order of values"
+        )
+    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Iterable):
+        raise TypeError(f"'{name}' must be an iterable of numbers, got {got(value)}")
+    return value
+
+
+@contextmanager
+def within(where: str) -> Iterator[None]:
+    """Prefix a TypeError / ValueError raised inside with `where`, the field it concerns.
+
+    Example:
+        >>> with within("state_dict['state']"):
+        ...     check_int("last_epoch", -1)
+        Traceback (most recent call last):
+        ...
+        ValueError: state_dict['state']: 'last_epoch' must be >= 0, got -1
+    """
+    try:
+        yield
+    except TypeError as exc:
+        raise TypeError(f"{where}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 # A dtype's verdict, cached: str(dtype) costs more than the whole rest of a step.
@@ -151,3 +231,57 @@ def to_metric(metric: object) -> float:
         except (TypeError, ValueError, RuntimeError, OverflowError):
             pass
     raise TypeError(f"'metric' must be a single real number, got {got(metric)}")
+
+
+# What a logger writes for a number, and so all the CLI reads as one: Python's
+# repr / str of a float or an int, numpy's, C's printf (``%g``, ``-nan``), R's and
+# pandas' (``NaN``, ``Inf``), JSON's ``Infinity``; padded with spaces or tabs, as
+# ``numpy.savetxt(fmt="%10.4f")`` pads. Python's own float() and int() accept more
+# that no logger writes and that is more likely a typo or a corrupt file:
+# underscores (``1_0``), non-ASCII digits (``\u0661``, fullwidth), other Unicode
+# whitespace; they are refused.
+_DECIMAL = re.compile(
+    r"[ \t]*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)[ \t]*",
+    re.IGNORECASE,
+)
+_INTEGER = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
+
+
+def parse_decimal(text: str) -> float:
+    """`text` as a float, if it is a number as loggers write them (see above).
+
+    A number beyond a float's range (``1e400``) is infinite, as float(), json and
+    pandas read it; what an infinite metric does is the config's ``on_nonfinite``.
+
+    Raises:
+        ValueError: anything else.
+
+    Example:
+        >>> parse_decimal(" 1e-05"), parse_decimal("-Inf"), parse_decimal("NaN")
+        (1e-05, -inf, nan)
+        >>> parse_decimal("1_0")
+        Traceback (most recent call last):
+        ...
+        ValueError: '1_0' is not a number
+    """
+    if not (isinstance(text, str) and _DECIMAL.fullmatch(text)):
+        raise ValueError(f"{show(text)} is not a number")
+    return float(text)
+
+
+def parse_integer(text: str) -> int:
+    """`text` as an int in [-(2**63 - 1), 2**63 - 1], if written in ASCII digits.
+
+    Raises:
+        ValueError: anything else: ``1_0``, ``3.0``, non-ASCII digits, too many digits.
+
+    Example:
+        >>> parse_integer(" 42"), parse_integer("-3")
+        (42, -3)
+    """
+    if not (isinstance(text, str) and _INTEGER.fullmatch(text)):
+        raise ValueError(f"{show(text)} is not an integer")
+    digits = text.strip(" \t").lstrip("+-").lstrip("0")
+    if len(digits) > 19 or abs(value := int(text)) > MAX_INT:
+        raise ValueError(f"{show(text)} is beyond 2**63 - 1 in magnitude")
+    return value

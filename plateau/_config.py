@@ -14,7 +14,17 @@ from typing import Any, Literal
 import attrs
 
 from . import _translate
-from ._checks import check_int, check_non_negative, check_real, got, show, to_float, to_int
+from ._checks import (
+    check_choice,
+    check_int,
+    check_non_negative,
+    check_real,
+    got,
+    show,
+    show_keys,
+    to_float,
+    to_int,
+)
 
 Mode = Literal["min", "max"]
 ThresholdMode = Literal["rel", "abs", "rel_abs"]
@@ -32,13 +42,7 @@ def _to_min_lr(value: float | Sequence[float]) -> float | tuple[float, ...]:
 
 def _choice(*allowed: str) -> Any:
     def validate(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
-        if not isinstance(value, str):
-            raise TypeError(
-                f"'{attribute.name}' must be a str, one of {allowed}, "
-                f"got {type(value).__name__}: {value!r}"
-            )
-        if value not in allowed:
-            raise ValueError(f"'{attribute.name}' must be one of {allowed}, got {value!r}")
+        check_choice(attribute.name, value, allowed)
 
     return validate
 
@@ -172,17 +176,19 @@ class PlateauConfig:
     def _check_factor(self, attribute: attrs.Attribute[float], value: object) -> None:
         number = check_real("factor", value)
         if not 0.0 < number < 1.0:
-            raise ValueError(f"'factor' must be strictly between 0 and 1, got {value!r}")
+            raise ValueError(f"'factor' must be strictly between 0 and 1, got {show(value)}")
 
     @threshold.validator
     def _check_threshold(self, attribute: attrs.Attribute[float], value: object) -> None:
         number = check_non_negative("threshold", value)
         # best starts at +inf and inf * (1 - t) is nan or -inf for t >= 1: no metric
         # could ever improve, so the schedule would cut blindly every patience + 1 steps.
-        if self.mode == "min" and self.threshold_mode == "rel" and number >= 1.0:
+        # threshold_mode is validated after this field: compare it only if it is a str.
+        rel = type(self.threshold_mode) is str and self.threshold_mode == "rel"
+        if self.mode == "min" and rel and number >= 1.0:
             raise ValueError(
                 f"'threshold' must be < 1 with mode='min' and threshold_mode='rel' "
-                f"(nothing could ever improve), got {value!r}"
+                f"(nothing could ever improve), got {show(value)}"
             )
 
     @warmup_start_factor.validator
@@ -374,15 +380,21 @@ def check_envelope(
         ValueError: wrong format or version, missing or unknown keys.
     """
     if not isinstance(d, Mapping):
-        raise TypeError(f"expected a dict from to_dict(), got {type(d).__name__}: {d!r}")
-    if d.get("format") != fmt:
-        raise ValueError(f"'format' must be {fmt!r}, got {d.get('format')!r}")
+        raise TypeError(
+            f"'d' must be a mapping: expected a dict from {fmt}.to_dict(), got {got(d)}"
+        )
+    # Compared only once known to be of the right type: an array's == is elementwise.
+    form = d.get("format")
+    if type(form) is not str or form != fmt:
+        raise ValueError(f"'format' must be {fmt!r}, got {show(form)}")
     version = d.get("version")
     if type(version) is not int or version != FORMAT_VERSION:
-        raise ValueError(f"'version' must be {FORMAT_VERSION}, got {version!r}")
-    fields = {k: v for k, v in d.items() if k not in ("format", "version")}
+        raise ValueError(f"'version' must be {FORMAT_VERSION}, got {show(version)}")
+    fields = {k: v for k, v in d.items() if not (type(k) is str and k in ("format", "version"))}
     missing = [n for n in names if n not in fields and n not in optional]
-    unknown = sorted(str(k) for k in fields if k not in names)
+    unknown = [k for k in fields if not (type(k) is str and k in names)]
     if missing or unknown:
-        raise ValueError(f"{fmt} dict has missing keys {missing} and unknown keys {unknown}")
+        raise ValueError(
+            f"{fmt} dict has missing keys {missing} and unknown keys {show_keys(unknown)}"
+        )
     return fields

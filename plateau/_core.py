@@ -126,7 +126,16 @@ from typing import Any, SupportsFloat
 
 import attrs
 
-from ._checks import check_int, check_non_negative, got, show, to_float, to_int, to_metric
+from ._checks import (
+    check_int,
+    check_non_negative,
+    check_ordered,
+    got,
+    show,
+    to_float,
+    to_int,
+    to_metric,
+)
 from ._config import FORMAT_VERSION, PlateauConfig, check_envelope
 
 _INF = math.inf
@@ -259,12 +268,12 @@ class PlateauState:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.best, float) or math.isnan(self.best):
             raise (ValueError if isinstance(self.best, float) else TypeError)(
-                f"'best' must be a float other than NaN, got {self.best!r}"
+                f"'best' must be a float other than NaN, got {show(self.best)}"
             )
         for name in ("num_bad_epochs", "cooldown_counter", "last_epoch"):
             check_int(name, getattr(self, name))
         if not isinstance(self.decision, Decision):
-            raise TypeError(f"'decision' must be a Decision, got {self.decision!r}")
+            raise TypeError(f"'decision' must be a Decision, got {got(self.decision)}")
         check_int("num_reductions", self.num_reductions)
         check_int("num_accumulated", self.num_accumulated)
         if not isinstance(self.accumulated_mean, float):
@@ -370,20 +379,22 @@ class PlateauState:
         names = [a.name for a in attrs.fields(cls) if a.name != "warmup"]
         fields = check_envelope(d, _STATE_FORMAT, names, optional=_ADDED_STATE_KEYS)
         best = fields["best"]
-        if best in ("inf", "-inf"):
+        if type(best) is str and best in ("inf", "-inf"):
             best = float(best)
         mean = fields.get("accumulated_mean")
         if mean in _NONFINITE_TEXT:
             fields["accumulated_mean"] = float(mean)
         decision = fields["decision"]
+        choices = [d.value for d in Decision]
+        if type(decision) is not str:
+            raise TypeError(f"'decision' must be a str, one of {choices}, got {got(decision)}")
         try:
             fields["decision"] = Decision(decision)
         except ValueError:
-            choices = [d.value for d in Decision]
-            raise ValueError(f"'decision' must be one of {choices}, got {decision!r}") from None
+            raise ValueError(f"'decision' must be one of {choices}, got {show(decision)}") from None
         lrs = fields["lrs"]
         if not isinstance(lrs, list):
-            raise TypeError(f"'lrs' must be a list, got {type(lrs).__name__}: {lrs!r}")
+            raise TypeError(f"'lrs' must be a list, got {got(lrs)}")
         return cls(**{**fields, "best": best, "warmup": warmup})
 
 
@@ -569,8 +580,13 @@ def step(
     # type check up front would cost the common path several percent.
     try:
         held = state.lrs
-        if lrs is not None and lrs is not held and lrs != held:
-            held = _adopt(held, lrs, config)
+        if lrs is not None and lrs is not held:
+            try:
+                same = lrs == held  # a tuple of floats, read from the optimizer
+            except Exception:  # an array or tensor among them: _adopt names it
+                same = False
+            if same is not True:
+                held = _adopt(held, lrs, config)
         lrs = held
         if config._guarded:
             if type(config.min_lr) is tuple:
@@ -800,10 +816,9 @@ def _rebase(
 
 def _adopt(held: tuple[float, ...], lrs: LrsLike, config: PlateauConfig) -> tuple[float, ...]:
     """The optimizer's lrs in place of the state's (the ownership rule), validated."""
-    current = lrs if type(lrs) is tuple else _as_tuple(lrs)
-    if current == held:  # a list or a scalar equal to the state's
+    adopted = _check_lrs(lrs)
+    if adopted == held:  # a list or a scalar equal to the state's
         return held
-    adopted = _check_lrs(current)  # type: ignore[arg-type]
     config.min_lrs(len(adopted))
     return adopted
 
@@ -866,10 +881,7 @@ def simulate(
         >>> [s.lrs[0] for s in simulate([3, 2, 2, 2, 2], config)]
         [1.0, 1.0, 1.0, 0.5, 0.5]
     """
-    if isinstance(metrics, (str, bytes)) or not isinstance(metrics, Iterable):
-        raise TypeError(
-            f"'metrics' must be an iterable of numbers, got {type(metrics).__name__}: {metrics!r}"
-        )
+    check_ordered("metrics", metrics)
     state = init(lrs, config)
     states = []
     for metric in metrics:

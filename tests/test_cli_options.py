@@ -11,6 +11,7 @@ import attrs
 import pytest
 from cli.support import BUNDLED
 
+import plateau
 from plateau import PlateauConfig
 from plateau.cli import build_parser, main, options
 
@@ -116,3 +117,26 @@ def test_help_lists_every_option_with_its_default(capsys):
         assert f"--{name.replace('_', '-')}" in text
         assert f"(default: {getattr(defaults, name)})" in text
     assert "--run RUN" in text and "--column NAME" in text
+
+
+def test_a_warmup_ramp_is_shown_and_not_marked_as_a_cut(tmp_path):
+    metrics = [3.0, 2.0, 1.0, 1.0, 1.0]
+    log = tmp_path / "log.json"
+    log.write_text(json.dumps(metrics))
+    args = ["--warmup-epochs", "2", "--warmup-start-factor", "0.5", "--patience", "0"]
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(["simulate", str(log), *args])
+    assert code == 0
+    config = PlateauConfig(warmup_epochs=2, warmup_start_factor=0.5, patience=0)
+    expected = plateau.simulate(metrics, config)
+    assert [s.lrs[0] for s in expected[:2]] == [0.75, 1.0]  # the ramp: no cut
+    cuts = [i for i, s in enumerate(expected) if s.decision is plateau.Decision.REDUCED]
+    assert (
+        cuts
+        and out.getvalue()
+        .rstrip()
+        .endswith(f"lr cut (*) at epoch {cuts[0]}; final lr {expected[-1].lrs[0]:.6g}")
+        or f"at epochs {', '.join(map(str, cuts))};" in out.getvalue()
+    )
+    assert out.getvalue().count("warmup") >= 2

@@ -48,7 +48,7 @@ import attrs
 
 import plateau
 from plateau import PlateauConfig, PlateauState
-from plateau._checks import got, to_metric
+from plateau._checks import got, show_keys, to_metric, within
 from plateau._config import OnNonFinite
 from plateau._core import changed
 from plateau._translate import f32, keras_mode
@@ -323,12 +323,14 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 model's optimizer count.
         """
         if not isinstance(d, Mapping):
-            raise TypeError(f"'d' must be a mapping, got {type(d).__name__}")
+            raise TypeError(f"'d' must be a mapping, got {got(d)}")
         if set(d) != _STATE_KEYS:
-            keys = sorted(map(repr, d))
+            keys = show_keys(d)
             raise ValueError(f"'d' must have exactly the keys {sorted(_STATE_KEYS)}, got {keys}")
-        saved = None if d["config"] is None else PlateauConfig.from_dict(d["config"])
-        state = None if d["state"] is None else PlateauState.from_dict(d["state"])
+        with within("d['config']"):
+            saved = None if d["config"] is None else PlateauConfig.from_dict(d["config"])
+        with within("d['state']"):
+            state = None if d["state"] is None else PlateauState.from_dict(d["state"])
         if saved is not None:
             # An unresolved mode="auto" accepts whichever mode the saved run resolved.
             expected = self.config if self.config is not None else self._translate(saved.mode)

@@ -43,7 +43,7 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState
-from plateau._checks import check_int, check_real, got, to_metric
+from plateau._checks import check_int, check_non_negative, got, show, show_keys, to_metric, within
 from plateau._core import changed
 
 try:
@@ -210,7 +210,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             warmup_epochs=warmup_epochs,
             warmup_start_factor=warmup_start_factor,
         )
-        read = _read_lrs(optimizer.param_groups)
+        read = _read_lrs(optimizer.param_groups, check=True)
         state = plateau.init(read, config)
         if state.lrs != read:  # Warmup: each group starts at lr * warmup_start_factor.
             state = _write_warmup(optimizer.param_groups, read, state)
@@ -353,7 +353,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         groups = self.optimizer.param_groups
         lr = groups[0].get("lr") if len(groups) == 1 else None
         read = (lr,) if type(lr) is float else _read_lrs(groups)
-        state, lrs = _core_step(self.state, metrics, self._config, read)
+        try:
+            state, lrs = _core_step(self.state, metrics, self._config, read)
+        except ValueError:
+            _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
+            raise
         if epoch is not None:
             warnings.warn(
                 "The epoch argument of ReduceLROnPlateau.step() is deprecated (as in "
@@ -470,27 +474,35 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 Nothing changes on error.
         """
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"'state_dict' must be a dict, got {type(state_dict).__name__}")
+            raise TypeError(f"'state_dict' must be a dict, got {got(state_dict)}")
         keys = set(state_dict)
         groups = self.optimizer.param_groups
-        from_torch = keys.issuperset(("mode", *_PROGRESS))
+        # torch's progress keys, validated before anything compares them (an array's
+        # == is elementwise); their lrs are the optimizer's, read only if they win.
+        theirs: PlateauState | None = None
+        if keys.issuperset(("mode", *_PROGRESS)):
+            progress = {key: state_dict[key] for key in _PROGRESS}
+            with within("state_dict"):
+                theirs = PlateauState(lrs=(0.0,), **progress)
         state: PlateauState | None = None
         if {"config", "state"} <= keys:
-            saved_mode: object = PlateauConfig.from_dict(state_dict["config"]).mode
-            state = PlateauState.from_dict(state_dict["state"])
+            with within("state_dict['config']"):
+                saved_mode: object = PlateauConfig.from_dict(state_dict["config"]).mode
+            with within("state_dict['state']"):
+                state = PlateauState.from_dict(state_dict["state"])
             ours = tuple(getattr(state, key) for key in _PROGRESS)
-            if from_torch and ours != tuple(state_dict[key] for key in _PROGRESS):
+            if theirs is not None and ours != tuple(getattr(theirs, key) for key in _PROGRESS):
                 state = None
-        elif not from_torch:
+        elif theirs is None:
             raise ValueError(
                 "'state_dict' must come from state_dict() of plateau's ReduceLROnPlateau "
                 "(keys including ['config', 'state']) or of torch's (keys including "
-                f"{sorted(('mode', *_PROGRESS))}), got keys {sorted(map(str, keys))}"
+                f"{sorted(('mode', *_PROGRESS))}), got keys {show_keys(keys)}"
             )
         if state is None:
+            assert theirs is not None
             saved_mode = state_dict["mode"]
-            progress = {key: state_dict[key] for key in _PROGRESS}
-            state = PlateauState(lrs=_read_lrs(groups), **progress)
+            state = attrs.evolve(theirs, lrs=_read_lrs(groups))
         _check_mode("the checkpoint was saved with", saved_mode, self._config.mode, state.best)
         if len(state.lrs) != len(groups):
             raise ValueError(
@@ -522,13 +534,17 @@ def mean_over_ranks(metric: SupportsFloat) -> float:
     return float(total.item()) / int(dist.get_world_size())
 
 
-def _read_lrs(groups: list[dict[str, Any]]) -> tuple[float, ...]:
-    """Each param group's lr as a float (a one-element tensor's value), or a TypeError."""
-    return tuple(_to_lr(i, group.get("lr")) for i, group in enumerate(groups))
+def _read_lrs(groups: list[dict[str, Any]], *, check: bool = False) -> tuple[float, ...]:
+    """Each param group's lr as a float (a one-element tensor's value), or a TypeError.
+
+    A float is taken as is (the core checks it) unless `check`: then an lr that is
+    not finite and >= 0 is a ValueError naming its param group.
+    """
+    return tuple(_to_lr(i, group.get("lr"), check) for i, group in enumerate(groups))
 
 
-def _to_lr(index: int, lr: object) -> float:
-    if type(lr) is float:
+def _to_lr(index: int, lr: object, check: bool = False) -> float:
+    if type(lr) is float and not check:
         return lr
     name = f"optimizer.param_groups[{index}]['lr']"
     if isinstance(lr, torch.Tensor):
@@ -539,7 +555,7 @@ def _to_lr(index: int, lr: object) -> float:
             )
         lr = lr.item()
     try:
-        return check_real(name, lr)
+        return check_non_negative(name, lr)
     except TypeError:
         raise TypeError(
             f"{name} must be a real number or a one-element real tensor, got {got(lr)}"
@@ -568,17 +584,23 @@ def _write_warmup(
 
 
 def _check_mode(what: str, mode: object, current: str, best: float) -> None:
+    if not isinstance(mode, str):
+        raise TypeError(f"{what} 'mode' not a str: {got(mode)}")
     if mode != current:
         raise ValueError(
-            f"{what} mode={mode!r} but this scheduler has mode={current!r}; its best "
+            f"{what} mode={show(mode)} but this scheduler has mode={current!r}; its best "
             f"({best!r}) cannot carry over: build a new scheduler to change the mode"
         )
 
 
 def _check_unchanged(name: str, value: object, current: object, instead: str) -> None:
     """Torch's derived attributes: a write of the current value (a restore) is accepted."""
-    if value != current:
+    try:
+        same = bool(value == current)
+    except Exception:  # an array's == is elementwise: not the current value
+        same = False
+    if not same:
         raise ValueError(
             f"'{name}' follows scheduler.config and can only be assigned its current value "
-            f"{current!r}, got {value!r}; to change the schedule, assign {instead}"
+            f"{current!r}, got {show(value)}; to change the schedule, assign {instead}"
         )

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import math
 import os
@@ -29,9 +30,16 @@ from collections.abc import Iterable, Sequence
 from typing import NoReturn, TextIO
 
 from .. import __version__
+from .._checks import show
 from .._config import PlateauConfig
 from .._core import PlateauState, init, step
-from .options import UsageError, add_schedule_options, base_config, compare_config
+from .options import (
+    UsageError,
+    add_schedule_options,
+    base_config,
+    compare_config,
+    decimal_option,
+)
 from .output import FORMATS, write_csv, write_json, write_table
 from .readers import STDIN, LogError, MetricLog, read_log
 from .replay import BASE_LABEL, ReplayRow, Run, replay
@@ -54,17 +62,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         args = build_parser().parse_args(argv)
-        simulate_command(args, sys.stdout)
-        sys.stdout.flush()
+        out = sys.stdout
+        if out is None or out.closed:  # started with stdout closed (`plateau ... >&-`)
+            raise UsageError("cannot write the output: stdout is closed")
+        simulate_command(args, out)
+        out.flush()
     except (UsageError, LogError) as exc:
-        print(f"plateau: error: {_one_line(str(exc))}", file=sys.stderr)
+        _error(str(exc))
         return 2
     except BrokenPipeError:
         # The reader (e.g. `| head`) left early; say nothing more, as Unix tools do.
+        _discard_stdout()
+        return 1
+    except OSError as exc:  # stdout unwritable: a full disk, a closed descriptor
+        _discard_stdout()
+        _error(f"cannot write the output: {exc.strerror or exc}")
+        return 2
+    return 0
+
+
+def _error(message: str) -> None:
+    """Print the one line of an error; with no stderr to print to, the exit code says it."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr closed, or None
+        print(f"plateau: error: {_one_line(message)}", file=sys.stderr)
+
+
+def _discard_stdout() -> None:
+    """Point the stdout descriptor at /dev/null, so that the flush at exit cannot fail too."""
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 1
-    return 0
+    except (OSError, ValueError, AttributeError):  # no descriptor (a StringIO, None)
+        pass
 
 
 def _one_line(message: str) -> str:
@@ -124,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--lr",
-        type=float,
+        type=decimal_option,
         action="append",
         metavar="LR",
         help="starting learning rate; repeat for several (default: 1.0, so the lr "
@@ -207,7 +236,7 @@ def _runs(args: argparse.Namespace) -> list[Run]:
     runs = [Run(BASE_LABEL, base)]
     for text in args.compare:
         if any(run.label == text for run in runs):
-            raise UsageError(f"--compare {text!r} given twice")
+            raise UsageError(f"--compare {show(text)} given twice")
         runs.append(Run(text, compare_config(base, text)))
     return runs
 

@@ -30,6 +30,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import attrs
 
+from .._checks import parse_decimal, parse_integer, show
 from .._config import PlateauConfig
 
 # One-line help for the fields this module knows; any other field's help comes
@@ -102,6 +103,30 @@ def _named(parse: Callable[[str], object], name: str) -> Callable[[str], object]
     return parse
 
 
+def decimal_option(text: str) -> float:
+    """An option's number, as the log readers read one (:func:`plateau._checks.parse_decimal`).
+
+    Raises:
+        argparse.ArgumentTypeError: not a number (``1_0``, non-ASCII digits, ``1e400``).
+    """
+    try:
+        return parse_decimal(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def integer_option(text: str) -> int:
+    """An option's integer: ASCII digits within 64 bits (:func:`plateau._checks.parse_integer`).
+
+    Raises:
+        argparse.ArgumentTypeError: not such an integer.
+    """
+    try:
+        return parse_integer(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parse_bool(text: str) -> bool:
     word = text.strip().lower()
     if word in _TRUE:
@@ -137,9 +162,9 @@ def _reader(hint: object) -> tuple[Callable[[str], object], str, bool, str | Non
     if hint is bool:
         return _named(_parse_bool, "bool"), "true or false", False, "{true,false}"
     if hint is int:
-        return int, "an integer", False, None
+        return integer_option, "an integer", False, None
     if hint is float:
-        return float, "a number", False, None
+        return decimal_option, "a number", False, None
     # Anything else: the text itself, for the config's converter and validator to judge.
     return str, "a value", False, None
 
@@ -252,19 +277,21 @@ def compare_config(base: PlateauConfig, text: str) -> PlateauConfig:
         key, equals, raw = item.partition("=")
         key = key.strip().replace("-", "_")
         if not equals or not key:
-            raise UsageError(f"--compare {text!r}: expected KEY=VALUE, got {item!r}")
+            raise UsageError(f"--compare {show(text)}: expected KEY=VALUE, got {show(item)}")
         if key not in options:
-            raise UsageError(f"--compare {text!r}: unknown key {key!r}; keys: {', '.join(options)}")
+            raise UsageError(
+                f"--compare {show(text)}: unknown key {show(key)}; keys: {', '.join(options)}"
+            )
         if key in overrides:
-            raise UsageError(f"--compare {text!r}: {key!r} given twice")
+            raise UsageError(f"--compare {show(text)}: {key!r} given twice")
         option = options[key]
         try:
             overrides[key] = option.parse(raw.strip())
-        except ValueError:
+        except (ValueError, argparse.ArgumentTypeError):
             raise UsageError(
-                f"--compare {text!r}: {key!r} must be {option.kind}, got {raw.strip()!r}"
+                f"--compare {show(text)}: {key!r} must be {option.kind}, got {show(raw.strip())}"
             ) from None
     try:
         return attrs.evolve(base, **overrides)
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"--compare {text!r}: {exc}") from None
+        raise UsageError(f"--compare {show(text)}: {exc}") from None

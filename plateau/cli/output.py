@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 from .readers import MetricLog
-from .replay import ReplayRow, Run, cut, describe
+from .replay import ReplayRow, Run, cut, describe, start_lrs
 
 FORMATS = ("table", "csv", "json")
 # Rows are written in batches: one write call per row would cost more than the row.
@@ -160,7 +160,7 @@ def write_table(
     """Aligned columns for people: numbers to 6 significant digits, cut lrs marked ``*``."""
     names = header(runs, len(lrs))
     single = len(runs) == 1
-    before = [lrs] * len(runs)
+    before = [start_lrs(run, lrs) for run in runs]  # a warmup's first step is no cut
     cut_epochs: list[list[int]] = [[] for _ in runs]
     cells: list[list[str]] = []
     for row in rows:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .._core import PlateauState
 from .options import UsageError
 from .readers import MetricLog
-from .replay import ReplayRow, Run, cut, describe
+from .replay import ReplayRow, Run, cut, describe, start_lrs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,7 +100,7 @@ def draw(
     all_lrs += lrs
     for run_index, (run, run_states) in enumerate(zip(runs, states, strict=True)):
         color = f"C{run_index}"
-        previous = [lrs, *(state.lrs for state in run_states[:-1])]
+        previous = [start_lrs(run, lrs), *(state.lrs for state in run_states[:-1])]
         cuts = [cut(b, s.lrs) for b, s in zip(previous, run_states, strict=True)]
         for lr_index in range(len(lrs)):
             values = [state.lrs[lr_index] for state in run_states]

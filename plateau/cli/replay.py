@@ -73,6 +73,11 @@ def cut(before: tuple[float, ...], after: tuple[float, ...]) -> tuple[bool, ...]
     return tuple(new < old for new, old in zip(after, before, strict=True))
 
 
+def start_lrs(run: Run, lrs: tuple[float, ...]) -> tuple[float, ...]:
+    """The lrs before the first step: `lrs`, or where a warmup starts them (lr * factor)."""
+    return init(lrs, run.config).lrs
+
+
 def describe(config: PlateauConfig) -> str:
     """The config as ``key=value`` pairs, in field order.
 

@@ -470,8 +470,8 @@ def test_nonfinite_policies():
 @pytest.mark.parametrize(
     ("lr", "error", "match"),
     [
-        (-0.1, ValueError, r"'lrs\[0\]' must be finite and >= 0, got -0.1"),
-        (math.nan, ValueError, r"'lrs\[0\]' must be finite and >= 0, got nan"),
+        (-0.1, ValueError, r"param_groups\[0\]\['lr'\]' must be finite and >= 0, got -0.1"),
+        (math.nan, ValueError, r"param_groups\[0\]\['lr'\]' must be finite and >= 0, got nan"),
         (None, TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*NoneType"),
         ("fast", TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*str"),
         ("0.5", TypeError, r"param_groups\[0\]\['lr'\] must be a real number.*str: '0.5'"),

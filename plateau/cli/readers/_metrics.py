@@ -10,6 +10,8 @@ Shared rules:
 - A missing value -- an empty CSV cell, Keras's ``NA``, a JSON ``null`` or an
   absent key -- skips the row.
 - ``nan`` and ``inf`` are numbers: what they do is the config's ``on_nonfinite``.
+- A number in text is one as loggers write it (:func:`plateau._checks.parse_decimal`):
+  ASCII digits, no underscores, padded with spaces or tabs at most.
 - Any other value that is not a number is an error naming file, row and column.
 - The column, unless asked for: the format's default (``val_loss``; ``eval_loss``
   for HF Trainer) when it holds any value; else the only column that holds a
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from ..._checks import MAX_INT, is_int, is_real, show
+from ..._checks import MAX_INT, is_int, is_real, parse_decimal, show
 
 DEFAULT_COLUMN = "val_loss"
 INDEX_COLUMNS = ("epoch", "step")
@@ -87,21 +89,25 @@ def number(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, str):
-        text = value.strip()
-        return None if text in MISSING_CELLS else float(text)
+        return None if is_blank(value) else parse_decimal(value)
     if is_real(value):
         try:
             return float(value)  # type: ignore[arg-type]
         except OverflowError:
-            raise ValueError(f"too large for a float: {show(value)}") from None
-    raise ValueError(f"not a number: {show(value)}")
+            raise ValueError(f"{show(value)} is too large for a float") from None
+    raise ValueError(f"{show(value)} is not a number")
+
+
+def is_blank(text: str) -> bool:
+    """Whether a text cell is a missing value: empty, ``NA``, or only spaces and tabs around it."""
+    return text.strip(" \t") in MISSING_CELLS
 
 
 def is_present(value: object) -> bool:
     """Whether a cell holds a value at all (a number or not)."""
     if value is None:
         return False
-    return not (isinstance(value, str) and value.strip() in MISSING_CELLS)
+    return not (isinstance(value, str) and is_blank(value))
 
 
 def is_number(value: object) -> bool:
@@ -262,10 +268,8 @@ def cell_number(source: str, where: str, column: str, value: object) -> float | 
     """:func:`number`, with a :class:`LogError` naming file, place and column."""
     try:
         return number(value)
-    except ValueError:
-        raise LogError(
-            f"{source}, {where}, column {column!r}: {show(value)} is not a number"
-        ) from None
+    except ValueError as exc:
+        raise LogError(f"{source}, {where}, column {column!r}: {exc}") from None
 
 
 def finish(

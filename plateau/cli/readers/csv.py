@@ -21,20 +21,21 @@ from array import array
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from ..._checks import show
+from ..._checks import parse_decimal, show
 from ._metrics import (
     DEFAULT_COLUMN,
-    MISSING_CELLS,
     LogError,
     MetricLog,
     choose,
     epoch_number,
     finish,
+    is_blank,
     is_candidate,
     is_number,
     is_present,
 )
 
+_NOT_A_NUMBER = float("nan")
 # Opens the log's text afresh for each pass (newline="" as the csv module wants).
 Opener = Callable[[], TextIO]
 
@@ -161,12 +162,18 @@ def _extract(table: _Table, column: str, open_text: Opener, *, tentative: bool) 
             try:
                 metric = float(cell)
             except ValueError:
-                if cell.strip() in MISSING_CELLS:
+                metric = _NOT_A_NUMBER
+            # float() takes more than loggers write (1_0, non-ASCII digits, Unicode
+            # spaces): what is not plainly a finite ASCII number is judged the strict way.
+            if metric - metric != 0.0 or "_" in cell or not (cell.isascii() and cell.isprintable()):
+                if is_blank(cell):
                     continue
-                raise LogError(
-                    f"{source}, row {count} (line {reader.line_num}), column {column!r}: "
-                    f"{show(cell)} is not a number"
-                ) from None
+                try:
+                    metric = parse_decimal(cell)
+                except ValueError as exc:
+                    raise LogError(
+                        f"{source}, row {count} (line {reader.line_num}), column {column!r}: {exc}"
+                    ) from None
             if epoch_index < 0:
                 add_epoch(len(metrics))
             elif cells[epoch_index] == epoch_text:  # many rows share an epoch: parse once
@@ -174,9 +181,11 @@ def _extract(table: _Table, column: str, open_text: Opener, *, tentative: bool) 
             else:
                 epoch_text = cells[epoch_index]
                 try:
+                    if not (epoch_text.isascii() and epoch_text.isdigit()):
+                        raise ValueError(epoch_text)  # int() takes "1_0" and non-ASCII digits
                     epoch = int(epoch_text)
                     add_epoch(epoch)
-                except (ValueError, OverflowError):  # "3.0", "1e3", or beyond 64 bits
+                except (ValueError, OverflowError):  # "3.0", "1e3", "-1", or beyond 64 bits
                     parsed = epoch_number(epoch_text)
                     if parsed is None:
                         raise LogError(
@@ -206,7 +215,7 @@ class _Locator:
         with self.open_text() as file:
             seen = -1
             for cells, count, line in _Table(self.source, file).rows():
-                if cells[self.index].strip() not in MISSING_CELLS:
+                if not is_blank(cells[self.index]):
                     seen += 1
                     if seen == i:
                         return f"row {count} (line {line})"

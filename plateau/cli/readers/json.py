@@ -48,15 +48,49 @@ def read_json(source: str, text: str, column: str | None = None) -> MetricLog:
     return _object(source, text, column)
 
 
+class _Refused(Exception):
+    """A value :func:`_loads` refuses while parsing; the message says what."""
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """An object's keys, each once: json.loads would keep only a repeated key's last value."""
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Refused(f"duplicate key {show(key)} in a JSON object")
+        result[key] = value
+    return result
+
+
+def _integer(text: str) -> int:
+    # int() of more than 4300 digits raises a bare ValueError; no logger writes one.
+    if len(text) > 4300:
+        raise _Refused(f"an integer of {len(text)} digits, too long to be a number")
+    return int(text)
+
+
+def _loads(source: str, text: str, where: str = "") -> object:
+    """json.loads, refusing duplicate keys and integers too long for int() to read.
+
+    Raises:
+        json.JSONDecodeError: invalid JSON (the caller names the line).
+        LogError: JSON nested too deeply, or a value refused above.
+    """
+    try:
+        return json.loads(text, object_pairs_hook=_pairs, parse_int=_integer)
+    except _Refused as exc:
+        raise LogError(f"{source}{where}: {exc}") from None
+    except RecursionError:
+        raise LogError(f"{source}{where}: JSON nested too deeply") from None
+
+
 def _load(source: str, text: str) -> object:
     try:
-        return json.loads(text)
+        return _loads(source, text)
     except json.JSONDecodeError as exc:
         raise LogError(
             f"{source}, line {exc.lineno} char {exc.colno}: invalid JSON: {exc.msg}"
         ) from None
-    except RecursionError:
-        raise LogError(f"{source}: JSON nested too deeply") from None
 
 
 def _bare_list(source: str, document: list[object], column: str | None) -> MetricLog:
@@ -100,13 +134,11 @@ def _object_rows(source: str, document: list[object]) -> tuple[list[str], list[R
 def _object(source: str, text: str, column: str | None) -> MetricLog:
     """An object of columns, a trainer_state.json, or JSON lines (see the module docstring)."""
     try:
-        whole = json.loads(text)
+        whole = _loads(source, text)
     except json.JSONDecodeError:
         # Several objects, or a broken one: _json_lines names the line.
         columns, rows = _json_lines(source, text)
         return rows_log(source, columns, rows, column)
-    except RecursionError:
-        raise LogError(f"{source}: JSON nested too deeply") from None
     if isinstance(whole, dict):
         if hf_trainer.is_trainer_state(whole):
             return hf_trainer.read_trainer_state(source, whole, column)
@@ -159,13 +191,11 @@ def _json_lines(source: str, text: str) -> tuple[list[str], list[Row]]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = _loads(source, line, f", line {number}")
         except json.JSONDecodeError as exc:
             raise LogError(
                 f"{source}, line {number} char {exc.colno}: invalid JSON: {exc.msg}"
             ) from None
-        except RecursionError:
-            raise LogError(f"{source}, line {number}: JSON nested too deeply") from None
         if not isinstance(item, dict):
             raise LogError(f"{source}, line {number}: expected a JSON object, got {show(item)}")
         columns.update(dict.fromkeys(item))

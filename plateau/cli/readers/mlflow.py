@@ -23,7 +23,7 @@ from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..._checks import is_real, show
+from ..._checks import is_real, parse_decimal, parse_integer, show
 from ._metrics import LogError, MetricLog, choose, finish
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -113,8 +113,8 @@ def _metric_file(file: str) -> list[_Point]:
                         f"got {show(line.strip())}"
                     )
                 try:
-                    timestamp, value = int(parts[0]), float(parts[1])
-                    step = int(parts[2]) if len(parts) == 3 else 0
+                    timestamp, value = parse_integer(parts[0]), parse_decimal(parts[1])
+                    step = parse_integer(parts[2]) if len(parts) == 3 else 0
                 except ValueError:
                     raise LogError(
                         f"{file}, line {number}: {show(line.strip())} is not "

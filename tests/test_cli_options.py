@@ -132,11 +132,6 @@ def test_a_warmup_ramp_is_shown_and_not_marked_as_a_cut(tmp_path):
     expected = plateau.simulate(metrics, config)
     assert [s.lrs[0] for s in expected[:2]] == [0.75, 1.0]  # the ramp: no cut
     cuts = [i for i, s in enumerate(expected) if s.decision is plateau.Decision.REDUCED]
-    assert (
-        cuts
-        and out.getvalue()
-        .rstrip()
-        .endswith(f"lr cut (*) at epoch {cuts[0]}; final lr {expected[-1].lrs[0]:.6g}")
-        or f"at epochs {', '.join(map(str, cuts))};" in out.getvalue()
-    )
+    plural = "s" if len(cuts) > 1 else ""
+    assert f"lr cut (*) at epoch{plural} {', '.join(map(str, cuts))};" in out.getvalue()
     assert out.getvalue().count("warmup") >= 2

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 
 import plateau
 from plateau import PlateauConfig, PlateauState
-from plateau._checks import check_int, check_real, parse_decimal, parse_integer, show
+from plateau._checks import check_int, check_real, show
+from plateau.cli.numbers import parse_decimal, parse_integer
 
 FUZZ = settings(max_examples=100, deadline=None)
 CONFIG_FIELDS = list(PlateauConfig().to_dict())

@@ -30,8 +30,9 @@ from typing import Any, Literal, get_args, get_origin
 
 import attrs
 
-from .._checks import parse_decimal, parse_integer, show
+from .._checks import show
 from .._config import PlateauConfig
+from .numbers import parse_decimal, parse_integer
 
 # One-line help for the fields this module knows; any other field's help comes
 # from the Attributes section of PlateauConfig's docstring.
@@ -104,7 +105,7 @@ def _named(parse: Callable[[str], object], name: str) -> Callable[[str], object]
 
 
 def decimal_option(text: str) -> float:
-    """An option's number, as the log readers read one (:func:`plateau._checks.parse_decimal`).
+    """An option's number, as the log readers read one (:func:`plateau.cli.numbers.parse_decimal`).
 
     Raises:
         argparse.ArgumentTypeError: not a number (``1_0``, non-ASCII digits, ``1e400``).
@@ -116,7 +117,7 @@ def decimal_option(text: str) -> float:
 
 
 def integer_option(text: str) -> int:
-    """An option's integer: ASCII digits within 64 bits (:func:`plateau._checks.parse_integer`).
+    """An option's integer: ASCII digits within 64 bits (:func:`plateau.cli.numbers.parse_integer`).
 
     Raises:
         argparse.ArgumentTypeError: not such an integer.

@@ -10,7 +10,7 @@ Shared rules:
 - A missing value -- an empty CSV cell, Keras's ``NA``, a JSON ``null`` or an
   absent key -- skips the row.
 - ``nan`` and ``inf`` are numbers: what they do is the config's ``on_nonfinite``.
-- A number in text is one as loggers write it (:func:`plateau._checks.parse_decimal`):
+- A number in text is one as loggers write it (:func:`plateau.cli.numbers.parse_decimal`):
   ASCII digits, no underscores, padded with spaces or tabs at most.
 - Any other value that is not a number is an error naming file, row and column.
 - The column, unless asked for: the format's default (``val_loss``; ``eval_loss``
@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from ..._checks import MAX_INT, is_int, is_real, parse_decimal, show
+from ..._checks import MAX_INT, is_int, is_real, show
+from ..numbers import parse_decimal
 
 DEFAULT_COLUMN = "val_loss"
 INDEX_COLUMNS = ("epoch", "step")

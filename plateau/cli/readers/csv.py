@@ -21,7 +21,8 @@ from array import array
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from ..._checks import parse_decimal, show
+from ..._checks import show
+from ..numbers import parse_decimal
 from ._metrics import (
     DEFAULT_COLUMN,
     LogError,

@@ -23,7 +23,8 @@ from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..._checks import is_real, parse_decimal, parse_integer, show
+from ..._checks import is_real, show
+from ..numbers import parse_decimal, parse_integer
 from ._metrics import LogError, MetricLog, choose, finish
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -39,3 +39,20 @@ if TYPE_CHECKING:  # never run: pytest's doctest collection imports every module
     plateau.init("0.1", config)  # type: ignore[arg-type]
     plateau.step(state, "0.5", config)  # type: ignore[arg-type]
     plateau.step(state, 0.5, config, lrs="0.1")  # type: ignore[arg-type]
+
+    # The opt-in fields beyond torch's, and the torch drop-in's constructor.
+    import torch
+
+    from plateau.adapters.torch import ReduceLROnPlateau
+
+    beyond = PlateauConfig(accumulation_size=4, ema_decay=0.93, max_reductions=None)
+    assert_type(beyond.ema_decay, "float | None")
+    assert_type(PlateauConfig(warmup_epochs=5, warmup_start_factor=0.1).warmup_epochs, int)
+    PlateauConfig(max_reductions="3")  # type: ignore[arg-type]
+    PlateauConfig(warmup_epochs=2.5)  # type: ignore[arg-type]
+    PlateauConfig(threshold_mode="rel_abs")
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = ReduceLROnPlateau(optimizer, mode="max", patience=3, warmup_epochs=2)
+    assert_type(scheduler.state, PlateauState)
+    ReduceLROnPlateau(optimizer, mode="maximum")  # type: ignore[arg-type]
+    ReduceLROnPlateau(optimizer, on_repeat="twice")  # type: ignore[arg-type]

@@ -36,7 +36,6 @@ RUN = {
 # The README's one example per framework is its docs page's, character for character.
 README_COPIES = {
     "### PyTorch": "torch",
-    "### Lightning": "lightning",
     "### Keras 3": "keras",
     "### JAX / optax": "optax",
 }

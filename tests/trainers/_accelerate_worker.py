@@ -58,8 +58,41 @@ def train(cls, kwargs, prepare_scheduler, with_optimizer):
     return {"lrs": lrs, "repeat_warnings": len(repeats), "processes": accelerator.num_processes}
 
 
+CLASSES = {"torch": torch.optim.lr_scheduler.ReduceLROnPlateau, "plateau": ReduceLROnPlateau}
+# name: (class that trains the first half and saves, class that loads and trains on)
+RESUMES = {f"resume-{a}-to-{b}": (a, b) for a in CLASSES for b in CLASSES}
+
+
+SPLIT = 3  # mid-plateau: epoch 3 cuts only if the bad epoch counted at epoch 2 survives
+
+
+def resumed(saver, loader_name, checkpoint):
+    """SPLIT epochs under one class, accelerator.save_state, then a new run of the
+    other class that load_state()s it and trains on: the lr of every epoch."""
+    lrs = []
+    for half, name in ((0, saver), (1, loader_name)):
+        accelerator = Accelerator(cpu=True, step_scheduler_with_optimizer=False)
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scheduler = CLASSES[name](optimizer, **KWARGS)
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+        if half:
+            accelerator.load_state(checkpoint)
+        for epoch in range(SPLIT, EPOCHS) if half else range(SPLIT):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step(SCRIPTED[epoch])
+        if not half:
+            accelerator.save_state(checkpoint)
+    lrs.append(optimizer.param_groups[0]["lr"])
+    return {"lrs": lrs, "repeat_warnings": 0, "processes": accelerator.num_processes}
+
+
 def run_all(out_dir):
     results = {name: train(*setup) for name, setup in SETUPS.items()}
+    for name, (saver, loader_name) in RESUMES.items():
+        results[name] = resumed(saver, loader_name, str(Path(out_dir, name)))
     rank = torch.distributed.get_rank()
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(results))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "compatibility.md"
+README = ROOT / "README.md"
 MODULES = [
     ROOT / "tests" / "adapters" / "test_torch_lightning.py",
     ROOT / "tests" / "adapters" / "test_keras_adapter.py",
@@ -74,6 +75,16 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_compact() -> str:
+    """The README's version: the same rows and cells, without the notes and test lists."""
+    full = render().split("\n\nThe tests behind each row:")[0].splitlines()
+    lines = []
+    for line in full:
+        cells = line.strip("|").split(" | ")
+        lines.append("| " + " | ".join(cell.strip() for cell in [cells[0], *cells[2:5]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def in_doc(text: str) -> str:
     return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
 
@@ -81,8 +92,9 @@ def in_doc(text: str) -> str:
 if __name__ == "__main__":
     table = render()
     if sys.argv[1:] == ["--write"]:
-        text = DOC.read_text()
-        head, rest = text.split(BEGIN, 1)
-        DOC.write_text(head + BEGIN + "\n" + table + END + rest.split(END, 1)[1])
+        for path, content in ((DOC, table), (README, render_compact())):
+            text = path.read_text()
+            head, rest = text.split(BEGIN, 1)
+            path.write_text(head + BEGIN + "\n" + content + END + rest.split(END, 1)[1])
     else:
         print(table, end="")

@@ -81,3 +81,24 @@ def test_each_way_to_step_once_per_epoch_gives_torchs_single_process_history(res
     assert results[setup]["lrs"] == single_process()
     assert len(set(results[setup]["lrs"])) >= 3
     assert results[setup]["repeat_warnings"] == 0
+
+
+@claim("resume")
+@pytest.mark.parametrize(
+    "setup",
+    ["resume-torch-to-torch", "resume-torch-to-plateau", "resume-plateau-to-torch",
+     "resume-plateau-to-plateau"],
+)  # fmt: skip
+def test_save_state_and_load_state_resume_either_way(results, setup):
+    """accelerator.save_state under one class, load_state under the other: the run goes on."""
+    from _accelerate_worker import KWARGS, SCRIPTED, SPLIT
+
+    assert results[setup]["lrs"] == single_process()
+    # The split is where a lost scheduler state shows: restarted there, no cut at SPLIT.
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    fresh = TorchPlateau(optimizer, **KWARGS)
+    lrs = single_process()[: SPLIT + 1]
+    for metric in SCRIPTED[SPLIT:]:
+        fresh.step(metric)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs != single_process()

@@ -12,6 +12,12 @@ def test_the_doc_holds_the_generated_table():
     )
 
 
+def test_the_readme_holds_the_compact_table():
+    assert make_table.in_doc(make_table.README.read_text()) == make_table.render_compact(), (
+        "run: python tests/trainers/make_table.py --write"
+    )
+
+
 def test_every_trainer_module_names_its_row_and_claims_something():
     for path in make_table.MODULES:
         if path.name.startswith("test_compat"):

@@ -113,6 +113,11 @@ def test_step_is_deterministic(setup, metrics):
 @SETTINGS
 @given(setups(), metrics_st, st.integers(0, 60))
 def test_json_round_trip_mid_run_resumes_identically(setup, metrics, cut):
+    assert_strict_json_resume_is_exact(setup, metrics, cut)
+
+
+def assert_strict_json_resume_is_exact(setup, metrics, cut):
+    """Saved through strict JSON after `cut` steps, config and state resume the run exactly."""
     config, lrs = setup
     cut = min(cut, len(metrics))
     uninterrupted = simulate(metrics, config, lrs)
@@ -253,14 +258,4 @@ def test_torchs_rel_does_not_mirror():
 @SETTINGS
 @given(beyond_setups(), metrics_st, st.integers(0, 60))
 def test_json_round_trip_mid_run_resumes_identically_beyond_torch(setup, metrics, cut):
-    config, lrs = setup
-    cut = min(cut, len(metrics))
-    uninterrupted = simulate(metrics, config, lrs)
-    state = init(lrs, config) if cut == 0 else uninterrupted[cut - 1]
-    state = PlateauState.from_dict(json.loads(json.dumps(state.to_dict(), allow_nan=False)))
-    config = PlateauConfig.from_dict(json.loads(json.dumps(config.to_dict(), allow_nan=False)))
-    resumed = []
-    for metric in metrics[cut:]:
-        state, _ = step(state, metric, config)
-        resumed.append(state)
-    assert resumed == uninterrupted[cut:]
+    assert_strict_json_resume_is_exact(setup, metrics, cut)

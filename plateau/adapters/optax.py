@@ -42,7 +42,7 @@ import attrs
 
 import plateau
 from plateau._checks import check_non_negative, got
-from plateau._core import changed
+from plateau._core import _as_tuple, changed
 
 try:
     import jax
@@ -238,9 +238,7 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
         >>> get_lrs(set_lrs(tx.init(jnp.zeros(2)), [0.25]))
         (0.25,)
     """
-    items: Sequence[object] = (
-        lrs if isinstance(lrs, Sequence) and not isinstance(lrs, (str, bytes)) else (lrs,)
-    )
+    items = _as_tuple(lrs)  # one lr or a sequence, read as plateau.init reads them
     new = [check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items)]
     leaves, treedef, where = _locate(opt_state)
     if len(new) != len(where):

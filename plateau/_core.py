@@ -382,7 +382,7 @@ class PlateauState:
         if type(best) is str and best in ("inf", "-inf"):
             best = float(best)
         mean = fields.get("accumulated_mean")
-        if mean in _NONFINITE_TEXT:
+        if type(mean) is str and mean in _NONFINITE_TEXT:  # `in` alone would compare arrays
             fields["accumulated_mean"] = float(mean)
         decision = fields["decision"]
         choices = [d.value for d in Decision]

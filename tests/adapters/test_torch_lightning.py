@@ -84,7 +84,7 @@ def loader():
     return torch.utils.data.DataLoader(data, batch_size=8)
 
 
-def fit(scheduler_cls, max_epochs=EPOCHS, ckpt_path=None, checkpoint_dir=None):
+def fit(scheduler_cls, max_epochs=EPOCHS, ckpt_path=None, checkpoint_dir=None, module_cls=None):
     """Train; return the module (with its per-epoch lrs) and the trainer."""
     callbacks = []
     if checkpoint_dir is not None:
@@ -104,7 +104,7 @@ def fit(scheduler_cls, max_epochs=EPOCHS, ckpt_path=None, checkpoint_dir=None):
         callbacks=callbacks,
         num_sanity_val_steps=0,
     )
-    module = ScriptedModule(scheduler_cls)
+    module = (module_cls or ScriptedModule)(scheduler_cls)
     trainer.fit(module, loader(), loader(), ckpt_path=ckpt_path)
     return module, trainer
 
@@ -209,3 +209,62 @@ def test_exhausted_stops_a_real_fit():
     assert list(module.lrs) == list(range(7))  # epochs 0..6 trained, then stopped
     assert scheduler.exhausted and scheduler.state.decision is plateau.Decision.AT_FLOOR
     assert scheduler.state.last_epoch == 7 and scheduler.get_last_lr() == [0.025]
+
+
+# --- warmup, then the plateau (issue 11; Lightning #10759) ----------------------------
+
+WARMUP = {"warmup_epochs": 3, "warmup_start_factor": 0.1}
+# NaN during warmup: not observed. Then the plateau of VAL_LOSSES from epoch 3 on.
+WARMUP_LOSSES = [5.0, float("nan"), 4.0, *VAL_LOSSES[3:]]
+
+
+class WarmupModule(ScriptedModule):
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", torch.tensor(WARMUP_LOSSES[self.current_epoch]))
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+        scheduler = ReduceLROnPlateau(optimizer, **KWARGS, **WARMUP)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler, "monitor": "val_loss"}
+
+
+def fit_warmup(**kwargs):
+    return fit(ReduceLROnPlateau, module_cls=WarmupModule, **kwargs)
+
+
+def core_lrs(script):
+    """The lr of each epoch and the last, by the pure core: init's lr, then after each step."""
+    config = plateau.PlateauConfig(**KWARGS, **WARMUP)
+    logged = [float(torch.tensor(v)) for v in script]  # as logged: float32
+    return [
+        plateau.init(0.1, config).lrs[0],
+        *(s.lrs[0] for s in plateau.simulate(logged, config, 0.1)),
+    ]
+
+
+def test_lightning_fit_with_warmup_then_plateau():
+    module, trainer = fit_warmup()
+    lrs = history(module, trainer)
+    assert lrs == core_lrs(WARMUP_LOSSES)
+    # Not vacuous: the ramp 0.01 -> 0.1 over three epochs (epoch 0 trains at 0.1 * 0.1),
+    # then the plateau's cuts, down to min_lr.
+    assert lrs[:4] == pytest.approx([0.01, 0.04, 0.07, 0.1]) and lrs[3] == 0.1
+    assert lrs[-1] == KWARGS["min_lr"] and len(set(lrs[4:])) >= 3
+
+
+@pytest.mark.parametrize("resume_after", [1, 6], ids=["mid-warmup", "after-warmup"])
+def test_lightning_resume_with_warmup_from_ckpt_path(tmp_path, resume_after):
+    """ckpt_path mid-warmup and after it: the restored schedule carries on, as the core does.
+
+    As without warmup (above), Lightning's epoch-k checkpoint holds the schedule after
+    epochs 0..k-1, and the resumed fit trains from epoch k+1: so the resumed run is the
+    core's run on the losses without epoch k's.
+    """
+    fit_warmup(checkpoint_dir=tmp_path)
+    module, trainer = fit_warmup(ckpt_path=tmp_path / f"epoch={resume_after}.ckpt")
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert module.at_start["last_epoch"] == resume_after
+    assert list(module.lrs) == list(range(resume_after + 1, EPOCHS))
+    skipped = WARMUP_LOSSES[:resume_after] + WARMUP_LOSSES[resume_after + 1 :]
+    assert history(module, trainer) == core_lrs(skipped)[resume_after:]
+    assert scheduler.state.last_epoch == EPOCHS - 1

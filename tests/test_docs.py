@@ -30,6 +30,7 @@ RUN = {
     "torch": ("docs/torch.md", "# Coming from PyTorch"),
     "lightning": ("docs/torch.md", "## Lightning"),
     "torch_warmup": ("docs/torch.md", "## Warmup"),
+    "core_base": ("docs/semantics.md", "## Base schedules"),
     "keras": ("docs/keras.md", "# Keras 3"),
     "optax": ("docs/optax.md", "# JAX / optax"),
 }
@@ -158,6 +159,12 @@ def test_torch_drop_in_prints_what_the_pages_say(tmp_path):
     for page, heading in [RUN["torch"], ("README.md", "### PyTorch")]:
         claim = re.search(r"The fourth line printed is `(.*?)`", one_line(section(page, heading)))
         assert claim and out[3] == claim.group(1), page
+
+
+def test_core_base_schedule_example_prints_what_the_page_says(tmp_path):
+    out = run(first_python_block(*RUN["core_base"]), tmp_path).splitlines()
+    claim = re.search(r"It prints `(.*?)` and then\s+`(.*?)`", section(*RUN["core_base"]))
+    assert claim and out[5:7] == list(claim.groups())
 
 
 def test_torch_warmup_example_prints_what_the_page_says(tmp_path):

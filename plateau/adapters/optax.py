@@ -1,17 +1,34 @@
-"""Drive the learning rate of an ``optax.inject_hyperparams`` optimizer from the host.
+"""Drive the learning rate of an optax optimizer from the host.
 
 The plateau decision is made by :func:`plateau.step` on the host, once per epoch,
-between jitted training steps. This module only finds the injected learning
-rates inside an optax state, reads them, and writes new ones back without
-touching their dtype, shape or weak type, so a jitted update is never retraced.
+between jitted training steps. This module only finds the learning rates inside
+an optax state, reads them, and writes new ones back without touching their
+dtype, shape or weak type, so a jitted update is never retraced.
 
-Where the lrs are found: every ``InjectStatefulHyperparamsState`` (or the older
-``InjectHyperparamsState``) whose ``hyperparams`` has a ``"learning_rate"``,
-anywhere in the state: inside ``optax.chain``, ``optax.named_chain``,
-``optax.multi_transform`` / ``optax.partition``, ``optax.masked`` and the like.
-The order is ``jax.tree_util``'s flattening order, depth first (``named_chain``
-in insertion order, ``multi_transform``'s groups by sorted label; an injected
-state before those nested in its ``inner_state``). :func:`lr_paths` names each.
+What the plateau drives, its "lrs", are one of two kinds:
+
+- the ``learning_rate`` of every ``InjectStatefulHyperparamsState`` (or the
+  older ``InjectHyperparamsState``), a constant lr injected with
+  ``optax.inject_hyperparams``;
+- the scale of every :func:`scale_by_plateau` state, chained after the
+  optimizer, ``optax.chain(optax.adam(schedule), scale_by_plateau())``: a
+  plateau over any optax schedule. The state's lrs are then the *scale*
+  (start 1.0, reference 1.0; ``min_lr`` is optax's ``min_scale``) and the
+  effective lr is ``schedule(count) * scale``, the core's
+  :func:`plateau.scale_base` rule at reference 1.0 (see "Base schedules" in
+  ``plateau._core``), applied in the graph to the updates.
+
+An opt_state holding both a plateau scale and a constant injected lr is refused
+as ambiguous (both would be cut); an injected lr driven by a schedule cannot be
+set (optax recomputes it at every update) and is left to its schedule when a
+plateau scale is present.
+
+They are found anywhere in the state: inside ``optax.chain``,
+``optax.named_chain``, ``optax.multi_transform`` / ``optax.partition``,
+``optax.masked`` and the like. The order is ``jax.tree_util``'s flattening order,
+depth first (``named_chain`` in insertion order, ``multi_transform``'s groups by
+sorted label; an injected state before those nested in its ``inner_state``).
+:func:`lr_paths` names each.
 
 The optimizer owns the learning rates (the core's ownership rule): :func:`step`
 reads them from `opt_state` (one device-to-host transfer), so an lr set by hand
@@ -20,13 +37,18 @@ back the ones that changed. Each is stored in its array's dtype (float32 by
 default, so 1e-3 reads as 0.0010000000474974513), and the returned state records
 the lrs as stored.
 
+Start with :func:`start`, which returns ``(plateau_state, opt_state)``: with a
+warmup (``config.warmup_epochs``) the first epoch trains at ``lr *
+warmup_start_factor``, so that lr must be in `opt_state` before the first update.
+:func:`init` returns the plateau state alone, and refuses a warmup config.
+
 Example:
     >>> import jax.numpy as jnp, optax, plateau
     >>> from plateau.adapters import optax as plateau_optax
     >>> tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5)
     >>> opt_state = tx.init({"w": jnp.zeros(3)})
     >>> config = plateau.PlateauConfig(patience=0, factor=0.5)
-    >>> state = plateau_optax.init(opt_state, config)
+    >>> state, opt_state = plateau_optax.start(opt_state, config)
     >>> for val_loss in [1.0, 2.0]:  # one validation loss per epoch
     ...     state, opt_state = plateau_optax.step(state, val_loss, config, opt_state)
     >>> plateau_optax.get_lrs(opt_state), state.decision.value
@@ -36,7 +58,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, SupportsFloat
+from typing import Any, NamedTuple, SupportsFloat
 
 import attrs
 
@@ -54,33 +76,149 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax/opta
         "plateau.adapters.optax requires optax; install 'plateau-lr[optax]'", name="optax"
     ) from exc
 
-__all__ = ["get_lrs", "init", "lr_paths", "set_lrs", "step"]
+__all__ = [
+    "ScaleByPlateauState",
+    "get_lrs",
+    "init",
+    "lr_paths",
+    "scale_by_plateau",
+    "set_lrs",
+    "start",
+    "step",
+]
 
 _LR = "learning_rate"
 _INJECTED = (optax.InjectStatefulHyperparamsState, optax.InjectHyperparamsState)
+_SCALE_BY_PLATEAU = (
+    "chain plateau_optax.scale_by_plateau() after the optimizer, "
+    "e.g. optax.chain(optax.adam(schedule), plateau_optax.scale_by_plateau())"
+)
 _NO_LR = (
-    "holds no injectable learning rate; wrap the optimizer with optax.inject_hyperparams, "
-    "e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), and pass its state"
+    "holds no injectable learning rate and no plateau scale; wrap the optimizer with "
+    "optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), "
+    f"or, to keep a schedule, {_SCALE_BY_PLATEAU}; and pass its state"
 )
 
 
-def _is_injected(node: object) -> bool:
-    return isinstance(node, _INJECTED)
+class ScaleByPlateauState(NamedTuple):
+    """The state of :func:`scale_by_plateau`: the plateau's scale on the updates."""
+
+    scale: Any
+    """A 0-d float array (held in flax nnx's own container inside an nnx.Optimizer)."""
 
 
-def _nodes(tree: Any) -> list[Any]:
-    """Every injected state holding a learning rate, in the module's order."""
+def scale_by_plateau() -> optax.GradientTransformationExtraArgs:
+    """Multiply the updates by a scale that :func:`step` sets from the host.
+
+    A plateau over any optax schedule: chain it after the optimizer, as
+    ``optax.contrib.reduce_on_plateau`` is chained, and the effective lr is
+    ``schedule(count) * scale``. The scale is what :func:`get_lrs` reads and
+    :func:`step` cuts; it starts at 1.0, so until the first cut the updates are the
+    schedule's exactly. It is an array leaf of the state in the parameters' lowest
+    float dtype (reduce_on_plateau's choice, so the two multiply alike), and the
+    update is ``scale * update`` for each leaf, traced once however often it is cut.
+
+    Example:
+        >>> import jax.numpy as jnp, optax, plateau
+        >>> schedule = optax.cosine_decay_schedule(0.1, decay_steps=100)
+        >>> tx = optax.chain(optax.sgd(schedule), scale_by_plateau())
+        >>> opt_state = tx.init({"w": jnp.zeros(2)})
+        >>> config = plateau.PlateauConfig(patience=0, factor=0.5)
+        >>> state, opt_state = start(opt_state, config)
+        >>> state, opt_state = step(state, 1.0, config, opt_state)
+        >>> state, opt_state = step(state, 2.0, config, opt_state)
+        >>> get_lrs(opt_state)  # the scale
+        (0.5,)
+        >>> updates, _ = tx.update({"w": jnp.ones(2)}, opt_state)
+        >>> updates["w"].tolist()  # -schedule(0) * 1.0 * scale
+        [-0.05000000074505806, -0.05000000074505806]
+    """
+
+    def init_fn(params: Any) -> ScaleByPlateauState:
+        floats = [leaf for leaf in jax.tree.leaves(params) if _float_dtype(jnp.result_type(leaf))]
+        dtype = optax.tree.dtype(floats, "lowest") if floats else jnp.float32
+        return ScaleByPlateauState(scale=jnp.asarray(1.0, dtype))
+
+    def update_fn(
+        updates: Any, state: ScaleByPlateauState, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, ScaleByPlateauState]:
+        del params, extra_args
+        scale = state.scale
+        return jax.tree.map(lambda update: scale * update, updates), state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+_NODES = (*_INJECTED, ScaleByPlateauState)
+
+
+def _is_node(node: object) -> bool:
+    return isinstance(node, _NODES)
+
+
+def _is_scale(node: object) -> bool:
+    return isinstance(node, ScaleByPlateauState)
+
+
+def _scheduled(node: Any) -> bool:
+    return not _is_scale(node) and _LR in getattr(node, "hyperparams_states", {})
+
+
+def _entries(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(path, state) of every injected lr and every plateau scale, in the module's order."""
     found = []
-    for leaf in jax.tree_util.tree_leaves(tree, is_leaf=_is_injected):
-        if _is_injected(leaf):
-            if _LR in leaf.hyperparams:
-                found.append(leaf)
-            found += _nodes(leaf.inner_state)
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_node)
+    for key_path, node in flat:
+        if _is_node(node):
+            path = prefix + jax.tree_util.keystr(key_path)
+            if _is_scale(node):
+                found.append((path, node))
+                continue
+            if _LR in node.hyperparams:
+                found.append((path, node))
+            found += _entries(node.inner_state, path + ".inner_state")
     return found
+
+
+def _targets(opt_state: Any) -> list[tuple[str, Any]]:
+    """(path, state) of the lrs the plateau drives: the plateau scales if any, else the lrs.
+
+    Raises:
+        TypeError: neither kind, or a plateau scale next to a constant injected lr.
+    """
+    entries = _entries(opt_state)
+    if not entries:
+        raise TypeError(f"opt_state ({type(opt_state).__name__}) {_NO_LR}")
+    scales = [(path, node) for path, node in entries if _is_scale(node)]
+    if not scales:
+        return entries
+    constant = [path for path, node in entries if not _is_scale(node) and not _scheduled(node)]
+    if constant:
+        # Both would be cut, or one would be left alone: neither reading is safe.
+        raise TypeError(
+            f"opt_state holds a plateau scale (at opt_state{scales[0][0]}) and a constant "
+            f"injected learning rate (at opt_state{constant[0]}), which is ambiguous: drive "
+            "one of them; drop inject_hyperparams to cut the scale, or scale_by_plateau() "
+            "to cut the lr"
+        )
+    return scales
+
+
+def _value(node: Any) -> Any:
+    return node.scale if _is_scale(node) else node.hyperparams[_LR]
+
+
+def _what(node: Any) -> str:
+    return "plateau scale" if _is_scale(node) else "learning rate"
 
 
 def lr_paths(opt_state: Any) -> tuple[str, ...]:
     """Where each lr of :func:`get_lrs` lives in `opt_state`, as ``jax.tree_util.keystr`` paths.
+
+    Each names an injected state, or a :class:`ScaleByPlateauState`; none: ``()``.
+
+    Raises:
+        TypeError: a plateau scale next to a constant injected lr (ambiguous).
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -88,22 +226,14 @@ def lr_paths(opt_state: Any) -> tuple[str, ...]:
         >>> lr_paths(tx.init(jnp.zeros(2)))
         ('[1]',)
     """
-
-    def walk(tree: Any, prefix: str) -> list[str]:
-        paths = []
-        flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_injected)
-        for key_path, leaf in flat:
-            if _is_injected(leaf):
-                path = prefix + jax.tree_util.keystr(key_path)
-                paths += [path] if _LR in leaf.hyperparams else []
-                paths += walk(leaf.inner_state, path + ".inner_state")
-        return paths
-
-    return tuple(walk(opt_state, ""))
+    if not _entries(opt_state):
+        return ()
+    return tuple(path for path, _ in _targets(opt_state))
 
 
 def _where(opt_state: Any, index: int) -> str:
-    return "opt_state" + lr_paths(opt_state)[index]
+    path, node = _targets(opt_state)[index]
+    return f"the {_what(node)} at opt_state{path}"
 
 
 # An epoch's step at 100 lrs must cost about one jitted update, so the search for
@@ -116,7 +246,8 @@ def _locate(opt_state: Any) -> tuple[list[Any], Any, tuple[int, ...]]:
     """The leaves and treedef of `opt_state` and where its settable lrs are among them.
 
     Raises:
-        TypeError: no injected lr, or one driven by a schedule or of an integer dtype.
+        TypeError: no lr, an ambiguous pair, an injected lr driven by a schedule, or
+            one of an integer dtype.
     """
     leaves, treedef = jax.tree_util.tree_flatten(opt_state)
     found = _LOCATED.get(treedef)
@@ -131,33 +262,36 @@ def _locate(opt_state: Any) -> tuple[list[Any], Any, tuple[int, ...]]:
         dtype = getattr(leaves[index], "dtype", None)
         if dtype is not None and not _float_dtype(dtype):
             raise TypeError(
-                f"the learning rate at {_where(opt_state, i)} has dtype {dtype}, which "
-                "cannot hold a reduced lr; inject it as a float"
+                f"{_where(opt_state, i)} has dtype {dtype}, which cannot hold a reduced "
+                "lr; inject it as a float"
             )
     return leaves, treedef, found
 
 
 def _search(opt_state: Any) -> tuple[int, ...] | TypeError:
-    nodes, paths = _nodes(opt_state), lr_paths(opt_state)
-    if not nodes:
-        return TypeError(f"opt_state ({type(opt_state).__name__}) {_NO_LR}")
-    for node, path in zip(nodes, paths, strict=True):
-        if _LR in getattr(node, "hyperparams_states", {}):
+    try:
+        targets = _targets(opt_state)
+    except TypeError as exc:
+        return exc
+    for path, node in targets:
+        if _scheduled(node):
             return TypeError(
                 f"the learning rate at opt_state{path} is driven by a schedule, which "
                 "overwrites it at every update; pass a constant learning_rate to "
-                "optax.inject_hyperparams so plateau can set it"
+                f"optax.inject_hyperparams so plateau can set it, or, to keep the "
+                f"schedule, {_SCALE_BY_PLATEAU}"
             )
     leaf_paths = [
         jax.tree_util.keystr(key_path)
         for key_path, _ in jax.tree_util.tree_flatten_with_path(opt_state)[0]
     ]
     found = []
-    for path in paths:
-        # The lr is one leaf, at the hyperparameter itself or, when a container such as
-        # flax nnx's OptArray holds it, inside it: the container is then rebuilt around
-        # the new value, so its type survives a cut and nnx.jit does not retrace.
-        lr_path = f"{path}.hyperparams['{_LR}']"
+    for path, node in targets:
+        # The lr is one leaf, at the hyperparameter (or scale) itself or, when a
+        # container such as flax nnx's OptArray holds it, inside it: the container is
+        # then rebuilt around the new value, so its type survives a cut and nnx.jit
+        # does not retrace.
+        lr_path = path + (".scale" if _is_scale(node) else f".hyperparams['{_LR}']")
         inside = [
             i
             for i, leaf_path in enumerate(leaf_paths)
@@ -165,8 +299,8 @@ def _search(opt_state: Any) -> tuple[int, ...] | TypeError:
         ]
         if len(inside) != 1:
             return TypeError(
-                f"the learning rate at opt_state{path} holds {len(inside)} arrays; "
-                "inject a single number"
+                f"the {_what(node)} at opt_state{path} holds {len(inside)} arrays; "
+                "it must be a single number"
             )
         found.append(inside[0])
     return tuple(found)
@@ -182,11 +316,15 @@ def _float_dtype(dtype: Any) -> bool:
 
 
 def get_lrs(opt_state: Any) -> tuple[float, ...]:
-    """The injected learning rates of `opt_state` as Python floats, in the module's order.
+    """The lrs the plateau drives in `opt_state`, as Python floats, in the module's order.
+
+    The plateau scales of :func:`scale_by_plateau` if there are any, else the
+    injected learning rates (read even when a schedule drives them).
 
     Raises:
-        TypeError: `opt_state` holds no injected ``learning_rate``.
-        ValueError: an injected learning rate holds more than one number.
+        TypeError: `opt_state` holds neither, or a plateau scale next to a constant
+            injected lr.
+        ValueError: a learning rate holds more than one number.
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -194,10 +332,7 @@ def get_lrs(opt_state: Any) -> tuple[float, ...]:
         >>> get_lrs(tx.init(jnp.zeros(2)))
         (0.5,)
     """
-    nodes = _nodes(opt_state)
-    if not nodes:
-        raise TypeError(f"opt_state ({type(opt_state).__name__}) {_NO_LR}")
-    return _read(opt_state, [node.hyperparams[_LR] for node in nodes])
+    return _read(opt_state, [_value(node) for _, node in _targets(opt_state)])
 
 
 def _read(opt_state: Any, stored: list[Any]) -> tuple[float, ...]:
@@ -206,8 +341,7 @@ def _read(opt_state: Any, stored: list[Any]) -> tuple[float, ...]:
     for i, value in enumerate(map(np.asarray, stored)):
         if getattr(value, "size", 1) != 1:
             raise ValueError(
-                f"the learning rate at {_where(opt_state, i)} must be a single number, "
-                f"got shape {value.shape}"
+                f"{_where(opt_state, i)} must be a single number, got shape {value.shape}"
             )
         lrs.append(float(value.reshape(()) if hasattr(value, "reshape") else value))
     return tuple(lrs)
@@ -221,14 +355,14 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
     other leaf is shared, not copied.
 
     Args:
-        opt_state: A state holding injected learning rates.
-        lrs: One lr per injected learning rate, in :func:`get_lrs`'s order; a
-            single number is accepted when there is exactly one.
+        opt_state: A state holding injected learning rates or plateau scales.
+        lrs: One lr per lr of :func:`get_lrs`, in its order; a single number is
+            accepted when there is exactly one.
 
     Raises:
-        TypeError: no injected ``learning_rate`` in `opt_state`, one driven by a
-            schedule or of an integer dtype (it cannot be set), or an lr that is not
-            a real number.
+        TypeError: no lr in `opt_state`, a plateau scale next to a constant injected
+            lr, an injected lr driven by a schedule or one of an integer dtype (it
+            cannot be set), or an lr that is not a real number.
         ValueError: a negative or non-finite lr, or a count different from
             `opt_state`'s.
 
@@ -243,8 +377,9 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
     leaves, treedef, where = _locate(opt_state)
     if len(new) != len(where):
         raise ValueError(
-            f"'lrs' has {len(new)} values but opt_state holds {len(where)} injected "
-            f"learning rates (at {', '.join('opt_state' + p for p in lr_paths(opt_state))})"
+            f"'lrs' has {len(new)} values but opt_state holds {len(where)} "
+            f"{_what(_targets(opt_state)[0][1])}s "
+            f"(at {', '.join('opt_state' + p for p in lr_paths(opt_state))})"
         )
     return _write(leaves, treedef, where, dict(enumerate(new)))
 
@@ -269,13 +404,67 @@ def _fill(olds: list[Any], lrs: list[float]) -> list[Any]:
     return [jax.lax.full_like(old, lr) for old, lr in zip(olds, lrs, strict=True)]
 
 
-def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
-    """The plateau state starting from `opt_state`'s learning rates, as stored.
+def _commit(
+    new_state: plateau.PlateauState,
+    read: tuple[float, ...],
+    leaves: list[Any],
+    treedef: Any,
+    where: tuple[int, ...],
+    opt_state: Any,
+) -> tuple[plateau.PlateauState, Any]:
+    """Write `new_state`'s lrs that differ from `read`; the state records them as stored."""
+    lrs = new_state.lrs
+    writes = dict(changed(read, lrs))
+    if not writes:
+        return new_state, opt_state
+    # Record the lrs as the arrays store them (rounded to their dtype), computed on the host.
+    stored = list(lrs)
+    for i, lr in writes.items():
+        old = leaves[where[i]]
+        stored[i] = float(np.asarray(lr, dtype=old.dtype)) if hasattr(old, "dtype") else lr
+    return attrs.evolve(new_state, lrs=tuple(stored)), _write(leaves, treedef, where, writes)
+
+
+def start(opt_state: Any, config: plateau.PlateauConfig) -> tuple[plateau.PlateauState, Any]:
+    """The plateau state from `opt_state`'s lrs, and `opt_state` holding the first epoch's lrs.
+
+    Use it before the first update, whatever the config: with a warmup
+    (``config.warmup_epochs``) the first epoch trains at ``lr *
+    warmup_start_factor``, which is written here (``(plateau_state, opt_state)``
+    as :func:`step` returns them); without one `opt_state` is returned as is.
+    Under :func:`scale_by_plateau` the lr is the scale, so a warmup ramps the
+    scale from ``warmup_start_factor`` to 1.0 over the schedule.
 
     Raises:
-        TypeError: no settable injected ``learning_rate`` in `opt_state` (see
-            :func:`set_lrs`), or `config` is not a PlateauConfig.
+        TypeError: no settable lr in `opt_state` (see :func:`set_lrs`), or `config`
+            is not a PlateauConfig.
         ValueError: a per-lr ``min_lr`` whose length differs from the lr count.
+
+    Example:
+        >>> import jax.numpy as jnp, optax, plateau
+        >>> tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5)
+        >>> config = plateau.PlateauConfig(warmup_epochs=2, warmup_start_factor=0.5)
+        >>> state, opt_state = start(tx.init(jnp.zeros(2)), config)
+        >>> state.lrs, get_lrs(opt_state), state.base_lrs
+        ((0.25,), (0.25,), (0.5,))
+    """
+    leaves, treedef, where = _locate(opt_state)
+    read = _read(opt_state, [leaves[i] for i in where])
+    return _commit(plateau.init(read, config), read, leaves, treedef, where, opt_state)
+
+
+def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
+    """The plateau state starting from `opt_state`'s lrs, as stored; no warmup.
+
+    :func:`start` does the same and also returns the `opt_state` to train with; use
+    it for a warmup config, which this function refuses (it cannot put the first
+    epoch's lrs into `opt_state`).
+
+    Raises:
+        TypeError: no settable lr in `opt_state` (see :func:`set_lrs`), or `config`
+            is not a PlateauConfig.
+        ValueError: a config with ``warmup_epochs`` > 0, or a per-lr ``min_lr`` whose
+            length differs from the lr count.
 
     Example:
         >>> import jax.numpy as jnp, optax, plateau
@@ -283,6 +472,14 @@ def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
         >>> init(tx.init(jnp.zeros(2)), plateau.PlateauConfig()).lrs
         (0.5,)
     """
+    if isinstance(config, plateau.PlateauConfig) and config.warmup_epochs:
+        # The first epoch would silently train at the lr, not at lr * start factor.
+        raise ValueError(
+            f"'config' has warmup_epochs={config.warmup_epochs}: the first epoch must train "
+            f"at lr * warmup_start_factor ({config.warmup_start_factor!r}), which init "
+            "cannot write into opt_state; use "
+            "'plateau_state, opt_state = plateau_optax.start(opt_state, config)'"
+        )
     leaves, _, where = _locate(opt_state)
     return plateau.init(_read(opt_state, [leaves[i] for i in where]), config)
 
@@ -300,24 +497,23 @@ def step(
     (see :func:`set_lrs`).
 
     Args:
-        plateau_state: From :func:`init` or the previous :func:`step`.
+        plateau_state: From :func:`start` or the previous :func:`step`.
         metric: A real number or a one-element jax array (read once to the host).
         config: The schedule's config.
         opt_state: The optimizer state the lrs live in.
 
     Raises:
         TypeError: `plateau_state` is not a PlateauState, `metric` is a tracer
-            (``step`` was called inside ``jax.jit``), no settable injected
-            ``learning_rate`` in `opt_state`, or anything :func:`plateau.step` raises.
+            (``step`` was called inside ``jax.jit``), no settable lr in `opt_state`
+            (see :func:`set_lrs`), or anything :func:`plateau.step` raises.
         ValueError: anything :func:`plateau.step` raises (e.g. a per-lr ``min_lr``
             that does not fit the lrs `opt_state` holds).
 
     Example:
         >>> import jax.numpy as jnp, optax, plateau
         >>> tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5)
-        >>> opt_state = tx.init(jnp.zeros(2))
         >>> config = plateau.PlateauConfig(patience=0, factor=0.5)
-        >>> state = init(opt_state, config)
+        >>> state, opt_state = start(tx.init(jnp.zeros(2)), config)
         >>> state, opt_state = step(state, jnp.float32(1.0), config, opt_state)
         >>> state, opt_state = step(state, jnp.float32(1.5), config, opt_state)
         >>> get_lrs(opt_state)
@@ -332,13 +528,5 @@ def step(
         )
     leaves, treedef, where = _locate(opt_state)
     read = _read(opt_state, [leaves[i] for i in where])
-    new_state, lrs = plateau.step(plateau_state, metric, config, read)
-    writes = dict(changed(read, lrs))
-    if not writes:
-        return new_state, opt_state
-    # Record the lrs as the arrays store them (rounded to their dtype), computed on the host.
-    stored = list(lrs)
-    for i, lr in writes.items():
-        old = leaves[where[i]]
-        stored[i] = float(np.asarray(lr, dtype=old.dtype)) if hasattr(old, "dtype") else lr
-    return attrs.evolve(new_state, lrs=tuple(stored)), _write(leaves, treedef, where, writes)
+    new_state, _ = plateau.step(plateau_state, metric, config, read)
+    return _commit(new_state, read, leaves, treedef, where, opt_state)

@@ -33,6 +33,7 @@ RUN = {
     "core_base": ("docs/semantics.md", "## Base schedules"),
     "keras": ("docs/keras.md", "# Keras 3"),
     "optax": ("docs/optax.md", "# JAX / optax"),
+    "optax_base": ("docs/optax.md", "## Warmup and base schedules"),
 }
 # The README's one example per framework is its docs page's, character for character.
 README_COPIES = {
@@ -198,6 +199,20 @@ def test_optax_example_runs(tmp_path):
     pytest.importorskip("optax")
     out = run(first_python_block(*RUN["optax"]), tmp_path)
     assert "reduced" in out
+
+
+@pytest.mark.slow
+def test_optax_base_schedule_example_prints_what_the_page_says(tmp_path):
+    pytest.importorskip("optax")
+    lines = run(first_python_block(*RUN["optax_base"]), tmp_path).splitlines()
+    prose = one_line(section(*RUN["optax_base"]))
+    first = re.search(r"The first line printed is `(.*?)`", prose)
+    assert first and lines[0] == first.group(1)
+    cut = re.search(r"\(`reduced` at epochs (\d+), (\d+) and (\d+)\)", prose)
+    assert cut and [int(e) for e in cut.groups()] == [
+        int(line.split()[0]) for line in lines if line.endswith(" reduced")
+    ]
+    assert [line.split()[1] for line in lines[:3]] == ["scale=0.25", "scale=0.625", "scale=1"]
 
 
 # What the pages quote ---------------------------------------------------------------

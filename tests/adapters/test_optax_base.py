@@ -9,10 +9,6 @@ test builds few jitted programs (XLA's CPU compiler tires after some hundreds).
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -450,33 +446,3 @@ def test_the_scale_takes_the_params_lowest_float_dtype_as_reduce_on_plateau_does
     reference = optax.contrib.reduce_on_plateau().init({"a": params["a"], "b": params["b"]})
     assert scale.dtype == reference.scale.dtype == jnp.bfloat16
     assert plateau_optax.scale_by_plateau().init({"n": params["n"]}).scale.dtype == jnp.float32
-
-
-# --- the docs' example ---------------------------------------------------------------------
-
-
-def test_the_docs_example_runs_and_prints_what_the_page_says(tmp_path):
-    """docs/optax.md's "Warmup and base schedules" example, run as a reader would run it."""
-    text = (ROOT / "docs" / "optax.md").read_text()
-    section = text.split("\n## Warmup and base schedules\n", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    # The plateau under test, wherever the test runs from (the example runs in tmp_path).
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": path},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    prose = " ".join(section.split())
-    first = re.search(r"The first line printed is `(.*?)`", prose)
-    assert first and lines[0] == first.group(1)
-    cut = re.search(r"\(`reduced` at epochs (\d+), (\d+) and (\d+)\)", prose)
-    assert cut and [int(e) for e in cut.groups()] == [
-        int(line.split()[0]) for line in lines if line.endswith(" reduced")
-    ]
-    assert [line.split()[1] for line in lines[:3]] == ["scale=0.25", "scale=0.625", "scale=1"]

@@ -9,7 +9,6 @@ test builds few jitted programs (XLA's CPU compiler tires after some hundreds).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +22,6 @@ import numpy as np
 import optax
 
 from plateau.adapters import optax as plateau_optax
-
-ROOT = Path(__file__).parents[2]
 
 
 def linear_problem(seed: int = 0):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -349,6 +350,32 @@ def test_warmup_over_a_schedule_ramps_the_scale():
     states = core_states(history["val_mse"], config_of(**WARMUP), 1.0)
     assert [s.lrs[0] for s in states[:4]] == [0.25, 0.5, 0.75, 1.0]
     assert_trained_at(recorder.p, scheduled_lrs(schedule, states))
+
+
+def test_warmup_resolves_an_auto_mode_at_train_begin():
+    callback = ReduceLROnPlateau(**{**ARGS, "mode": "auto"}, **WARMUP)
+    assert callback.config is None  # val_mse: Keras's direction comes from the model
+    seen = []
+
+    class AtTrainBegin(keras.callbacks.Callback):  # runs after ours, before any epoch
+        def on_train_begin(self, logs=None):
+            seen.append((callback.config, float(self.model.optimizer.learning_rate)))
+
+    fit(make_model(0.2, keras.Sequential), [callback, AtTrainBegin()], epochs=1)
+    assert seen == [(config_of(**WARMUP), f32(f32(0.2) * 0.25))]
+
+
+def test_the_docs_example_prints_what_the_page_says(tmp_path):
+    """docs/keras.md's "Warmup and base schedules" example, run as written."""
+    from test_docs import first_python_block, one_line, run, section
+
+    where = ("docs/keras.md", "## Warmup and base schedules")
+    out = run(first_python_block(*where), tmp_path).splitlines()
+    claim = re.search(
+        r"The first line printed is `(.*?)`,\s+the second `(.*?)`, the last `(.*?)`",
+        one_line(section(*where)),
+    )
+    assert claim and [out[0], out[1], out[-1]] == list(claim.groups())
 
 
 # --- bad input -------------------------------------------------------------------------

@@ -21,6 +21,14 @@ weights and the optimizer, not the callbacks' counters: give this callback the s
 With a ``keras.optimizers.MultiOptimizer`` the core holds one lr per sub-optimizer, in
 ``optimizer.optimizers`` order.
 
+Warmup (``warmup_epochs``, ``warmup_start_factor``) is the core's: ``plateau.init``'s lrs
+are written at train begin, so the first epoch trains at ``lr * warmup_start_factor``.
+An optimizer whose learning rate is a ``LearningRateSchedule`` is scaled, not set: at
+train begin its schedule is wrapped in a :class:`ScaledSchedule`, whose ``scale``
+variable holds the core's lr, as in optax's ``reduce_on_plateau`` (the reference is
+1.0, see "Base schedules" in the core's theory of operation): the optimizer trains at
+``schedule(iteration) * scale``, and ``min_lr`` is the smallest scale.
+
 Example:
     >>> import keras
     >>> from plateau.adapters.keras import ReduceLROnPlateau
@@ -37,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -47,8 +56,8 @@ from typing import Any
 import attrs
 
 import plateau
-from plateau import PlateauConfig, PlateauState
-from plateau._checks import got, show_keys, to_metric, within
+from plateau import Decision, PlateauConfig, PlateauState
+from plateau._checks import check_non_negative, got, show, show_keys, to_metric, within
 from plateau._config import OnNonFinite
 from plateau._core import changed
 from plateau._translate import f32, keras_mode
@@ -72,10 +81,96 @@ except ImportError as exc:  # pragma: no cover - exercised in subprocesses
         ) from exc
     raise
 
-__all__ = ["ReduceLROnPlateau"]
+__all__ = ["ReduceLROnPlateau", "ScaledSchedule"]
 
 _STATE_KEYS = frozenset({"config", "state"})
 _BACKUP_NAME = "plateau_state.json"
+_SCALE_NAME = "plateau_scale"
+_Schedule = keras.optimizers.schedules.LearningRateSchedule
+
+
+@keras.saving.register_keras_serializable(package="plateau")
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
+    """A ``LearningRateSchedule`` scaled by the plateau: ``schedule(step) * scale``.
+
+    :class:`ReduceLROnPlateau` installs it in place of an optimizer's schedule; its
+    ``scale`` is a float32 ``keras.Variable``, so a cut is an assignment that a
+    compiled train step reads without being traced again. ``scale`` is the core's
+    lr at the reference 1.0 (the core's ``scale_base``): while it is 1.0 the product
+    is the schedule's lr exactly, and below 1.0 it never exceeds it. It serializes
+    (``get_config`` / ``from_config``, registered as ``plateau>ScaledSchedule``) with
+    the scale's value, so a saved model reloads at the lr it was saved at once
+    ``plateau.adapters.keras`` is imported.
+
+    Args:
+        schedule: The ``keras.optimizers.schedules.LearningRateSchedule`` to scale
+            (not a ScaledSchedule: the plateau scales a schedule once).
+        scale: The starting scale (a float >= 0), or the float32 ``keras.Variable``
+            to hold it, e.g. one made by ``optimizer.add_variable``.
+
+    Raises:
+        TypeError: `schedule` is not a LearningRateSchedule or is a ScaledSchedule,
+            or `scale` is neither a real number nor a scalar float32 Variable.
+        ValueError: a negative or non-finite `scale`.
+
+    Example:
+        >>> import keras
+        >>> base = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+        >>> scaled = ScaledSchedule(base, 0.25)
+        >>> float(scaled(10)) == float(base(10)) * 0.25
+        True
+        >>> _ = scaled.scale.assign(1.0)  # what a cut assigns; a compiled step reads it
+        >>> float(scaled(10)) == float(base(10))
+        True
+        >>> type(ScaledSchedule.from_config(scaled.get_config()).schedule).__name__
+        'ExponentialDecay'
+    """
+
+    def __init__(self, schedule: Any, scale: float | Any = 1.0) -> None:
+        if isinstance(schedule, ScaledSchedule) or not isinstance(schedule, _Schedule):
+            raise TypeError(
+                "'schedule' must be a keras.optimizers.schedules.LearningRateSchedule other "
+                f"than a ScaledSchedule, got {type(schedule).__name__}"
+            )
+        if isinstance(scale, keras.Variable):
+            if tuple(scale.shape) != () or scale.dtype != "float32":
+                raise TypeError(
+                    f"'scale' must be a scalar float32 keras.Variable, got shape "
+                    f"{tuple(scale.shape)} and dtype {scale.dtype}"
+                )
+        else:
+            value = check_non_negative("scale", scale)
+            scale = keras.Variable(value, dtype="float32", trainable=False, name=_SCALE_NAME)
+        self.schedule = schedule
+        self.scale = scale
+
+    def __call__(self, step: Any) -> Any:
+        """The schedule's lr at `step` times the scale, in float32."""
+        lr = keras.ops.cast(self.schedule(step), "float32")
+        return keras.ops.multiply(lr, self.scale)
+
+    def get_config(self) -> dict[str, Any]:
+        """The schedule's serialized config and the scale's current value."""
+        return {
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "scale": float(self.scale.numpy()),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
+        """Rebuild from :meth:`get_config`'s output, with a new variable for the scale."""
+        schedule = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(schedule, config["scale"])
+
+
+@attrs.frozen
+class _Slot:
+    """Where one of the core's lrs lives: an optimizer's lr variable, or its schedule's scale."""
+
+    name: str  # the sub-optimizer's name; "" for a single optimizer
+    optimizer: Any
+    variable: Any  # the float32 keras.Variable that holds the core's number
+    scaled: bool  # True: the variable is a ScaledSchedule's scale, not the lr
 
 
 class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
@@ -91,7 +186,9 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             as Keras does; unresolvable is a ValueError there.
         min_delta: An improvement must beat best by more than ``abs(min_delta)``.
         cooldown: Epochs after a cut during which bad epochs are not counted (Keras's meaning).
-        min_lr: Floor of the lr.
+        min_lr: Floor of the lr. For an optimizer whose learning rate is a
+            ``LearningRateSchedule``, the floor of its scale (at most 1.0): the lr then
+            never goes below ``min_lr * schedule(iteration)``.
         strict: A missing ``monitor`` key raises KeyError instead of Keras's warning.
         backup_dir: The ``backup_dir`` of a ``keras.callbacks.BackupAndRestore`` in the
             same fit: the state is saved there (``plateau_state.json``, strict JSON) at
@@ -102,11 +199,18 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         stop_when_exhausted: Set ``model.stop_training`` when the schedule is exhausted
             (``state.exhausted``: patience exceeded again with the lr at ``min_lr``),
             so ``fit()`` ends after that epoch.
+        warmup_epochs, warmup_start_factor: A linear warmup before the plateau rule
+            (:class:`plateau.PlateauConfig`, the torch adapter's keywords): at train
+            begin each lr is set to ``lr * warmup_start_factor``, and the first
+            ``warmup_epochs`` epoch ends ramp it back to the lr it had, ignoring the
+            metric. With a schedule, the scale ramps from ``warmup_start_factor`` to 1.
 
     Attributes:
         config: The translated :class:`plateau.PlateauConfig`; None until mode="auto"
             is resolved, for a monitor other than "loss" / "val_loss".
-        state: The :class:`plateau.PlateauState` after the last epoch end; None before.
+        state: The :class:`plateau.PlateauState` after the last epoch end; None before
+            (with warmup, the state from train begin). Its lrs are the optimizers'
+            lrs, or the scales of those whose learning rate is a schedule.
 
     Raises:
         TypeError: An argument of the wrong type.
@@ -133,6 +237,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         on_nonfinite: OnNonFinite = "bad",
         backup_dir: str | os.PathLike[str] | None = None,
         stop_when_exhausted: bool = False,
+        warmup_epochs: int = 0,
+        warmup_start_factor: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value, kind in (
@@ -155,7 +261,11 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             "cooldown": cooldown,
             "min_lr": min_lr,
         }
-        self._on_nonfinite = on_nonfinite
+        self._extra: dict[str, Any] = {
+            "on_nonfinite": on_nonfinite,
+            "warmup_epochs": warmup_epochs,
+            "warmup_start_factor": warmup_start_factor,
+        }
         # Every bad argument fails here, even when mode="auto" must wait for the model.
         try:
             config = self._translate(keras_mode(mode, monitor))
@@ -169,39 +279,70 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
 
     def _translate(self, mode: str) -> PlateauConfig:
         config = PlateauConfig.from_keras(mode=mode, **self._keras_args)
-        return attrs.evolve(config, on_nonfinite=self._on_nonfinite)
+        return attrs.evolve(config, **self._extra)
 
-    def _optimizers(self) -> list[tuple[str, Any]]:
-        """(name, optimizer) pairs whose lrs the core holds; name is "" for a single one."""
+    def _resolved(self) -> PlateauConfig:
+        """The config, resolving mode="auto" from the compiled metrics on first use."""
+        if self.config is None:
+            self.config = self._translate(
+                keras_mode(self.mode, self.monitor, self._direction(), from_model=True)
+            )
+        return self.config
+
+    def set_model(self, model: Any) -> None:
+        """Keras's set_model; a schedule is wrapped here already when the optimizer exists.
+
+        ``fit()`` sets the model on every callback before any ``on_train_begin``, so
+        the scale joins the optimizer's variables before a ``BackupAndRestore`` listed
+        ahead of this callback restores them (it restores by count). Anything wrong is
+        left for ``on_train_begin`` to name.
+        """
+        super().set_model(model)
+        with contextlib.suppress(TypeError, ValueError):
+            self._slots()
+
+    def _slots(self) -> list[_Slot]:
+        """One slot per lr the core holds, wrapping each schedule in a ScaledSchedule.
+
+        Everything is checked before any schedule is wrapped: an error changes nothing.
+        """
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:
             raise ValueError("ReduceLROnPlateau needs a compiled model with an optimizer")
-        subs = getattr(optimizer, "optimizers", None)  # keras.optimizers.MultiOptimizer
-        pairs = [(sub.name, sub) for sub in subs] if subs is not None else [("", optimizer)]
-        for _, sub in pairs:
-            if not isinstance(sub.learning_rate, keras.Variable):
-                source = getattr(sub, "_learning_rate", None)
-                kind = (
-                    f"a LearningRateSchedule ({type(source).__name__})"
-                    if isinstance(source, keras.optimizers.schedules.LearningRateSchedule)
-                    else f"a {type(source).__name__}"
+        pairs = _pairs(optimizer)
+        scaled = [_is_scheduled(sub) for _, sub in pairs]
+        if any(scaled):
+            min_lr = self._keras_args["min_lr"]
+            if min_lr > 1.0:
+                raise ValueError(
+                    "'min_lr' is the floor of the schedule's scale, which starts at 1.0, "
+                    f"got {show(min_lr)}: with a LearningRateSchedule, give min_lr as a "
+                    "fraction of the schedule's lr (e.g. 0.01)"
                 )
-                raise TypeError(
-                    f"optimizer {sub.name!r} gets its learning rate from {kind}, which Keras "
-                    "cannot set, so it cannot be reduced on a plateau; create the optimizer "
-                    "with a float learning_rate"
+            if min_lr != 0.0 and not all(scaled):
+                floats = [name for (name, _), s in zip(pairs, scaled, strict=True) if not s]
+                raise ValueError(
+                    f"'min_lr'={show(min_lr)} would be a scale for the sub-optimizers with a "
+                    f"schedule but an lr for {floats}; use min_lr=0.0, or give every "
+                    "sub-optimizer a schedule or none"
                 )
-        return pairs
+        return [_slot(name, sub) for name, sub in pairs]
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Start afresh, as Keras 3.15 does at every fit(), unless set_state() came first.
 
+        A schedule is wrapped in a :class:`ScaledSchedule` first (once: a second fit or
+        callback reuses it). With warmup, a fresh start writes ``plateau.init``'s lrs
+        (or scales) now, so the first epoch trains at ``lr * warmup_start_factor``.
+
         Raises:
+            TypeError: an optimizer's learning rate is a callable that is not a
+                LearningRateSchedule.
             ValueError: the restored state holds a different number of lrs than the
-                model has optimizers; the callback stays restored, so a corrected
-                retry resumes.
+                model has optimizers (the callback stays restored, so a corrected
+                retry resumes), or a ``min_lr`` that cannot be a schedule's scale.
         """
-        optimizers = self._optimizers()
+        slots = self._slots()
         if not self._restored and self._backup is not None and self._backup.exists():
             try:
                 self.set_state(json.loads(self._backup.read_text()))
@@ -209,28 +350,29 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 raise ValueError(f"{self._backup}: cannot resume from it: {exc}") from exc
         if not self._restored:
             self.state = None
+            if self._extra["warmup_epochs"] > 0:
+                read = _read(slots)
+                self.state = _write(slots, read, plateau.init(read, self._resolved()))
             return
         if self.state is not None:
-            _check_lr_count(self.state, optimizers)
+            _check_lr_count(self.state, slots)
             # A resumed fit may start from a freshly compiled optimizer that still holds
-            # the initial lr: the restored lrs are the run's.
-            for (_, opt), lr in zip(optimizers, self.state.lrs, strict=True):
-                opt.learning_rate = lr
+            # the initial lr (or scale 1.0): the restored lrs are the run's.
+            for slot, lr in zip(slots, self.state.lrs, strict=True):
+                slot.variable.assign(lr)
         self._restored = False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Step the core on ``logs[monitor]``: read the lrs, step, write the changed ones."""
-        if self.config is None:  # mode="auto": resolved once the model's metrics exist
-            self.config = self._translate(
-                keras_mode(self.mode, self.monitor, self._direction(), from_model=True)
-            )
-        config = self.config
+        config = self._resolved()  # mode="auto": resolved once the model's metrics exist
         logs = logs or {}  # as Keras: an empty logs dict is not written to
-        optimizers = self._optimizers()
-        read = tuple(float(opt.learning_rate) for _, opt in optimizers)
-        # Keras's callback adds the lr to the logs (History records it); so do we.
-        for (name, _), lr in zip(optimizers, read, strict=True):
-            logs[f"learning_rate_{name}" if name else "learning_rate"] = lr
+        slots = self._slots()
+        read = _read(slots)
+        # Keras's callback adds the lr to the logs (History records it); so do we: the
+        # lr the optimizer trains at, the schedule's times the scale where scaled.
+        for slot in slots:
+            lr = float(slot.optimizer.learning_rate)
+            logs[f"learning_rate_{slot.name}" if slot.name else "learning_rate"] = lr
         current = logs.get(self.monitor)
         if current is None:
             available = ",".join(logs)
@@ -247,20 +389,17 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             return
         state = self.state if self.state is not None else plateau.init(read, config)
         state, lrs = plateau.step(state, self._float32(current), config, read)
-        writes = changed(read, lrs)
-        for index, new in writes:
-            name, opt = optimizers[index]
-            opt.learning_rate = new
-            if self.verbose > 0:
+        if self.verbose > 0 and state.decision is Decision.REDUCED:
+            for index, new in changed(read, lrs):
+                slot = slots[index]
                 # Keras prints max(lr * factor, min_lr) before float32 rounding.
                 shown = self.min_lr if new == config.min_lr else new
+                what = "learning rate scale" if slot.scaled else "learning rate"
                 print(
                     f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing"
-                    f"{' ' + name if name else ''} learning rate to {shown}."
+                    f"{' ' + slot.name if slot.name else ''} {what} to {shown}."
                 )
-        if writes:  # the variables round to float32: record what they hold
-            state = attrs.evolve(state, lrs=tuple(float(o.learning_rate) for _, o in optimizers))
-        self.state = state
+        self.state = state = _write(slots, read, state)
         if self.stop_when_exhausted and state.exhausted:
             self.model.stop_training = True
         if self._backup is not None:
@@ -270,9 +409,21 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             os.replace(temporary, self._backup)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        """A completed fit removes its backup: the next fit starts afresh."""
+        """A completed fit removes its backup: the next fit starts afresh.
+
+        The scales leave the optimizers' variables again, so a model saved after the
+        fit holds the variables Keras rebuilds when it loads it (the scale is saved
+        in the schedule's config).
+        """
         if self._backup is not None:
             self._backup.unlink(missing_ok=True)
+        optimizer = getattr(self.model, "optimizer", None)
+        subs = getattr(optimizer, "optimizers", None) or [optimizer]
+        for sub in subs:
+            source = getattr(sub, "_learning_rate", None)
+            if isinstance(source, ScaledSchedule) and _tracks(sub, source.scale):
+                # Keras has no public way to untrack an optimizer variable.
+                sub._untrack_variable(source.scale)
 
     def _float32(self, value: object) -> float:
         """The metric as Keras compares it: rounded to float32 (beyond its range, +/-inf)."""
@@ -345,13 +496,73 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             optimizer.built or not hasattr(optimizer, "optimizers")
         )
         if state is not None and countable:
-            _check_lr_count(state, self._optimizers())
+            _check_lr_count(state, _pairs(optimizer))
         self.config = saved if saved is not None else self.config
         self.state = state
         self._restored = True
 
 
-def _check_lr_count(state: PlateauState, optimizers: Sequence[tuple[str, Any]]) -> None:
+def _pairs(optimizer: Any) -> list[tuple[str, Any]]:
+    """(name, optimizer) per lr the core holds: a MultiOptimizer's subs, else ("", it)."""
+    subs = getattr(optimizer, "optimizers", None)  # keras.optimizers.MultiOptimizer
+    return [(sub.name, sub) for sub in subs] if subs is not None else [("", optimizer)]
+
+
+def _tracks(optimizer: Any, variable: Any) -> bool:
+    return any(v is variable for v in optimizer.variables)
+
+
+def _is_scheduled(optimizer: Any) -> bool:
+    """True for a schedule, False for a float lr (a Variable); else a TypeError naming it."""
+    # Private: the public learning_rate evaluates a schedule; Keras does not return it.
+    source = getattr(optimizer, "_learning_rate", None)
+    if isinstance(source, keras.Variable):
+        return False
+    if isinstance(source, _Schedule):
+        return True
+    raise TypeError(
+        f"optimizer {optimizer.name!r} gets its learning rate from a "
+        f"{type(source).__name__}, which is neither a float nor a "
+        "keras.optimizers.schedules.LearningRateSchedule, so it cannot be reduced on a "
+        "plateau; create the optimizer with a float learning_rate or a schedule"
+    )
+
+
+def _slot(name: str, optimizer: Any) -> _Slot:
+    """The variable holding `optimizer`'s lr for the core; a schedule is wrapped once."""
+    source = optimizer._learning_rate  # checked by _is_scheduled
+    if isinstance(source, keras.Variable):
+        return _Slot(name, optimizer, source, scaled=False)
+    if isinstance(source, ScaledSchedule):
+        if _tracks(optimizer, source.scale):
+            return _Slot(name, optimizer, source.scale, scaled=True)  # installed already
+        base, start = source.schedule, float(source.scale.numpy())  # reloaded, or a 2nd fit
+    else:
+        base, start = source, 1.0
+    # The scale must be one of the optimizer's variables: the jax trainer hands a
+    # compiled train step only those, and would freeze any other into it as a constant.
+    scale = optimizer.add_variable(
+        (), initializer=keras.initializers.Constant(start), dtype="float32", name=_SCALE_NAME
+    )
+    optimizer.learning_rate = ScaledSchedule(base, scale)  # the setter takes a schedule
+    return _Slot(name, optimizer, scale, scaled=True)
+
+
+def _read(slots: Sequence[_Slot]) -> tuple[float, ...]:
+    return tuple(float(slot.variable) for slot in slots)
+
+
+def _write(slots: Sequence[_Slot], read: tuple[float, ...], state: PlateauState) -> PlateauState:
+    """Write the lrs that changed; the state then records what the float32 variables hold."""
+    writes = changed(read, state.lrs)
+    for index, new in writes:
+        slots[index].variable.assign(new)
+    if not writes:
+        return state
+    return attrs.evolve(state, lrs=_read(slots))
+
+
+def _check_lr_count(state: PlateauState, optimizers: Sequence[object]) -> None:
     if len(state.lrs) != len(optimizers):
         raise ValueError(
             f"the restored state holds {len(state.lrs)} lrs but the model has "

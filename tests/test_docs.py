@@ -32,6 +32,7 @@ RUN = {
     "torch_warmup": ("docs/torch.md", "## Warmup"),
     "core_base": ("docs/semantics.md", "## Base schedules"),
     "keras": ("docs/keras.md", "# Keras 3"),
+    "keras_base": ("docs/keras.md", "## Warmup and base schedules"),
     "optax": ("docs/optax.md", "# JAX / optax"),
     "optax_base": ("docs/optax.md", "## Warmup and base schedules"),
 }
@@ -199,6 +200,17 @@ def test_optax_example_runs(tmp_path):
     pytest.importorskip("optax")
     out = run(first_python_block(*RUN["optax"]), tmp_path)
     assert "reduced" in out
+
+
+@pytest.mark.slow
+def test_keras_base_schedule_example_prints_what_the_page_says(tmp_path):
+    pytest.importorskip("keras")
+    out = run(first_python_block(*RUN["keras_base"]), tmp_path).splitlines()
+    claim = re.search(
+        r"The first line printed is `(.*?)`,\s+the second `(.*?)`, the last `(.*?)`",
+        one_line(section(*RUN["keras_base"])),
+    )
+    assert claim and [out[0], out[1], out[-1]] == list(claim.groups())
 
 
 @pytest.mark.slow

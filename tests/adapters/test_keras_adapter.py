@@ -177,19 +177,6 @@ def test_multi_optimizer_matches_keras_callback():
     assert callback.state is not None and len(callback.state.lrs) == 2
 
 
-def test_learning_rate_schedule_is_a_type_error_at_train_begin():
-    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.9)
-    model = make_model(keras.optimizers.SGD(learning_rate=schedule))
-    callback = ReduceLROnPlateau()
-    callback.set_model(model)
-    with pytest.raises(TypeError, match=r"LearningRateSchedule \(ExponentialDecay\).*cannot set"):
-        callback.on_train_begin()
-    weights = [w.copy() for w in model.get_weights()]
-    with pytest.raises(TypeError, match="LearningRateSchedule"):
-        fit(model, ReduceLROnPlateau(), epochs=1)
-    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
-
-
 def test_missing_monitor_warns_and_skips_like_keras():
     model = make_model()
     callback = ReduceLROnPlateau(monitor="val_nope", mode="min", patience=0)

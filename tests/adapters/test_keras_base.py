@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -363,19 +362,6 @@ def test_warmup_resolves_an_auto_mode_at_train_begin():
 
     fit(make_model(0.2, keras.Sequential), [callback, AtTrainBegin()], epochs=1)
     assert seen == [(config_of(**WARMUP), f32(f32(0.2) * 0.25))]
-
-
-def test_the_docs_example_prints_what_the_page_says(tmp_path):
-    """docs/keras.md's "Warmup and base schedules" example, run as written."""
-    from test_docs import first_python_block, one_line, run, section
-
-    where = ("docs/keras.md", "## Warmup and base schedules")
-    out = run(first_python_block(*where), tmp_path).splitlines()
-    claim = re.search(
-        r"The first line printed is `(.*?)`,\s+the second `(.*?)`, the last `(.*?)`",
-        one_line(section(*where)),
-    )
-    assert claim and [out[0], out[1], out[-1]] == list(claim.groups())
 
 
 # --- bad input -------------------------------------------------------------------------

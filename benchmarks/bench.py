@@ -9,7 +9,8 @@ Targets:
   torch adapter / plateau.step <= 2x torch's step given that metric;
 - plateau.simulate at most 10% over the same step loop written out, and at most
   200 bytes per state it keeps;
-- ``import plateau`` at most 1.5x ``import attrs``;
+- ``import plateau`` at most 1.5x ``import attrs``, both loaded from bytecode compiled
+  beforehand, as an installed package is (the same from source is printed beside it);
 - the torch adapter's step <= 1.3x torch's step with one param group;
 - with jax and optax installed: the optax adapter's step at 100 lrs <= 2x one jitted
   update of ``optax.contrib.reduce_on_plateau`` over 100 parameters.
@@ -27,10 +28,12 @@ if they do not; a missed target is printed, not an error.
 from __future__ import annotations
 
 import gc
+import os
 import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -191,26 +194,56 @@ def optax_contenders(n_lrs: int = 100, epochs: int = 200) -> tuple[Contender, Co
     return theirs_run, ours_run
 
 
-def import_seconds(module: str) -> float:
+def import_env(bytecode: str, cached: bool) -> dict[str, str]:
+    """The environment of a timed import.
+
+    `cached`: every module loads from bytecode compiled into `bytecode` once
+    beforehand, as an installed package does (pip compiles at install): what a
+    user's ``import`` costs. Else no bytecode is written, so plateau, run from a
+    source checkout, is compiled on every import while attrs and the standard
+    library load from the bytecode their installers wrote.
+    """
+    env = dict(os.environ)
+    if cached:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = bytecode
+    else:
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def import_seconds(module: str, env: dict[str, str]) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     return float(out.stdout)
 
 
-def compare_imports(target: float = 1.5, runs: int = 24) -> bool:
-    attrs_t: list[float] = []
-    plateau_t: list[float] = []
-    for i in range(runs):
-        for module in ("attrs", "plateau") if i % 2 == 0 else ("plateau", "attrs"):
-            (attrs_t if module == "attrs" else plateau_t).append(import_seconds(module))
+def compare_imports(target: float | None = 1.5, runs: int = 24, cached: bool = True) -> bool:
+    """``import plateau`` against ``import attrs``, each in `runs` fresh interpreters.
+
+    `cached`: both from compiled bytecode (the target's case, an installed package);
+    else plateau compiled from source on every import (see :func:`import_env`),
+    printed for information: the compile() of its ~2000 lines is most of the gap.
+    """
+    with tempfile.TemporaryDirectory(prefix="plateau-bench-pyc-") as bytecode:
+        env = import_env(bytecode, cached)
+        for module in ("attrs", "plateau"):  # compile into `bytecode` (if cached), untimed
+            import_seconds(module, env)
+        attrs_t: list[float] = []
+        plateau_t: list[float] = []
+        for i in range(runs):
+            for module in ("attrs", "plateau") if i % 2 == 0 else ("plateau", "attrs"):
+                (attrs_t if module == "attrs" else plateau_t).append(import_seconds(module, env))
     paired = statistics.median(p / a for p, a in zip(plateau_t, attrs_t, strict=True))
     a_ms, p_ms = min(attrs_t) * 1e3, min(plateau_t) * 1e3
     ratio = p_ms / a_ms
-    ok = ratio <= target
-    print(
-        f"{'import attrs -> import plateau (ms)':<40}{a_ms:>9.1f}{p_ms:>9.1f}{ratio:>8.2f}"
-        f"{paired:>8.2f}{f'<= {target}':>9}  {'ok' if ok else 'MISSED'}"
-    )
+    ok = target is None or ratio <= target
+    name = "import attrs -> import plateau (ms)" if cached else "  the same, plateau from source"
+    goal, verdict = ("", "(info)") if target is None else (f"<= {target}", "ok" if ok else "MISSED")
+    print(f"{name:<40}{a_ms:>9.1f}{p_ms:>9.1f}{ratio:>8.2f}{paired:>8.2f}{goal:>9}  {verdict}")
     return ok
 
 
@@ -219,7 +252,8 @@ def main() -> int:
         f"python {sys.version.split()[0]}, torch {torch.__version__}, plateau {plateau.__version__}"
     )
     print(f"best time per step (us) over {ROUNDS} interleaved rounds of {STEPS} steps")
-    print("(imports: best of 24 fresh interpreters, ms); ratio = plateau / base, the verdict;")
+    print("(imports: best of 24 fresh interpreters, ms, from bytecode compiled beforehand);")
+    print("ratio = plateau / base, the verdict;")
     print("paired = median of the per-round ratios, a check on drifting load\n")
     print(
         f"{'case (base -> plateau)':<40}{'base':>9}{'plateau':>9}{'ratio':>8}{'paired':>8}"
@@ -258,6 +292,7 @@ def main() -> int:
         bytes_per_state(),
         compare_imports(),
     ]
+    compare_imports(target=None, cached=False)
     optax_pair = optax_contenders()
     if optax_pair is None:
         print("(jax/optax not installed: the optax case is skipped)")

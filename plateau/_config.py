@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 import attrs
 
-from . import _translate
 from ._checks import (
     check_choice,
     check_int,
@@ -281,6 +280,8 @@ class PlateauConfig:
             >>> PlateauConfig.from_keras(patience=3, cooldown=2).patience
             2
         """
+        from . import _translate  # here, not at the top: most imports never translate
+
         return cls(
             **_translate.keras_fields(
                 factor=factor,
@@ -325,6 +326,8 @@ class PlateauConfig:
             >>> PlateauConfig.from_optax(patience=5, rtol=1e-3).patience
             4
         """
+        from . import _translate  # here, not at the top: most imports never translate
+
         return cls(
             **_translate.optax_fields(
                 factor=factor,

@@ -405,7 +405,9 @@ class PlateauState:
         if isinstance(d, Mapping) and ("base_lrs" in d or "warmup_epoch" in d):  # Warmup
             d = dict(d)
             base, epoch = d.pop("base_lrs", None), d.pop("warmup_epoch", 0)
-            if base is not None or epoch != 0:  # {"base_lrs": None, "warmup_epoch": 0}: none
+            # {"base_lrs": None, "warmup_epoch": 0}: none. The epoch is compared only once
+            # checked: an array's != is elementwise, and 0.0 or False is no int.
+            if base is not None or check_int("warmup_epoch", epoch) != 0:
                 if not isinstance(base, list):
                     raise TypeError(f"'base_lrs' must be a list, got {got(base)}")
                 warmup = (base, epoch)

@@ -38,6 +38,8 @@ FUZZ = settings(max_examples=100, deadline=None)
 CONFIG_FIELDS = list(PlateauConfig().to_dict())
 STATE = plateau.simulate([3.0, 2.0, 2.5], PlateauConfig(patience=5))[-1]
 STATE_FIELDS = list(STATE.to_dict())
+# Mid-warmup: the only states whose dicts carry "base_lrs" and "warmup_epoch".
+WARMING = plateau.simulate([3.0], PlateauConfig(warmup_epochs=4))[-1]
 NUMBER_FIELDS = ["factor", "patience", "threshold", "cooldown", "min_lr", "eps"]
 
 
@@ -194,6 +196,56 @@ def test_a_huge_int_is_named_everywhere_a_number_is_taken():
 def test_a_metric_too_large_for_a_float_is_a_type_error_naming_metric():
     with pytest.raises(TypeError, match="'metric' must be a single real number, got int: an int"):
         plateau.step(STATE, HUGE, PlateauConfig())
+
+
+def named_for_warmup_epoch(value, warming):
+    """The field a refused warmup_epoch must name: base_lrs, when only they are missing."""
+    if warming:
+        return "warmup_epoch"
+    try:
+        return "base_lrs" if check_int("warmup_epoch", value) else "warmup_epoch"
+    except (TypeError, ValueError):
+        return "warmup_epoch"
+
+
+@FUZZ
+@given(field=st.sampled_from(["base_lrs", "warmup_epoch"]), value=hostile(), warming=st.booleans())
+def test_warmup_keys_refuse_by_name_or_accept_a_valid_value(field, value, warming):
+    """The keys only a mid-warmup state writes, in a warming state's dict and a plain one's."""
+    d = {**(WARMING if warming else STATE).to_dict(), field: value}
+    before = snapshot(d)
+    try:
+        state = PlateauState.from_dict(d)
+    except Exception as exc:
+        check_message(exc, named_for_warmup_epoch(value, warming) if field != "base_lrs" else field)
+    else:
+        assert_state_valid(state)
+    assert snapshot(d) == before
+
+
+@pytest.mark.parametrize("base", [{}, {"base_lrs": None}])
+@pytest.mark.parametrize(
+    ("epoch", "exc"),
+    [
+        (Raising(), TypeError),
+        (0.0, TypeError),
+        (False, TypeError),
+        (-1, ValueError),
+        (2**63, ValueError),
+    ],
+)
+def test_a_warmup_epoch_without_base_lrs_is_checked_before_it_is_compared(base, epoch, exc):
+    """Found by the fuzz above: 0.0 and False loaded as "no warmup", a raising __ne__ escaped."""
+    d = {**STATE.to_dict(), **base, "warmup_epoch": epoch}
+    with pytest.raises(exc, match="'warmup_epoch' must be"):
+        PlateauState.from_dict(d)
+
+
+def test_a_warmup_epoch_array_without_base_lrs_is_refused_by_name():
+    np = pytest.importorskip("numpy")
+    for epoch in (np.array([1, 2]), np.array([0, 0]), np.array(0.0)):
+        with pytest.raises(TypeError, match="'warmup_epoch' must be an int, got ndarray"):
+            PlateauState.from_dict({**STATE.to_dict(), "warmup_epoch": epoch})
 
 
 # --- arrays where a scalar belongs (numpy's "truth value ... is ambiguous") ------------

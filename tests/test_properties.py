@@ -36,7 +36,10 @@ from plateau import Decision, PlateauConfig, PlateauState, init, simulate, step
 from plateau._checks import MAX_INT
 from plateau._core import _step_beyond
 
-SETTINGS = settings(max_examples=300, deadline=None)
+# 200 examples: of the core mutants these laws must catch (a cut that raises an lr, a
+# field lost by to_dict, cooldown that does not forgive), the slowest to be found took
+# 105 examples (first failure, 6 seeds); the suite's time budget (issue 8) bounds the rest.
+SETTINGS = settings(max_examples=200, deadline=None)
 
 metrics_st = st.lists(
     st.one_of(

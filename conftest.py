@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest.doctest import DoctestModule
 
 # Keras picks its backend once, at import; TensorFlow is never installed here.
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -16,4 +22,14 @@ _NEEDS = {
     "plateau/adapters/optax.py": "optax",
     "tests/adapters/_torch_dist_worker.py": "torch",
 }
+_TESTS = Path(__file__).parent / "tests"
 collect_ignore = [path for path, module in _NEEDS.items() if not importlib.util.find_spec(module)]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[None, Any, Any]:
+    """No doctest collection under tests/: it would import each test module a second time."""
+    collected = yield
+    if _TESTS in file_path.parents:
+        return [node for node in collected if not isinstance(node, DoctestModule)]
+    return collected

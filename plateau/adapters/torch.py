@@ -12,13 +12,17 @@ adds what torch's lacks: a strict-JSON state, a constructor config that wins
 over a stale checkpoint, the decision of every step (``scheduler.state.decision``),
 a non-finite policy, a warning when ``step()`` repeats with no optimizer step
 between (``on_repeat``), and ``sync_metric=True`` for identical decisions on every
-rank of a distributed job (:func:`mean_over_ranks`, which a custom loop can call too).
+rank of a distributed job (:func:`mean_over_ranks`, which a custom loop can call too),
+and ``base=``: a plateau over a base schedule (a torch scheduler such as
+``CosineAnnealingLR`` or an ``lr_lambda``) in one scheduler object.
 
 This module only translates: ``scheduler.config`` and ``scheduler.state`` are the
 only schedule data, torch's attribute names read them (an assignment replaces
 them by a validated copy), and the lrs are the optimizer's (the core's ownership
 rule): each step reads ``param_groups``, hands them to :func:`plateau.step` and
-writes a cut back through torch's ``_reduce_lr`` hook.
+writes a cut back through torch's ``_reduce_lr`` hook. With a base the scheduler
+owns the lrs instead: the groups get :func:`plateau.scale_base` of the base's lrs
+(see "Base schedules" in ``plateau._core``), and the base always steps from its own.
 
 Example:
     >>> import torch
@@ -36,8 +40,8 @@ from __future__ import annotations
 import math
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, SupportsFloat
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, SupportsFloat, TypeAlias
 
 import attrs
 
@@ -49,6 +53,7 @@ from plateau._core import changed
 try:
     import torch
     import torch.distributed as dist
+    from torch.optim.lr_scheduler import LambdaLR, LRScheduler
     from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlateau
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ModuleNotFoundError(
@@ -57,12 +62,17 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 
 __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
 
-_core_step = plateau.step  # a global: step() may run once per batch
+# A global: step() may run once per batch. Typed loosely: the fast path hands it a
+# metric that may be None, for the core to refuse (step() then names 'metrics').
+_core_step: Callable[..., tuple[PlateauState, tuple[float, ...]]] = plateau.step
 _REDUCED, _AT_FLOOR = Decision.REDUCED, Decision.AT_FLOOR
 _WARMUP = Decision.WARMUP
 # The progress every torch (2.6-2.13) ReduceLROnPlateau.state_dict() holds.
 _PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
 _REPEATS = ("warn", "skip", "allow")
+_scale_base = plateau.scale_base
+# What ``base=`` takes: a torch schedule on the same optimizer, or LambdaLR's lr_lambda.
+BaseLike: TypeAlias = LRScheduler | Callable[[int], float] | Sequence[Callable[[int], float]]
 
 
 class _Field:
@@ -121,17 +131,38 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         warmup_epochs, warmup_start_factor: A linear warmup before the plateau rule
             (:class:`plateau.PlateauConfig`): each group's lr is set to ``lr *
             warmup_start_factor`` here, and the first ``warmup_epochs`` steps ramp it
-            back to the lr it had, ignoring their metric.
+            back to the lr it had, ignoring their metric. With a base, the warmup
+            ramps the plateau's scale on the base, and counts ``step(metric)`` calls.
+        base: A base schedule the plateau scales: a torch ``LRScheduler`` built on
+            `optimizer` (``CosineAnnealingLR``, ``LinearLR``, ``OneCycleLR``,
+            ``SequentialLR`` of them, ...), or an ``lr_lambda`` (one callable, or one
+            per group) for which a torch ``LambdaLR`` is built. ``step()`` with no
+            metric then advances the base (per batch or per epoch, as the base
+            wants), ``step(metric)`` applies the plateau rule, and each group's lr
+            is :func:`plateau.scale_base` of the base's lr at the reference
+            ``initial_lr``: the base's lr itself until the first cut, then the
+            plateau's factor times it. The scheduler then owns the lrs: one set by
+            hand between steps is overwritten by the next, with a warning.
+        base_with_metric: With a base, make each ``step(metric)`` also advance the
+            base once (after the plateau rule), for an epoch-wise base under a
+            trainer that only calls ``step(metric)``; ``step()`` alone is then refused.
 
     Attributes:
         config: The :class:`plateau.PlateauConfig`; replaceable between steps by one
             with the same ``mode`` (and, if per group, one ``min_lr`` per param group).
-        state: The :class:`plateau.PlateauState` after the last step.
+        state: The :class:`plateau.PlateauState` after the last step. With a base its
+            lrs are the plateau's own, at the reference (each group's ``initial_lr``
+            until the first cut), not the groups'.
+        base: The base ``LRScheduler`` (the ``LambdaLR`` built for an ``lr_lambda``),
+            or None.
 
     Raises:
         TypeError: `optimizer` is not a ``torch.optim.Optimizer``, a param group's lr is
-            not a single real number, or an argument has the wrong type.
-        ValueError: an argument has a bad value, or ``min_lr`` does not fit the groups.
+            not a single real number, or an argument has the wrong type (`base` a
+            ReduceLROnPlateau, or neither a scheduler nor callables).
+        ValueError: an argument has a bad value, ``min_lr`` does not fit the groups,
+            or `base` is a scheduler on another optimizer or has one lr_lambda per
+            group for another number of groups.
 
     Example:
         >>> import torch
@@ -153,6 +184,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     state: PlateauState
     sync_metric: bool
     on_repeat: str
+    base_with_metric: bool
+    # Class defaults: no base (and a pickle from before base= unpickles without one).
+    _base: LRScheduler | None = None
+    _reference: tuple[float, ...] = ()
+    _written: tuple[float, ...] = ()  # with a base: the groups' lrs after the last write
 
     mode = _Field("config")
     factor = _Field("config")
@@ -185,6 +221,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         sync_metric: bool = False,
         warmup_epochs: int = 0,
         warmup_start_factor: float = 0.0,
+        base: BaseLike | None = None,
+        base_with_metric: bool = False,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             # The type alone: the repr of a model passed by mistake runs to pages.
@@ -196,6 +234,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         if not isinstance(on_repeat, str) or on_repeat not in _REPEATS:
             error = ValueError if isinstance(on_repeat, str) else TypeError
             raise error(f"'on_repeat' must be one of {_REPEATS}, got {got(on_repeat)}")
+        if not isinstance(base_with_metric, bool):
+            raise TypeError(f"'base_with_metric' must be a bool, got {got(base_with_metric)}")
+        if base_with_metric and base is None:
+            raise ValueError("'base_with_metric' is True but there is no 'base' to advance")
         start = check_int("last_epoch", last_epoch, minimum=-1) + 1
         config = PlateauConfig(
             mode=mode,
@@ -211,9 +253,15 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             warmup_start_factor=warmup_start_factor,
         )
         read = _read_lrs(optimizer.param_groups, check=True)
-        state = plateau.init(read, config)
-        if state.lrs != read:  # Warmup: each group starts at lr * warmup_start_factor.
-            state = _write_warmup(optimizer.param_groups, read, state)
+        if base is None:
+            state = plateau.init(read, config)
+            if state.lrs != read:  # Warmup: each group starts at lr * warmup_start_factor.
+                state = _write_warmup(optimizer.param_groups, read, state)
+        else:
+            config.min_lrs(len(read))  # before a LambdaLR is built and writes the groups
+            schedule = _as_base(optimizer, base)
+            reference = _read_reference(optimizer.param_groups)
+            state = plateau.init(reference, config)  # the plateau's lrs, at the reference
         if verbose != "deprecated":
             warnings.warn(
                 "The verbose parameter is deprecated (torch removed it in 2.7); it is ignored. "
@@ -230,6 +278,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self._optimizer_steps = 0
         self._stepped_at = -1  # _optimizer_steps at the last step()
         self._watch_optimizer()
+        self.base_with_metric = base_with_metric
+        if base is not None:
+            self._base = schedule
+            self._reference = reference
+            self._write_on_base(_last_of(schedule))
 
     def _watch_optimizer(self) -> None:
         """Count the optimizer's steps (a post-step hook) to tell a repeated step().
@@ -316,40 +369,49 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         return self.state.exhausted
 
     @property
+    def base(self) -> LRScheduler | None:
+        """The base schedule (the ``LambdaLR`` built for an ``lr_lambda``), or None."""
+        return self._base
+
+    @property
     def in_cooldown(self) -> bool:
         """Torch's ``in_cooldown``: whether bad epochs are currently not counted."""
         return self.state.cooldown_counter > 0
 
-    def step(self, metrics: SupportsFloat, epoch: int | None = None) -> None:  # type: ignore[override,unused-ignore]
+    def step(  # type: ignore[override,unused-ignore]
+        self, metrics: SupportsFloat | None = None, epoch: int | None = None
+    ) -> None:
         """One epoch: read the param groups' lrs, :func:`plateau.step`, write a cut back.
 
         A cut is written by :meth:`_reduce_lr`, called whenever patience is exceeded.
+        With a base, ``step()`` (no metric) advances the base and ``step(metric)``
+        applies the plateau rule; either writes :func:`plateau.scale_base` of the
+        base's lrs to the groups, and :meth:`_reduce_lr` is not called.
 
         Args:
             metrics: The monitored value: a float, an int or a one-element tensor.
+                Omitted only with a base: then the base steps.
             epoch: Deprecated, as in torch: with a warning, it only sets ``state.last_epoch``.
 
         Raises:
-            TypeError: `metrics` or a param group's lr is not a single real number.
+            TypeError: `metrics` or a param group's lr is not a single real number
+                (`metrics` omitted without a base), or `epoch` given without a metric.
             ValueError: what :func:`plateau.step` refuses (a non-finite metric with
                 ``on_nonfinite="raise"``, an unusable lr set by hand, a per-group
-                ``min_lr`` that no longer fits), or a negative `epoch`. Nothing
-                changes on error.
+                ``min_lr`` that no longer fits), or a negative `epoch`; with a base,
+                a param group added, or ``step()`` with ``base_with_metric=True``.
+                Nothing changes on error (but what the base's own step changed).
         """
+        if self._base is not None:
+            self._step_on_base(metrics, epoch)
+            return
         seen = self._optimizer_steps
         if seen == self._stepped_at and seen and self.on_repeat != "allow":
             if self.on_repeat == "skip":
                 return
-            warnings.warn(
-                "ReduceLROnPlateau.step() was called again with no optimizer step since its "
-                "last call; it counts as another epoch, as in torch. A prepared accelerate "
-                "scheduler steps once per process: see docs/compatibility.md. Pass "
-                "on_repeat='skip' to ignore such calls, or on_repeat='allow' to silence this.",
-                UserWarning,
-                stacklevel=2,
-            )
+            _warn_repeat(3)
         if self.sync_metric:
-            metrics = mean_over_ranks(metrics)
+            metrics = mean_over_ranks(_required(metrics))
         groups = self.optimizer.param_groups
         lr = groups[0].get("lr") if len(groups) == 1 else None
         read = (lr,) if type(lr) is float else _read_lrs(groups)
@@ -358,13 +420,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         except ValueError:
             _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
             raise
+        except TypeError:
+            _required(metrics)
+            raise
         if epoch is not None:
-            warnings.warn(
-                "The epoch argument of ReduceLROnPlateau.step() is deprecated (as in "
-                "torch); it only sets state.last_epoch",
-                UserWarning,
-                stacklevel=2,
-            )
+            _warn_epoch(3)
             state = attrs.evolve(state, last_epoch=epoch)
         decision = state.decision
         if decision is _WARMUP:  # the ramp: not a cut, so not _reduce_lr's to write
@@ -382,6 +442,92 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 state = attrs.evolve(state, lrs=held, decision=decision)
         self.state = state
         self._stepped_at = seen
+
+    def _step_on_base(self, metrics: SupportsFloat | None, epoch: int | None) -> None:
+        """:meth:`step` with a base: the plateau rule on its own lrs, or the base's step.
+
+        The plateau's state never reads the groups: its lrs are at the reference. The
+        base steps from its own last lrs, restored into the groups first, since a
+        chainable torch scheduler computes its next lr from the group's (that is what
+        keeps a cut from being undone, pytorch#82859). The groups then get
+        :func:`plateau.scale_base` of the base's lrs.
+        """
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self._reference):
+            raise ValueError(
+                f"the optimizer has {len(groups)} param groups but the base schedule "
+                f"{type(self._base).__name__} was built for {len(self._reference)}; a "
+                "param group cannot join a base schedule mid-run"
+            )
+        if metrics is None:
+            if epoch is not None:
+                raise TypeError(
+                    "'epoch' goes with a metric: step() with no metric advances the base "
+                    f"and takes no 'epoch', got epoch={got(epoch)}"
+                )
+            if self.base_with_metric:
+                raise ValueError(
+                    "step() with no metric would advance the base a second time: with "
+                    "base_with_metric=True each step(metric) advances it"
+                )
+            self._check_written(groups)
+            self._write_on_base(self._advance_base(groups))
+            return
+        seen = self._optimizer_steps
+        if seen == self._stepped_at and seen and self.on_repeat != "allow":
+            if self.on_repeat == "skip":
+                return
+            _warn_repeat(4)
+        if self.sync_metric:
+            metrics = mean_over_ranks(metrics)
+        state, _ = _core_step(self.state, metrics, self._config)
+        if epoch is not None:
+            _warn_epoch(4)
+            state = attrs.evolve(state, last_epoch=epoch)
+        self._check_written(groups)
+        schedule = self._base
+        assert schedule is not None  # _step_on_base runs only with a base
+        base = self._advance_base(groups) if self.base_with_metric else _last_of(schedule)
+        self.state = state
+        self._stepped_at = seen
+        self._write_on_base(base)
+
+    def _check_written(self, groups: list[dict[str, Any]]) -> None:
+        """Warn of an lr set by hand: with a base, the next write overwrites it."""
+        held = _read_lrs(groups)
+        if held != self._written:
+            index = next(
+                i for i, (a, b) in enumerate(zip(held, self._written, strict=True)) if a != b
+            )
+            warnings.warn(
+                f"optimizer.param_groups[{index}]['lr'] was set to {held[index]!r} since "
+                f"the last step(), which wrote {self._written[index]!r}: with a base "
+                "schedule the scheduler writes every lr at each step, so it is "
+                "overwritten (the base steps from its own lrs). To change the lrs, "
+                "change the base schedule.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _advance_base(self, groups: list[dict[str, Any]]) -> tuple[float, ...]:
+        """Step the base from its own last lrs; its new lrs (the groups then hold them)."""
+        base = self._base
+        assert base is not None
+        try:
+            _fill(groups, base.get_last_lr())
+            base.step()
+        except BaseException:
+            _fill(groups, self._written)  # the groups as they were: our last write
+            raise
+        return _last_of(base)
+
+    def _write_on_base(self, base_lrs: tuple[float, ...]) -> None:
+        """Write ``scale_base`` of `base_lrs` to the groups; record what they then hold."""
+        groups = self.optimizer.param_groups
+        lrs = _scale_base(self.state, base_lrs, self._reference)
+        if _fill(groups, lrs):
+            lrs = _read_lrs(groups)  # a float32 tensor rounds: record what it holds
+        self._written = lrs
 
     def _reduce_lr(self, epoch: int) -> None:
         """Torch's hook for the cut: write the lrs :func:`plateau.step` decided.
@@ -410,12 +556,13 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """The lr of each param group after the last step, as torch gives it.
 
-        The values are ``state.lrs``; a group whose lr is a tensor gets a new tensor of
-        the same dtype and device (never an alias of the group's).
+        The values are ``state.lrs`` (with a base: the lrs last written, which the
+        groups hold); a group whose lr is a tensor gets a new tensor of the same dtype
+        and device (never an alias of the group's).
         """
         groups = self.optimizer.param_groups
         last: list[float | torch.Tensor] = []
-        for i, lr in enumerate(self.state.lrs):
+        for i, lr in enumerate(self.state.lrs if self._base is None else self._written):
             held = groups[i]["lr"] if i < len(groups) else None
             if isinstance(held, torch.Tensor):
                 last.append(held.detach().new_full(held.shape, lr))
@@ -431,6 +578,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         "inf" in ``state``. Torch's ``load_state_dict`` copies every key into the
         scheduler, so ``config`` and ``state`` ride along, and :meth:`load_state_dict`
         tells from torch's keys whether torch's class stepped since.
+
+        With a base, ``base`` holds the base's own ``state_dict()`` (torch's format:
+        ``torch.save`` and ``torch.load(weights_only=True)`` take it) and the
+        reference, and ``_last_lr`` the groups' lrs.
 
         Example:
             >>> import json, torch
@@ -448,7 +599,14 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         torch_keys.update({key: getattr(state, key) for key in _PROGRESS}, _last_lr=[*state.lrs])
         if not math.isfinite(state.best):
             del torch_keys["best"]
-        return {"config": config.to_dict(), "state": state.to_dict(), **torch_keys}
+        saved = {"config": config.to_dict(), "state": state.to_dict(), **torch_keys}
+        if self._base is not None:
+            saved["_last_lr"] = [*self._written]
+            saved["base"] = {
+                "state_dict": self._base.state_dict(),
+                "reference": [*self._reference],
+            }
+        return saved
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`'s output, or from torch's own ReduceLROnPlateau's.
@@ -467,15 +625,31 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         differ from ``state``, it has stepped since and they win. Other keys (ignite's
         ``_reduce_lr``, which torch's state_dict then holds) are ignored.
 
+        With a base, only a checkpoint saved with one loads (and a checkpoint saved
+        with a base only into a scheduler with one): the base's state is loaded into
+        :attr:`base` and the groups get the lrs the saved scheduler had written, so
+        the run resumes bit for bit whichever of the optimizer and the scheduler is
+        loaded first.
+
         Raises:
             TypeError: `state_dict` is not a mapping, or a field has the wrong type.
             ValueError: neither format, a bad value, a checkpoint whose mode differs
-                from this scheduler's, or whose lr count is not the param groups'.
-                Nothing changes on error.
+                from this scheduler's, or whose lr count is not the param groups'; a
+                checkpoint with a base into a scheduler without one or the reverse,
+                or one torch's class stepped since. Nothing changes on error (but what
+                the base's own ``load_state_dict`` changed before raising).
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"'state_dict' must be a dict, got {got(state_dict)}")
         keys = set(state_dict)
+        if (self._base is None) is ("base" in keys):
+            raise ValueError(
+                "'state_dict' was saved with a base schedule: build this scheduler with "
+                "base= to resume it"
+                if self._base is None
+                else "'state_dict' was saved without a base schedule, and this scheduler "
+                f"has one ({type(self._base).__name__}); its lrs would mean another thing"
+            )
         groups = self.optimizer.param_groups
         # torch's progress keys, validated before anything compares them (an array's
         # == is elementwise); their lrs are the optimizer's, read only if they win.
@@ -501,6 +675,12 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             )
         if state is None:
             assert theirs is not None
+            if self._base is not None:
+                raise ValueError(
+                    "'state_dict' holds a base schedule, but torch's ReduceLROnPlateau "
+                    "has stepped since it was saved (its keys differ from 'state'): its "
+                    "lrs are not the plateau's, so it cannot resume over a base"
+                )
             saved_mode = state_dict["mode"]
             state = attrs.evolve(theirs, lrs=_read_lrs(groups))
         _check_mode("the checkpoint was saved with", saved_mode, self._config.mode, state.best)
@@ -510,7 +690,13 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 f"{len(groups)} param groups"
             )
         self._config.min_lrs(len(state.lrs))
-        self.state = state
+        if self._base is None:
+            self.state = state
+            return
+        base_state, reference = _saved_base(state_dict["base"], len(groups))
+        self._base.load_state_dict(base_state)
+        self.state, self._reference = state, reference
+        self._write_on_base(_last_of(self._base))
 
 
 def mean_over_ranks(metric: SupportsFloat) -> float:
@@ -543,10 +729,10 @@ def _read_lrs(groups: list[dict[str, Any]], *, check: bool = False) -> tuple[flo
     return tuple(_to_lr(i, group.get("lr"), check) for i, group in enumerate(groups))
 
 
-def _to_lr(index: int, lr: object, check: bool = False) -> float:
+def _to_lr(index: int, lr: object, check: bool = False, key: str = "lr") -> float:
     if type(lr) is float and not check:
         return lr
-    name = f"optimizer.param_groups[{index}]['lr']"
+    name = f"optimizer.param_groups[{index}][{key!r}]"
     if isinstance(lr, torch.Tensor):
         if lr.numel() != 1 or lr.dtype in (torch.bool, torch.complex64, torch.complex128):
             raise TypeError(
@@ -581,6 +767,129 @@ def _write_warmup(
     if filled and (held := _read_lrs(groups)) != state.lrs:
         state = attrs.evolve(state, lrs=held)
     return state
+
+
+def _required(metrics: SupportsFloat | None) -> SupportsFloat:
+    if metrics is None:
+        raise TypeError(
+            f"'metric' must be a single real number, got {got(metrics)}: step() with no "
+            "metric advances a base schedule, and this scheduler has no base="
+        )
+    return metrics
+
+
+def _warn_repeat(stacklevel: int) -> None:
+    warnings.warn(
+        "ReduceLROnPlateau.step() was called again with no optimizer step since its "
+        "last call; it counts as another epoch, as in torch. A prepared accelerate "
+        "scheduler steps once per process: see docs/compatibility.md. Pass "
+        "on_repeat='skip' to ignore such calls, or on_repeat='allow' to silence this.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _warn_epoch(stacklevel: int) -> None:
+    warnings.warn(
+        "The epoch argument of ReduceLROnPlateau.step() is deprecated (as in "
+        "torch); it only sets state.last_epoch",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _fill(groups: list[dict[str, Any]], lrs: Sequence[float | torch.Tensor]) -> bool:
+    """Write one lr per group, a tensor lr filled in place as torch does; True if one was."""
+    filled = False
+    for group, lr in zip(groups, lrs, strict=True):
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+            filled = True
+        else:
+            group["lr"] = lr
+    return filled
+
+
+def _last_of(base: LRScheduler) -> tuple[float, ...]:
+    """The base's last lrs as floats (torch keeps a tensor group's as a tensor copy)."""
+    return tuple(_to_lr(i, lr) for i, lr in enumerate(base.get_last_lr()))
+
+
+def _as_base(optimizer: torch.optim.Optimizer, base: object) -> LRScheduler:
+    """`base` as a torch LRScheduler on `optimizer`: itself, or a LambdaLR built for it."""
+    if isinstance(base, _TorchReduceLROnPlateau):
+        raise TypeError(
+            f"'base' must be a schedule the plateau scales (CosineAnnealingLR, LinearLR, "
+            f"an lr_lambda, ...), got a {type(base).__name__}: a plateau cannot be a base; "
+            "pass its arguments to this scheduler instead"
+        )
+    if isinstance(base, LRScheduler):
+        if getattr(base, "optimizer", None) is not optimizer:
+            raise ValueError(
+                f"'base' must be a scheduler on this optimizer, got a {type(base).__name__} "
+                "built on another one"
+            )
+        return base
+    groups = len(optimizer.param_groups)
+    if callable(base):
+        return LambdaLR(optimizer, base)
+    if (
+        isinstance(base, Sequence)
+        and not isinstance(base, (str, bytes))
+        and base
+        and all(callable(f) for f in base)
+    ):
+        if len(base) != groups:
+            raise ValueError(
+                f"'base' must hold one lr_lambda per param group ({groups}), got {len(base)}"
+            )
+        return LambdaLR(optimizer, list(base))
+    raise TypeError(
+        "'base' must be a torch LRScheduler on this optimizer, an lr_lambda or a list "
+        f"of them (one per param group), got {got(base)}"
+    )
+
+
+def _saved_base(saved: object, count: int) -> tuple[dict[str, Any], tuple[float, ...]]:
+    """A checkpoint's ``base`` entry, validated: the base's state_dict and the reference."""
+    if not isinstance(saved, Mapping) or set(saved) != {"state_dict", "reference"}:
+        raise ValueError(
+            "state_dict['base'] must be a dict with keys ['reference', 'state_dict'], got "
+            + (f"keys {show_keys(set(saved))}" if isinstance(saved, Mapping) else got(saved))
+        )
+    base_state, reference = saved["state_dict"], saved["reference"]
+    if not isinstance(base_state, Mapping):
+        raise TypeError(f"state_dict['base']['state_dict'] must be a dict, got {got(base_state)}")
+    name = "state_dict['base']['reference']"
+    if isinstance(reference, (str, bytes)) or not isinstance(reference, Sequence):
+        raise TypeError(f"{name} must be a list, one lr per param group, got {got(reference)}")
+    if len(reference) != count:
+        raise ValueError(f"{name} holds {len(reference)} lrs but the optimizer has {count} groups")
+    checked = tuple(check_non_negative(f"{name}[{i}]", r) for i, r in enumerate(reference))
+    for i, r in enumerate(checked):
+        if not r > 0.0:
+            raise ValueError(f"{name}[{i}] must be > 0, got {r!r}")
+    # torch's load_state_dict pops and restores keys of the dict it is given: a copy.
+    return dict(base_state), checked
+
+
+def _read_reference(groups: list[dict[str, Any]]) -> tuple[float, ...]:
+    """Each group's ``initial_lr``, what torch's schedulers scale: the base's reference."""
+    reference = []
+    for index, group in enumerate(groups):
+        if "initial_lr" not in group:
+            raise ValueError(
+                f"optimizer.param_groups[{index}] has no 'initial_lr', which a torch "
+                "scheduler sets: build the base schedule on this optimizer first"
+            )
+        value = _to_lr(index, group["initial_lr"], check=True, key="initial_lr")
+        if not value > 0.0:
+            raise ValueError(
+                f"optimizer.param_groups[{index}]['initial_lr'] must be > 0 under a base "
+                f"schedule (the plateau scales the base by lr / initial_lr), got {value!r}"
+            )
+        reference.append(value)
+    return tuple(reference)
 
 
 def _check_mode(what: str, mode: object, current: str, best: float) -> None:

@@ -56,3 +56,12 @@ if TYPE_CHECKING:  # never run: pytest's doctest collection imports every module
     assert_type(scheduler.state, PlateauState)
     ReduceLROnPlateau(optimizer, mode="maximum")  # type: ignore[arg-type]
     ReduceLROnPlateau(optimizer, on_repeat="twice")  # type: ignore[arg-type]
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10)
+    on_base = ReduceLROnPlateau(optimizer, patience=2, base=cosine, base_with_metric=True)
+    ReduceLROnPlateau(optimizer, base=lambda epoch: 0.9**epoch)
+    ReduceLROnPlateau(optimizer, base=[lambda epoch: 1.0])
+    assert_type(on_base.base, "torch.optim.lr_scheduler.LRScheduler | None")
+    on_base.step()
+    on_base.step(0.5)
+    ReduceLROnPlateau(optimizer, base=0.5)  # type: ignore[arg-type]
+    ReduceLROnPlateau(optimizer, base_with_metric="yes")  # type: ignore[arg-type]

@@ -31,6 +31,9 @@ RUN = {
     "lightning": ("docs/torch.md", "## Lightning"),
     "torch_warmup": ("docs/torch.md", "## Warmup"),
     "core_base": ("docs/semantics.md", "## Base schedules"),
+    "readme_torch_base": ("README.md", "### Over a torch scheduler"),
+    "readme_keras_base": ("README.md", "### Over a Keras schedule"),
+    "readme_optax_base": ("README.md", "### Over an optax schedule"),
     "keras": ("docs/keras.md", "# Keras 3"),
     "keras_base": ("docs/keras.md", "## Warmup and base schedules"),
     "optax": ("docs/optax.md", "# JAX / optax"),
@@ -225,6 +228,24 @@ def test_optax_base_schedule_example_prints_what_the_page_says(tmp_path):
         int(line.split()[0]) for line in lines if line.endswith(" reduced")
     ]
     assert [line.split()[1] for line in lines[:3]] == ["scale=0.25", "scale=0.625", "scale=1"]
+
+
+def test_readme_torch_base_example_prints_what_it_says(tmp_path):
+    pytest.importorskip("torch")
+    out = run(first_python_block(*RUN["readme_torch_base"]), tmp_path).splitlines()
+    text = one_line(section(*RUN["readme_torch_base"]))
+    claim = re.search(r"It prints `(.*?)` first .*?and\s+`(.*?)` fifth", text)
+    assert claim and [out[0], out[4]] == list(claim.groups())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["keras", "optax"])
+def test_readme_keras_and_optax_base_examples_print_what_they_say(tmp_path, framework):
+    pytest.importorskip(framework)
+    where = RUN[f"readme_{framework}_base"]
+    out = run(first_python_block(*where), tmp_path).splitlines()
+    claim = re.search(r"It prints `(.*?)`", one_line(section(*where)))
+    assert claim and out[-1] == claim.group(1)
 
 
 # What the pages quote ---------------------------------------------------------------

@@ -84,6 +84,7 @@ except ImportError as exc:  # pragma: no cover - exercised in subprocesses
 __all__ = ["ReduceLROnPlateau", "ScaledSchedule"]
 
 _STATE_KEYS = frozenset({"config", "state"})
+_UNITS = "scaled"  # optional key: per lr, whether it is a schedule's scale (older states lack it)
 _BACKUP_NAME = "plateau_state.json"
 _SCALE_NAME = "plateau_scale"
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
@@ -276,6 +277,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         self.config: PlateauConfig | None = config
         self.state: PlateauState | None = None
         self._restored = False
+        self._scaled: list[bool] | None = None  # per lr: a schedule's scale? (once known)
+        self._restored_scaled: list[bool] | None = None
 
     def _translate(self, mode: str) -> PlateauConfig:
         config = PlateauConfig.from_keras(mode=mode, **self._keras_args)
@@ -343,6 +346,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 retry resumes), or a ``min_lr`` that cannot be a schedule's scale.
         """
         slots = self._slots()
+        scaled = [slot.scaled for slot in slots]
         if not self._restored and self._backup is not None and self._backup.exists():
             try:
                 self.set_state(json.loads(self._backup.read_text()))
@@ -350,16 +354,25 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 raise ValueError(f"{self._backup}: cannot resume from it: {exc}") from exc
         if not self._restored:
             self.state = None
+            self._scaled = scaled
             if self._extra["warmup_epochs"] > 0:
                 read = _read(slots)
                 self.state = _write(slots, read, plateau.init(read, self._resolved()))
             return
         if self.state is not None:
             _check_lr_count(self.state, slots)
+            if self._restored_scaled is not None and self._restored_scaled != scaled:
+                # A scale restored as an lr (or the reverse) would train 100x off.
+                raise ValueError(
+                    f"the restored state's lrs are {_units(self._restored_scaled)} but this "
+                    f"model's optimizers take {_units(scaled)}: it was saved with "
+                    "another kind of learning rate (a schedule or a float)"
+                )
             # A resumed fit may start from a freshly compiled optimizer that still holds
             # the initial lr (or scale 1.0): the restored lrs are the run's.
             for slot, lr in zip(slots, self.state.lrs, strict=True):
                 slot.variable.assign(lr)
+        self._scaled = scaled
         self._restored = False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -418,8 +431,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if self._backup is not None:
             self._backup.unlink(missing_ok=True)
         optimizer = getattr(self.model, "optimizer", None)
-        subs = getattr(optimizer, "optimizers", None) or [optimizer]
-        for sub in subs:
+        for _, sub in [] if optimizer is None else _pairs(optimizer):
             source = getattr(sub, "_learning_rate", None)
             if isinstance(source, ScaledSchedule) and _tracks(sub, source.scale):
                 # Keras has no public way to untrack an optimizer variable.
@@ -455,10 +467,13 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             >>> json.dumps(callback.get_state(), allow_nan=False)[:30]
             '{"config": {"format": "plateau'
         """
-        return {
+        d: dict[str, Any] = {
             "config": None if self.config is None else self.config.to_dict(),
             "state": None if self.state is None else self.state.to_dict(),
         }
+        if self._scaled is not None:
+            d[_UNITS] = list(self._scaled)
+        return d
 
     def set_state(self, d: Mapping[str, Any]) -> None:
         """Restore :meth:`get_state`'s output; the next fit() continues from it.
@@ -475,9 +490,17 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         """
         if not isinstance(d, Mapping):
             raise TypeError(f"'d' must be a mapping, got {got(d)}")
-        if set(d) != _STATE_KEYS:
+        if set(d) - {_UNITS} != _STATE_KEYS:
             keys = show_keys(d)
-            raise ValueError(f"'d' must have exactly the keys {sorted(_STATE_KEYS)}, got {keys}")
+            raise ValueError(
+                f"'d' must have the keys {sorted(_STATE_KEYS)} (and optionally "
+                f"{_UNITS!r}), got {keys}"
+            )
+        units = d.get(_UNITS)
+        if units is not None and not (
+            isinstance(units, list) and all(type(u) is bool for u in units)
+        ):
+            raise TypeError(f"d[{_UNITS!r}] must be a list of bools, got {got(units)}")
         with within("d['config']"):
             saved = None if d["config"] is None else PlateauConfig.from_dict(d["config"])
         with within("d['state']"):
@@ -499,13 +522,21 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             _check_lr_count(state, _pairs(optimizer))
         self.config = saved if saved is not None else self.config
         self.state = state
+        self._restored_scaled = units
         self._restored = True
 
 
 def _pairs(optimizer: Any) -> list[tuple[str, Any]]:
     """(name, optimizer) per lr the core holds: a MultiOptimizer's subs, else ("", it)."""
     subs = getattr(optimizer, "optimizers", None)  # keras.optimizers.MultiOptimizer
-    return [(sub.name, sub) for sub in subs] if subs is not None else [("", optimizer)]
+    pairs = [(sub.name, sub) for sub in subs] if subs is not None else [("", optimizer)]
+    # A LossScaleOptimizer (mixed precision) holds the lr in its inner optimizer; its
+    # own _learning_rate is a placeholder 0.0.
+    return [(name, getattr(sub, "inner_optimizer", sub)) for name, sub in pairs]
+
+
+def _units(scaled: Sequence[bool]) -> str:
+    return "[" + ", ".join("a schedule's scale" if s else "an lr" for s in scaled) + "]"
 
 
 def _tracks(optimizer: Any, variable: Any) -> bool:

@@ -189,6 +189,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     _base: LRScheduler | None = None
     _reference: tuple[float, ...] = ()
     _written: tuple[float, ...] = ()  # with a base: the groups' lrs after the last write
+    _base_steps: int | None = None  # with a base: its last_epoch after the last write
 
     mode = _Field("config")
     factor = _Field("config")
@@ -259,6 +260,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 state = _write_warmup(optimizer.param_groups, read, state)
         else:
             config.min_lrs(len(read))  # before a LambdaLR is built and writes the groups
+            if not isinstance(base, LRScheduler):  # ... and the lrs it will scale
+                _read_reference(optimizer.param_groups, default_to_lr=True)
             schedule = _as_base(optimizer, base)
             reference = _read_reference(optimizer.param_groups)
             state = plateau.init(reference, config)  # the plateau's lrs, at the reference
@@ -493,7 +496,26 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self._write_on_base(base)
 
     def _check_written(self, groups: list[dict[str, Any]]) -> None:
-        """Warn of an lr set by hand: with a base, the next write overwrites it."""
+        """Refuse a base stepped outside; warn of an lr set by hand (the next write overwrites it).
+
+        Raises:
+            ValueError: the base was stepped since the last write, not by this
+                scheduler: it then computed its lrs from the scaled ones, so the cut
+                would be applied twice from then on.
+        """
+        base = self._base
+        if (
+            self._base_steps is not None
+            and base is not None
+            and base.last_epoch != self._base_steps
+        ):
+            raise ValueError(
+                f"the base schedule {type(base).__name__} was stepped outside this "
+                f"scheduler (its last_epoch is {base.last_epoch}, {self._base_steps} after "
+                "the last step()): it then computes from the plateau's scaled lrs and "
+                "cuts them twice. Call scheduler.step() instead of the base's step() "
+                "(and do not hand the base to a trainer as a scheduler of its own)"
+            )
         held = _read_lrs(groups)
         if held != self._written:
             index = next(
@@ -528,6 +550,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         if _fill(groups, lrs):
             lrs = _read_lrs(groups)  # a float32 tensor rounds: record what it holds
         self._written = lrs
+        self._base_steps = None if self._base is None else self._base.last_epoch
 
     def _reduce_lr(self, epoch: int) -> None:
         """Torch's hook for the cut: write the lrs :func:`plateau.step` decided.
@@ -873,10 +896,16 @@ def _saved_base(saved: object, count: int) -> tuple[dict[str, Any], tuple[float,
     return dict(base_state), checked
 
 
-def _read_reference(groups: list[dict[str, Any]]) -> tuple[float, ...]:
-    """Each group's ``initial_lr``, what torch's schedulers scale: the base's reference."""
+def _read_reference(groups: list[dict[str, Any]], default_to_lr: bool = False) -> tuple[float, ...]:
+    """Each group's ``initial_lr``, what torch's schedulers scale: the base's reference.
+
+    `default_to_lr`: the lr where no ``initial_lr`` is set yet, as a LambdaLR about
+    to be built will set it (checked first, so an error leaves the groups as they were).
+    """
     reference = []
     for index, group in enumerate(groups):
+        if default_to_lr and "initial_lr" not in group:
+            group = {"initial_lr": group.get("lr")}
         if "initial_lr" not in group:
             raise ValueError(
                 f"optimizer.param_groups[{index}] has no 'initial_lr', which a torch "

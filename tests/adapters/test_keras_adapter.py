@@ -444,7 +444,7 @@ def test_set_state_rejects_bad_input():
     saved = ReduceLROnPlateau(patience=3).get_state()
     with pytest.raises(ValueError, match="not this callback's config"):
         ReduceLROnPlateau(patience=4).set_state(saved)
-    with pytest.raises(ValueError, match="exactly the keys"):
+    with pytest.raises(ValueError, match="must have the keys"):
         ReduceLROnPlateau().set_state({"state": None})
     with pytest.raises(TypeError, match="mapping"):
         ReduceLROnPlateau().set_state([])  # type: ignore[arg-type]

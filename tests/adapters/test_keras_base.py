@@ -465,3 +465,62 @@ def test_torch_backend_scales_the_schedule_too():
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"backend": "torch", "same": True, "state": True, "cuts": result["cuts"]}
     assert result["cuts"] >= 2
+
+
+# --- mixed precision, and the units a saved state holds (review findings) ---------------
+
+
+def test_a_loss_scale_optimizer_is_cut_through_its_inner_optimizer():
+    """Mixed precision wraps the optimizer: its own lr is a placeholder 0.0, the inner's is used."""
+    for learning_rate in (0.5, cosine()):
+        inner = keras.optimizers.SGD(learning_rate=learning_rate)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(inner), loss="mse")
+        callback = ReduceLROnPlateau(monitor="val_loss", factor=0.25, patience=0)
+        callback.set_model(model)
+        callback.on_train_begin()
+        for epoch, loss in enumerate([1.0, 2.0, 3.0]):
+            callback.on_epoch_end(epoch, {"val_loss": loss})
+        start = 0.5 if learning_rate == 0.5 else 1.0  # an lr, or a schedule's scale
+        assert callback.state.lrs == (start * 0.25 * 0.25,)
+        assert callback.state.decision is plateau.Decision.REDUCED
+        if learning_rate == 0.5:
+            assert float(inner.learning_rate) == 0.5 * 0.25 * 0.25
+        else:
+            assert isinstance(inner._learning_rate, ScaledSchedule)
+
+
+def test_a_state_saved_in_scale_units_is_refused_by_a_float_lr_and_the_reverse():
+    def started(learning_rate):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss="mse")
+        callback = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0)
+        callback.set_model(model)
+        callback.on_train_begin()
+        for epoch, loss in enumerate([1.0, 2.0]):
+            callback.on_epoch_end(epoch, {"val_loss": loss})
+        return model, callback
+
+    scale_model, scale_run = started(cosine())
+    float_model, float_run = started(0.01)
+    assert scale_run.get_state()["scaled"] == [True] and float_run.get_state()["scaled"] == [False]
+    for (model, _), saved in [
+        ((float_model, float_run), scale_run.get_state()),
+        ((scale_model, scale_run), float_run.get_state()),
+    ]:
+        before = float(model.optimizer.learning_rate)
+        resumed = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0)
+        resumed.set_model(model)
+        resumed.set_state(saved)
+        with pytest.raises(ValueError, match="another kind of learning rate"):
+            resumed.on_train_begin()
+        assert float(model.optimizer.learning_rate) == before  # nothing written
+    # A state saved before the key existed still loads.
+    legacy = {k: v for k, v in float_run.get_state().items() if k != "scaled"}
+    resumed = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0)
+    resumed.set_model(float_model)
+    resumed.set_state(legacy)
+    resumed.on_train_begin()
+    assert resumed.state == float_run.state
+    with pytest.raises(TypeError, match=r"d\['scaled'\] must be a list of bools"):
+        resumed.set_state({**legacy, "scaled": "yes"})

@@ -459,6 +459,15 @@ def test_a_zero_initial_lr_is_named():
     optimizer = make_optimizer([0.1, 0.0])
     with pytest.raises(ValueError, match=r"param_groups\[1\]\['initial_lr'\] must be > 0"):
         ReduceLROnPlateau(optimizer, base=sched.LinearLR(optimizer))
+    # An lr_lambda: refused before its LambdaLR is built, so the groups are untouched.
+    optimizer = make_optimizer([0.1, 0.0])
+    step_method = optimizer.step
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['initial_lr'\] must be > 0"):
+        ReduceLROnPlateau(optimizer, base=lambda epoch: 0.5)
+    assert [dict(g, params=None) for g in optimizer.param_groups] == [
+        dict(g, params=None) for g in make_optimizer([0.1, 0.0]).param_groups
+    ]
+    assert optimizer.step == step_method
 
 
 def test_bad_steps_are_named_and_change_nothing():
@@ -545,3 +554,20 @@ def test_the_docs_example_runs_and_prints_what_it_shows():
         warnings.simplefilter("error")
         runner.run(test)
     assert runner.failures == 0
+
+
+def test_a_base_stepped_outside_the_scheduler_is_refused_before_it_cuts_twice():
+    """The usual migration slip: cosine.step() called directly (or by a trainer) as well."""
+    optimizer = make_optimizer()
+    cosine = BASES["cosine"](optimizer)
+    scheduler = ReduceLROnPlateau(optimizer, patience=0, factor=0.5, base=cosine)
+    scheduler.step(1.0)
+    scheduler.step(2.0)  # a cut: the groups hold half the cosine
+    assert scheduler.state.decision is plateau.Decision.REDUCED
+    state = scheduler.state
+    optimizer.step()
+    cosine.step()  # from the scaled lrs: it would carry the cut into its own chain
+    for call in (scheduler.step, lambda: scheduler.step(3.0)):
+        with pytest.raises(ValueError, match="stepped outside this scheduler"):
+            call()
+    assert scheduler.state == state

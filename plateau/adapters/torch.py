@@ -628,6 +628,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             saved["base"] = {
                 "state_dict": self._base.state_dict(),
                 "reference": [*self._reference],
+                "type": type(self._base).__name__,
             }
         return saved
 
@@ -716,7 +717,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         if self._base is None:
             self.state = state
             return
-        base_state, reference = _saved_base(state_dict["base"], len(groups))
+        base_state, reference = _saved_base(state_dict["base"], self._base, len(groups))
+        # Everything checked before anything is loaded: an error changes nothing.
+        _scale_base(state, base_state.get("_last_lr", _last_of(self._base)), reference)
         self._base.load_state_dict(base_state)
         self.state, self._reference = state, reference
         self._write_on_base(_last_of(self._base))
@@ -873,16 +876,35 @@ def _as_base(optimizer: torch.optim.Optimizer, base: object) -> LRScheduler:
     )
 
 
-def _saved_base(saved: object, count: int) -> tuple[dict[str, Any], tuple[float, ...]]:
-    """A checkpoint's ``base`` entry, validated: the base's state_dict and the reference."""
-    if not isinstance(saved, Mapping) or set(saved) != {"state_dict", "reference"}:
+def _saved_base(
+    saved: object, base: LRScheduler, count: int
+) -> tuple[dict[str, Any], tuple[float, ...]]:
+    """A checkpoint's ``base`` entry, validated: the base's state_dict and the reference.
+
+    ``type`` (the base's class name) is optional: checkpoints written before it lack it.
+    """
+    keys = {"state_dict", "reference"}
+    if not isinstance(saved, Mapping) or not keys <= set(saved) <= keys | {"type"}:
         raise ValueError(
-            "state_dict['base'] must be a dict with keys ['reference', 'state_dict'], got "
+            "state_dict['base'] must be a dict with keys ['reference', 'state_dict'] "
+            "(and optionally 'type'), got "
             + (f"keys {show_keys(set(saved))}" if isinstance(saved, Mapping) else got(saved))
         )
     base_state, reference = saved["state_dict"], saved["reference"]
     if not isinstance(base_state, Mapping):
         raise TypeError(f"state_dict['base']['state_dict'] must be a dict, got {got(base_state)}")
+    saved_type = saved.get("type", type(base).__name__)
+    if saved_type != type(base).__name__:
+        raise ValueError(
+            f"state_dict['base'] was saved from a {show(saved_type)} base, but this "
+            f"scheduler's base is a {type(base).__name__}: its state would not fit"
+        )
+    last = base_state.get("_last_lr")
+    if last is not None and (not isinstance(last, Sequence) or len(last) != count):
+        raise ValueError(
+            f"state_dict['base']['state_dict']['_last_lr'] must hold one lr per param "
+            f"group ({count}), got {show(last)}"
+        )
     name = "state_dict['base']['reference']"
     if isinstance(reference, (str, bytes)) or not isinstance(reference, Sequence):
         raise TypeError(f"{name} must be a list, one lr per param group, got {got(reference)}")

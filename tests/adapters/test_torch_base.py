@@ -571,3 +571,33 @@ def test_a_base_stepped_outside_the_scheduler_is_refused_before_it_cuts_twice():
         with pytest.raises(ValueError, match="stepped outside this scheduler"):
             call()
     assert scheduler.state == state
+
+
+def test_a_checkpoint_of_another_base_type_or_lr_count_is_refused_and_changes_nothing():
+    optimizer = make_optimizer()
+    saved = ReduceLROnPlateau(optimizer, patience=0, base=BASES["cosine"](optimizer))
+    saved.step(1.0)
+    saved.step(2.0)
+    checkpoint = saved.state_dict()
+    assert checkpoint["base"]["type"] == "CosineAnnealingLR"
+
+    target_optimizer = make_optimizer()
+    target = ReduceLROnPlateau(
+        target_optimizer, patience=0, base=sched.StepLR(target_optimizer, step_size=2)
+    )
+    before = (target.state, target.base.state_dict(), lrs_of(target_optimizer))
+    with pytest.raises(ValueError, match="saved from a 'CosineAnnealingLR' base"):
+        target.load_state_dict(checkpoint)
+    bad_count = {**checkpoint, "base": {**checkpoint["base"], "type": "StepLR"}}
+    bad_count["base"]["state_dict"] = {**checkpoint["base"]["state_dict"], "_last_lr": [0.1] * 3}
+    with pytest.raises(ValueError, match=r"\['_last_lr'\] must hold one lr per param group"):
+        target.load_state_dict(bad_count)
+    assert (target.state, target.base.state_dict(), lrs_of(target_optimizer)) == before
+    # A checkpoint written before 'type' was recorded still loads.
+    legacy = {**checkpoint, "base": {k: v for k, v in checkpoint["base"].items() if k != "type"}}
+    resumed_optimizer = make_optimizer()
+    resumed = ReduceLROnPlateau(
+        resumed_optimizer, patience=0, base=BASES["cosine"](resumed_optimizer)
+    )
+    resumed.load_state_dict(legacy)
+    assert resumed.state == saved.state and lrs_of(resumed_optimizer) == lrs_of(optimizer)

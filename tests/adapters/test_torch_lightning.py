@@ -268,3 +268,38 @@ def test_lightning_resume_with_warmup_from_ckpt_path(tmp_path, resume_after):
     skipped = WARMUP_LOSSES[:resume_after] + WARMUP_LOSSES[resume_after + 1 :]
     assert history(module, trainer) == core_lrs(skipped)[resume_after:]
     assert scheduler.state.last_epoch == EPOCHS - 1
+
+
+# --- a plateau over an epoch-wise base (issue 11), as Lightning steps it --------------
+
+
+class CosineBaseModule(ScriptedModule):
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=EPOCHS)
+        scheduler = ReduceLROnPlateau(optimizer, **KWARGS, base=cosine, base_with_metric=True)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler, "monitor": "val_loss"}
+
+
+def test_lightning_steps_a_plateau_over_a_cosine_with_base_with_metric():
+    """Lightning calls only step(metric): with base_with_metric each call also advances
+    the cosine. Expected from torch alone: the cosine on its own optimizer, torch's
+    ReduceLROnPlateau on a constant lr, combined by scale_base."""
+    module, trainer = fit(ReduceLROnPlateau, module_cls=CosineBaseModule)
+    lrs = history(module, trainer)
+
+    alone = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(alone, T_max=EPOCHS)
+    still = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    theirs = TorchPlateau(still, **KWARGS)
+    expected = [0.1]
+    for loss in VAL_LOSSES:
+        theirs.step(float(torch.tensor(loss)))  # as logged: float32
+        alone.step()
+        cosine.step()
+        plateau_lr = still.param_groups[0]["lr"]
+        state = plateau.init(plateau_lr, plateau.PlateauConfig())  # the plateau's lr, as a state
+        expected.append(plateau.scale_base(state, cosine.get_last_lr()[0], 0.1)[0])
+    assert lrs == expected
+    # Not vacuous: cuts happened, and under them the cosine kept decaying.
+    assert still.param_groups[0]["lr"] < 0.1 and lrs[-1] < lrs[-2] < 0.1

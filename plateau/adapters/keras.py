@@ -277,8 +277,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         self.config: PlateauConfig | None = config
         self.state: PlateauState | None = None
         self._restored = False
-        self._scaled: list[bool] | None = None  # per lr: a schedule's scale? (once known)
-        self._restored_scaled: list[bool] | None = None
+        # Per lr of the state held: a schedule's scale (True) or an lr; None: not known.
+        self._scaled: list[bool] | None = None
 
     def _translate(self, mode: str) -> PlateauConfig:
         config = PlateauConfig.from_keras(mode=mode, **self._keras_args)
@@ -361,10 +361,10 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             return
         if self.state is not None:
             _check_lr_count(self.state, slots)
-            if self._restored_scaled is not None and self._restored_scaled != scaled:
+            if self._scaled is not None and self._scaled != scaled:
                 # A scale restored as an lr (or the reverse) would train 100x off.
                 raise ValueError(
-                    f"the restored state's lrs are {_units(self._restored_scaled)} but this "
+                    f"the restored state's lrs are {_units(self._scaled)} but this "
                     f"model's optimizers take {_units(scaled)}: it was saved with "
                     "another kind of learning rate (a schedule or a float)"
                 )
@@ -522,7 +522,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             _check_lr_count(state, _pairs(optimizer))
         self.config = saved if saved is not None else self.config
         self.state = state
-        self._restored_scaled = units
+        self._scaled = units
         self._restored = True
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import warnings
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, SupportsFloat, TypeAlias
 
 import attrs
@@ -566,14 +566,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         if self._planned is None:
             raise RuntimeError("_reduce_lr() writes the cut step() decided; call step(metric)")
         read, lrs = self._planned
-        groups, filled = self.optimizer.param_groups, False
-        for index, new in changed(read, lrs):
-            if isinstance(groups[index]["lr"], torch.Tensor):
-                groups[index]["lr"].fill_(new)
-                filled = True
-            else:
-                groups[index]["lr"] = new
-        if not filled:
+        if not _write_lrs(self.optimizer.param_groups, changed(read, lrs)):
             self._planned = None  # written exactly: step() need not read the lrs back
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
@@ -783,13 +776,7 @@ def _write_warmup(
     float32 one rounds, and the state records the rounded value, so that the next
     step does not take the rounding for an lr set by hand.
     """
-    filled = False
-    for index, new in changed(read, state.lrs):
-        if isinstance(groups[index]["lr"], torch.Tensor):
-            groups[index]["lr"].fill_(new)
-            filled = True
-        else:
-            groups[index]["lr"] = new
+    filled = _write_lrs(groups, changed(read, state.lrs))
     if filled and (held := _read_lrs(groups)) != state.lrs:
         state = attrs.evolve(state, lrs=held)
     return state
@@ -825,14 +812,24 @@ def _warn_epoch(stacklevel: int) -> None:
 
 
 def _fill(groups: list[dict[str, Any]], lrs: Sequence[float | torch.Tensor]) -> bool:
-    """Write one lr per group, a tensor lr filled in place as torch does; True if one was."""
+    """Write one lr per group (see :func:`_write_lrs`); True if a tensor was filled."""
+    return _write_lrs(groups, zip(range(len(groups)), lrs, strict=True))
+
+
+def _write_lrs(
+    groups: list[dict[str, Any]], writes: Iterable[tuple[int, float | torch.Tensor]]
+) -> bool:
+    """Set ``groups[i]["lr"]`` for each (i, lr); True if a tensor was filled (it may round).
+
+    A tensor lr is filled in place, as torch does: dtype, device and identity kept.
+    """
     filled = False
-    for group, lr in zip(groups, lrs, strict=True):
-        if isinstance(group["lr"], torch.Tensor):
-            group["lr"].fill_(lr)
+    for index, lr in writes:
+        if isinstance(groups[index]["lr"], torch.Tensor):
+            groups[index]["lr"].fill_(lr)
             filled = True
         else:
-            group["lr"] = lr
+            groups[index]["lr"] = lr
     return filled
 
 

@@ -480,8 +480,7 @@ def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
             "cannot write into opt_state; use "
             "'plateau_state, opt_state = plateau_optax.start(opt_state, config)'"
         )
-    leaves, _, where = _locate(opt_state)
-    return plateau.init(_read(opt_state, [leaves[i] for i in where]), config)
+    return start(opt_state, config)[0]  # without warmup, start writes nothing
 
 
 def step(

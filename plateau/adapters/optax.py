@@ -1,15 +1,12 @@
 """Drive the learning rate of an optax optimizer from the host (the guide: docs/optax.md).
 
 :func:`plateau.step` decides on the host, once per epoch, between jitted steps;
-this module finds the lrs in an optax state, reads them and writes new ones in
-their own dtype, shape and weak type, so a jitted update is never retraced. The
-lrs are the ``learning_rate`` of every ``optax.inject_hyperparams`` state or, for
-a plateau over any optax schedule, the scale of every :func:`scale_by_plateau`
-state (:func:`plateau.scale_base` at reference 1.0), found anywhere in the state
-in ``jax.tree_util``'s flattening order (:func:`lr_paths`; which kind is driven:
-``plateau._optax_format``). The optimizer owns them: each :func:`step` reads them
-and writes back the changed ones, and its state records them as their arrays
-store them (float32 by default: 1e-3 reads as 0.0010000000474974513).
+this module finds the lrs anywhere in an optax state (:func:`lr_paths`): the
+``learning_rate`` of every ``optax.inject_hyperparams`` state or, over any optax
+schedule, the scale of every :func:`scale_by_plateau` state (:func:`plateau.scale_base`
+at reference 1.0). It reads them and writes new ones in their own dtype, shape and
+weak type, so a jitted update is never retraced; the returned state records them
+as their arrays store them (float32: 1e-3 reads as 0.0010000000474974513).
 
 Example:
     >>> import jax.numpy as jnp, optax, plateau
@@ -71,12 +68,11 @@ class ScaleByPlateauState(NamedTuple):
 def scale_by_plateau() -> optax.GradientTransformationExtraArgs:
     """Multiply the updates by a scale that :func:`step` sets from the host.
 
-    Chain it after the optimizer, as ``optax.contrib.reduce_on_plateau`` is chained:
-    the effective lr is ``schedule(count) * scale``. The scale is what
-    :func:`get_lrs` reads and :func:`step` cuts (``min_lr`` is optax's
-    ``min_scale``); it starts at 1.0, the schedule's own updates, in the
-    parameters' lowest float dtype (reduce_on_plateau's choice, so the two multiply
-    alike), and the update is traced once however often it is cut.
+    Chain it after the optimizer, as ``optax.contrib.reduce_on_plateau`` is: the
+    effective lr is ``schedule(count) * scale``, and the scale is the lr :func:`step`
+    cuts (``min_lr`` is optax's ``min_scale``). It starts at 1.0, in the parameters'
+    lowest float dtype (as reduce_on_plateau's, so the two multiply alike); the
+    update is traced once however often it is cut.
 
     Example:
         >>> import jax.numpy as jnp, optax, plateau
@@ -169,6 +165,8 @@ def lr_paths(opt_state: Any) -> tuple[str, ...]:
 def get_lrs(opt_state: Any) -> tuple[float, ...]:
     """The lrs the plateau drives in `opt_state`, as Python floats, even schedule-driven ones.
 
+    The plateau scales if any, else every injected lr (``plateau._optax_format.driven``).
+
     Raises:
         TypeError: `opt_state` holds no lr, or a plateau scale next to a constant
             injected lr.
@@ -195,9 +193,8 @@ def _read(opt_state: Any, stored: list[Any]) -> tuple[float, ...]:
     return tuple(lrs)
 
 
-# An epoch's step at 100 lrs must cost about one jitted update, so the search for
-# the lrs runs once per optimizer structure: each treedef maps to the positions of
-# its settable lrs among the leaves (or to why they cannot be set).
+# An epoch's step at 100 lrs must cost about one jitted update, so the search runs once
+# per optimizer structure: a treedef maps to its lrs' leaf positions, or to why not.
 _LOCATED: dict[Any, tuple[int, ...] | TypeError] = {}
 
 
@@ -226,9 +223,9 @@ def _search(opt_state: Any) -> tuple[int, ...] | TypeError:
     paths = [jax.tree_util.keystr(key_path) for key_path, _ in flat]
     try:
         targets = _targets(opt_state)
-        # The lr is one leaf, the hyperparameter (or scale) itself or, when a container
-        # such as flax nnx's OptArray holds it, inside it: the container is then
-        # rebuilt around the new value, so its type survives and nnx.jit does not retrace.
+        # The lr is one leaf, the hyperparameter (or scale) itself or inside a container
+        # such as flax nnx's OptArray, then rebuilt around the new value: its type
+        # survives, and nnx.jit does not retrace.
         inside = []
         for path, kind, _ in targets:
             lr = path + (".scale" if kind == "scale" else f".hyperparams['{_LR}']")
@@ -247,7 +244,7 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
     `opt_state` is left unchanged, and every other leaf is shared, not copied.
 
     Args:
-        opt_state: A state holding injected learning rates or plateau scales.
+        opt_state: The state the lrs live in.
         lrs: One lr per lr of :func:`get_lrs`, in its order; a single number is
             accepted when there is exactly one.
 

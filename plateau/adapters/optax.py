@@ -1,46 +1,12 @@
-"""Drive the learning rate of an optax optimizer from the host.
+"""Drive the learning rate of an optax optimizer from the host (the guide: docs/optax.md).
 
-The plateau decision is made by :func:`plateau.step` on the host, once per epoch,
-between jitted training steps. This module only finds the learning rates inside
-an optax state, reads them, and writes new ones back without touching their
-dtype, shape or weak type, so a jitted update is never retraced.
-
-What the plateau drives, its "lrs", are one of two kinds:
-
-- the ``learning_rate`` of every ``InjectStatefulHyperparamsState`` (or the
-  older ``InjectHyperparamsState``), a constant lr injected with
-  ``optax.inject_hyperparams``;
-- the scale of every :func:`scale_by_plateau` state, chained after the
-  optimizer, ``optax.chain(optax.adam(schedule), scale_by_plateau())``: a
-  plateau over any optax schedule. The state's lrs are then the *scale*
-  (start 1.0, reference 1.0; ``min_lr`` is optax's ``min_scale``) and the
-  effective lr is ``schedule(count) * scale``, the core's
-  :func:`plateau.scale_base` rule at reference 1.0 (see "Base schedules" in
-  ``plateau._core``), applied in the graph to the updates.
-
-An opt_state holding both a plateau scale and a constant injected lr is refused
-as ambiguous (both would be cut); an injected lr driven by a schedule cannot be
-set (optax recomputes it at every update) and is left to its schedule when a
-plateau scale is present.
-
-They are found anywhere in the state: inside ``optax.chain``,
-``optax.named_chain``, ``optax.multi_transform`` / ``optax.partition``,
-``optax.masked`` and the like. The order is ``jax.tree_util``'s flattening order,
-depth first (``named_chain`` in insertion order, ``multi_transform``'s groups by
-sorted label; an injected state before those nested in its ``inner_state``).
-:func:`lr_paths` names each.
-
-The optimizer owns the learning rates (the core's ownership rule): :func:`step`
-reads them from `opt_state` (one device-to-host transfer), so an lr set by hand
-with :func:`set_lrs` between epochs is the one the schedule cuts, then writes
-back the ones that changed. Each is stored in its array's dtype (float32 by
-default, so 1e-3 reads as 0.0010000000474974513), and the returned state records
-the lrs as stored.
-
-Start with :func:`start`, which returns ``(plateau_state, opt_state)``: with a
-warmup (``config.warmup_epochs``) the first epoch trains at ``lr *
-warmup_start_factor``, so that lr must be in `opt_state` before the first update.
-:func:`init` returns the plateau state alone, and refuses a warmup config.
+:func:`plateau.step` decides on the host, once per epoch, between jitted steps;
+this module finds the lrs anywhere in an optax state (:func:`lr_paths`): the
+``learning_rate`` of every ``optax.inject_hyperparams`` state or, over any optax
+schedule, the scale of every :func:`scale_by_plateau` state (:func:`plateau.scale_base`
+at reference 1.0). It reads them and writes new ones in their own dtype, shape and
+weak type, so a jitted update is never retraced; the returned state records them
+as their arrays store them (float32: 1e-3 reads as 0.0010000000474974513).
 
 Example:
     >>> import jax.numpy as jnp, optax, plateau
@@ -57,7 +23,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, SupportsFloat
 
 import attrs
@@ -65,6 +32,7 @@ import attrs
 import plateau
 from plateau._checks import check_non_negative, got
 from plateau._core import _as_tuple, changed
+from plateau._optax_format import check_count, check_init_config, check_settable, driven, name
 
 try:
     import jax
@@ -88,16 +56,6 @@ __all__ = [
 ]
 
 _LR = "learning_rate"
-_INJECTED = (optax.InjectStatefulHyperparamsState, optax.InjectHyperparamsState)
-_SCALE_BY_PLATEAU = (
-    "chain plateau_optax.scale_by_plateau() after the optimizer, "
-    "e.g. optax.chain(optax.adam(schedule), plateau_optax.scale_by_plateau())"
-)
-_NO_LR = (
-    "holds no injectable learning rate and no plateau scale; wrap the optimizer with "
-    "optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), "
-    f"or, to keep a schedule, {_SCALE_BY_PLATEAU}; and pass its state"
-)
 
 
 class ScaleByPlateauState(NamedTuple):
@@ -110,13 +68,11 @@ class ScaleByPlateauState(NamedTuple):
 def scale_by_plateau() -> optax.GradientTransformationExtraArgs:
     """Multiply the updates by a scale that :func:`step` sets from the host.
 
-    A plateau over any optax schedule: chain it after the optimizer, as
-    ``optax.contrib.reduce_on_plateau`` is chained, and the effective lr is
-    ``schedule(count) * scale``. The scale is what :func:`get_lrs` reads and
-    :func:`step` cuts; it starts at 1.0, so until the first cut the updates are the
-    schedule's exactly. It is an array leaf of the state in the parameters' lowest
-    float dtype (reduce_on_plateau's choice, so the two multiply alike), and the
-    update is ``scale * update`` for each leaf, traced once however often it is cut.
+    Chain it after the optimizer, as ``optax.contrib.reduce_on_plateau`` is: the
+    effective lr is ``schedule(count) * scale``, and the scale is the lr :func:`step`
+    cuts (``min_lr`` is optax's ``min_scale``). It starts at 1.0, in the parameters'
+    lowest float dtype (as reduce_on_plateau's, so the two multiply alike); the
+    update is traced once however often it is cut.
 
     Example:
         >>> import jax.numpy as jnp, optax, plateau
@@ -149,67 +105,44 @@ def scale_by_plateau() -> optax.GradientTransformationExtraArgs:
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-_NODES = (*_INJECTED, ScaleByPlateauState)
+_NODES = (optax.InjectStatefulHyperparamsState, optax.InjectHyperparamsState, ScaleByPlateauState)
 
 
 def _is_node(node: object) -> bool:
     return isinstance(node, _NODES)
 
 
-def _is_scale(node: object) -> bool:
-    return isinstance(node, ScaleByPlateauState)
+@functools.cache
+def _float_dtype(dtype: Any) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.floating))
 
 
-def _scheduled(node: Any) -> bool:
-    return not _is_scale(node) and _LR in getattr(node, "hyperparams_states", {})
-
-
-def _entries(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """(path, state) of every injected lr and every plateau scale, in the module's order."""
-    found = []
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_node)
-    for key_path, node in flat:
-        if _is_node(node):
-            path = prefix + jax.tree_util.keystr(key_path)
-            if _is_scale(node):
-                found.append((path, node))
-                continue
-            if _LR in node.hyperparams:
-                found.append((path, node))
-            found += _entries(node.inner_state, path + ".inner_state")
+def _entries(tree: Any, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(state's path, kind, lr) of every injected lr and plateau scale, in the module's order."""
+    found: list[tuple[str, str, Any]] = []
+    for key_path, node in jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_node)[0]:
+        if not _is_node(node):
+            continue
+        path = prefix + jax.tree_util.keystr(key_path)
+        if isinstance(node, ScaleByPlateauState):
+            found.append((path, "scale", node.scale))
+            continue
+        if _LR in node.hyperparams:  # InjectHyperparamsState has no hyperparams_states
+            scheduled = _LR in getattr(node, "hyperparams_states", {})
+            found.append((path, "scheduled" if scheduled else "constant", node.hyperparams[_LR]))
+        found += _entries(node.inner_state, path + ".inner_state")
     return found
 
 
-def _targets(opt_state: Any) -> list[tuple[str, Any]]:
-    """(path, state) of the lrs the plateau drives: the plateau scales if any, else the lrs.
-
-    Raises:
-        TypeError: neither kind, or a plateau scale next to a constant injected lr.
-    """
-    entries = _entries(opt_state)
-    if not entries:
-        raise TypeError(f"opt_state ({type(opt_state).__name__}) {_NO_LR}")
-    scales = [(path, node) for path, node in entries if _is_scale(node)]
-    if not scales:
-        return entries
-    constant = [path for path, node in entries if not _is_scale(node) and not _scheduled(node)]
-    if constant:
-        # Both would be cut, or one would be left alone: neither reading is safe.
-        raise TypeError(
-            f"opt_state holds a plateau scale (at opt_state{scales[0][0]}) and a constant "
-            f"injected learning rate (at opt_state{constant[0]}), which is ambiguous: drive "
-            "one of them; drop inject_hyperparams to cut the scale, or scale_by_plateau() "
-            "to cut the lr"
-        )
-    return scales
+def _targets(opt_state: Any, none_ok: bool = False) -> list[tuple[str, str, Any]]:
+    """:func:`_entries` of the lrs the plateau drives; raises as :func:`get_lrs`."""
+    found = _entries(opt_state)
+    holder = None if none_ok else type(opt_state).__name__
+    return [found[i] for i in driven([entry[:2] for entry in found], holder)]
 
 
-def _value(node: Any) -> Any:
-    return node.scale if _is_scale(node) else node.hyperparams[_LR]
-
-
-def _what(node: Any) -> str:
-    return "plateau scale" if _is_scale(node) else "learning rate"
+def _where(opt_state: Any, index: int) -> str:
+    return name(*_targets(opt_state)[index][:2])
 
 
 def lr_paths(opt_state: Any) -> tuple[str, ...]:
@@ -226,103 +159,16 @@ def lr_paths(opt_state: Any) -> tuple[str, ...]:
         >>> lr_paths(tx.init(jnp.zeros(2)))
         ('[1]',)
     """
-    if not _entries(opt_state):
-        return ()
-    return tuple(path for path, _ in _targets(opt_state))
-
-
-def _where(opt_state: Any, index: int) -> str:
-    path, node = _targets(opt_state)[index]
-    return f"the {_what(node)} at opt_state{path}"
-
-
-# An epoch's step at 100 lrs must cost about one jitted update, so the search for
-# the lrs runs once per optimizer structure: each treedef maps to the positions of
-# its settable lrs among the leaves (or to why they cannot be set).
-_LOCATED: dict[Any, tuple[int, ...] | TypeError] = {}
-
-
-def _locate(opt_state: Any) -> tuple[list[Any], Any, tuple[int, ...]]:
-    """The leaves and treedef of `opt_state` and where its settable lrs are among them.
-
-    Raises:
-        TypeError: no lr, an ambiguous pair, an injected lr driven by a schedule, or
-            one of an integer dtype.
-    """
-    leaves, treedef = jax.tree_util.tree_flatten(opt_state)
-    found = _LOCATED.get(treedef)
-    if found is None:
-        found = _search(opt_state)
-        if len(_LOCATED) > 64:  # many structures: a loop that rebuilds its optimizer
-            _LOCATED.clear()
-        _LOCATED[treedef] = found
-    if isinstance(found, TypeError):
-        raise found
-    for i, index in enumerate(found):
-        dtype = getattr(leaves[index], "dtype", None)
-        if dtype is not None and not _float_dtype(dtype):
-            raise TypeError(
-                f"{_where(opt_state, i)} has dtype {dtype}, which cannot hold a reduced "
-                "lr; inject it as a float"
-            )
-    return leaves, treedef, found
-
-
-def _search(opt_state: Any) -> tuple[int, ...] | TypeError:
-    try:
-        targets = _targets(opt_state)
-    except TypeError as exc:
-        return exc
-    for path, node in targets:
-        if _scheduled(node):
-            return TypeError(
-                f"the learning rate at opt_state{path} is driven by a schedule, which "
-                "overwrites it at every update; pass a constant learning_rate to "
-                f"optax.inject_hyperparams so plateau can set it, or, to keep the "
-                f"schedule, {_SCALE_BY_PLATEAU}"
-            )
-    leaf_paths = [
-        jax.tree_util.keystr(key_path)
-        for key_path, _ in jax.tree_util.tree_flatten_with_path(opt_state)[0]
-    ]
-    found = []
-    for path, node in targets:
-        # The lr is one leaf, at the hyperparameter (or scale) itself or, when a
-        # container such as flax nnx's OptArray holds it, inside it: the container is
-        # then rebuilt around the new value, so its type survives a cut and nnx.jit
-        # does not retrace.
-        lr_path = path + (".scale" if _is_scale(node) else f".hyperparams['{_LR}']")
-        inside = [
-            i
-            for i, leaf_path in enumerate(leaf_paths)
-            if leaf_path == lr_path or leaf_path.startswith((lr_path + ".", lr_path + "["))
-        ]
-        if len(inside) != 1:
-            return TypeError(
-                f"the {_what(node)} at opt_state{path} holds {len(inside)} arrays; "
-                "it must be a single number"
-            )
-        found.append(inside[0])
-    return tuple(found)
-
-
-_FLOAT_DTYPES: dict[Any, bool] = {}
-
-
-def _float_dtype(dtype: Any) -> bool:
-    if dtype not in _FLOAT_DTYPES:
-        _FLOAT_DTYPES[dtype] = bool(jnp.issubdtype(dtype, jnp.floating))
-    return _FLOAT_DTYPES[dtype]
+    return tuple(path for path, _, _ in _targets(opt_state, none_ok=True))
 
 
 def get_lrs(opt_state: Any) -> tuple[float, ...]:
-    """The lrs the plateau drives in `opt_state`, as Python floats, in the module's order.
+    """The lrs the plateau drives in `opt_state`, as Python floats, even schedule-driven ones.
 
-    The plateau scales of :func:`scale_by_plateau` if there are any, else the
-    injected learning rates (read even when a schedule drives them).
+    The plateau scales if any, else every injected lr (``plateau._optax_format.driven``).
 
     Raises:
-        TypeError: `opt_state` holds neither, or a plateau scale next to a constant
+        TypeError: `opt_state` holds no lr, or a plateau scale next to a constant
             injected lr.
         ValueError: a learning rate holds more than one number.
 
@@ -332,39 +178,81 @@ def get_lrs(opt_state: Any) -> tuple[float, ...]:
         >>> get_lrs(tx.init(jnp.zeros(2)))
         (0.5,)
     """
-    return _read(opt_state, [_value(node) for _, node in _targets(opt_state)])
+    return _read(opt_state, [lr for _, _, lr in _targets(opt_state)])
 
 
 def _read(opt_state: Any, stored: list[Any]) -> tuple[float, ...]:
     lrs = []
     # np.asarray per array: a tenth of jax.device_get's cost on a list of scalars.
     for i, value in enumerate(map(np.asarray, stored)):
-        if getattr(value, "size", 1) != 1:
+        if value.size != 1:
             raise ValueError(
                 f"{_where(opt_state, i)} must be a single number, got shape {value.shape}"
             )
-        lrs.append(float(value.reshape(()) if hasattr(value, "reshape") else value))
+        lrs.append(float(value.reshape(())))
     return tuple(lrs)
 
 
-def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any:
-    """A new `opt_state` holding `lrs`; `opt_state` itself is left unchanged.
+# An epoch's step at 100 lrs must cost about one jitted update, so the search runs once
+# per optimizer structure: a treedef maps to its lrs' leaf positions, or to why not.
+_LOCATED: dict[Any, tuple[int, ...] | TypeError] = {}
 
-    Each lr keeps its dtype, shape and weak type (``jax.lax.full_like``), so a
-    jitted update that took the old state is not retraced for the new one; every
-    other leaf is shared, not copied.
+
+def _locate(opt_state: Any) -> tuple[list[Any], Any, tuple[int, ...]]:
+    """The leaves and treedef of `opt_state`, and where its settable lrs are among them."""
+    leaves, treedef = jax.tree_util.tree_flatten(opt_state)
+    where = _LOCATED.get(treedef)
+    if where is None:
+        if len(_LOCATED) > 64:  # many structures: a loop that rebuilds its optimizer
+            _LOCATED.clear()
+        where = _LOCATED[treedef] = _search(opt_state)
+    if isinstance(where, TypeError):
+        raise where
+    for i, index in enumerate(where):
+        dtype = getattr(leaves[index], "dtype", None)
+        if dtype is not None and not _float_dtype(dtype):
+            raise TypeError(
+                f"{_where(opt_state, i)} has dtype {dtype}, which cannot hold a reduced "
+                "lr; inject it as a float"
+            )
+    return leaves, treedef, where
+
+
+def _search(opt_state: Any) -> tuple[int, ...] | TypeError:
+    flat = jax.tree_util.tree_flatten_with_path(opt_state)[0]
+    paths = [jax.tree_util.keystr(key_path) for key_path, _ in flat]
+    try:
+        targets = _targets(opt_state)
+        # The lr is one leaf, the hyperparameter (or scale) itself or inside a container
+        # such as flax nnx's OptArray, then rebuilt around the new value: its type
+        # survives, and nnx.jit does not retrace.
+        inside = []
+        for path, kind, _ in targets:
+            lr = path + (".scale" if kind == "scale" else f".hyperparams['{_LR}']")
+            within = (lr + ".", lr + "[")
+            inside.append([i for i, p in enumerate(paths) if p == lr or p.startswith(within)])
+        check_settable([target[:2] for target in targets], [len(found) for found in inside])
+    except TypeError as exc:
+        return exc
+    return tuple(found[0] for found in inside)
+
+
+def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any:
+    """A new `opt_state` holding `lrs`, each in its old dtype, shape and weak type.
+
+    A jitted update that took the old state is not retraced for the new one;
+    `opt_state` is left unchanged, and every other leaf is shared, not copied.
 
     Args:
-        opt_state: A state holding injected learning rates or plateau scales.
+        opt_state: The state the lrs live in.
         lrs: One lr per lr of :func:`get_lrs`, in its order; a single number is
             accepted when there is exactly one.
 
     Raises:
-        TypeError: no lr in `opt_state`, a plateau scale next to a constant injected
-            lr, an injected lr driven by a schedule or one of an integer dtype (it
-            cannot be set), or an lr that is not a real number.
-        ValueError: a negative or non-finite lr, or a count different from
-            `opt_state`'s.
+        TypeError: no settable lr in `opt_state` (none, a plateau scale next to a
+            constant injected lr, an injected lr driven by a schedule or of an
+            integer dtype), or an lr that is not a real number.
+        ValueError: a negative or non-finite lr, or not one per lr of `opt_state`.
 
     Example:
         >>> import jax.numpy as jnp, optax
@@ -375,27 +263,22 @@ def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any
     items = _as_tuple(lrs)  # one lr or a sequence, read as plateau.init reads them
     new = [check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items)]
     leaves, treedef, where = _locate(opt_state)
-    if len(new) != len(where):
-        raise ValueError(
-            f"'lrs' has {len(new)} values but opt_state holds {len(where)} "
-            f"{_what(_targets(opt_state)[0][1])}s "
-            f"(at {', '.join('opt_state' + p for p in lr_paths(opt_state))})"
-        )
+    if len(new) != len(where):  # walk the state again only to name its lrs
+        check_count(len(new), [target[:2] for target in _targets(opt_state)])
     return _write(leaves, treedef, where, dict(enumerate(new)))
 
 
 def _write(leaves: list[Any], treedef: Any, where: tuple[int, ...], new: dict[int, float]) -> Any:
     """The state with lr i set to ``new[i]``, each in its old leaf's dtype, shape, weak type."""
-    leaves = list(leaves)
-    arrays = [(where[i], lr) for i, lr in new.items() if hasattr(leaves[where[i]], "dtype")]
+    out = list(leaves)
     for i, lr in new.items():
-        if not hasattr(leaves[where[i]], "dtype"):
-            leaves[where[i]] = lr  # a Python float stays one
+        out[where[i]] = lr  # a Python float stays one; arrays are filled below
+    arrays = [where[i] for i in new if hasattr(leaves[where[i]], "dtype")]
     if arrays:
-        filled = _fill([leaves[index] for index, _ in arrays], [lr for _, lr in arrays])
-        for (index, _), value in zip(arrays, filled, strict=True):
-            leaves[index] = value
-    return jax.tree_util.tree_unflatten(treedef, leaves)
+        filled = _fill([leaves[index] for index in arrays], [out[index] for index in arrays])
+        for index, value in zip(arrays, filled, strict=True):
+            out[index] = value
+    return jax.tree_util.tree_unflatten(treedef, out)
 
 
 @jax.jit  # type: ignore[untyped-decorator, unused-ignore]
@@ -404,21 +287,18 @@ def _fill(olds: list[Any], lrs: list[float]) -> list[Any]:
     return [jax.lax.full_like(old, lr) for old, lr in zip(olds, lrs, strict=True)]
 
 
-def _commit(
-    new_state: plateau.PlateauState,
-    read: tuple[float, ...],
-    leaves: list[Any],
-    treedef: Any,
-    where: tuple[int, ...],
-    opt_state: Any,
+def _drive(
+    opt_state: Any, advance: Callable[[tuple[float, ...]], plateau.PlateauState]
 ) -> tuple[plateau.PlateauState, Any]:
-    """Write `new_state`'s lrs that differ from `read`; the state records them as stored."""
-    lrs = new_state.lrs
-    writes = dict(changed(read, lrs))
+    """Read `opt_state`'s lrs, `advance` them, write back the changed ones; record them stored."""
+    leaves, treedef, where = _locate(opt_state)
+    read = _read(opt_state, [leaves[i] for i in where])
+    new_state = advance(read)
+    writes = dict(changed(read, new_state.lrs))
     if not writes:
         return new_state, opt_state
-    # Record the lrs as the arrays store them (rounded to their dtype), computed on the host.
-    stored = list(lrs)
+    # The lrs as the arrays store them (rounded to their dtype), computed on the host.
+    stored = list(new_state.lrs)
     for i, lr in writes.items():
         old = leaves[where[i]]
         stored[i] = float(np.asarray(lr, dtype=old.dtype)) if hasattr(old, "dtype") else lr
@@ -428,12 +308,9 @@ def _commit(
 def start(opt_state: Any, config: plateau.PlateauConfig) -> tuple[plateau.PlateauState, Any]:
     """The plateau state from `opt_state`'s lrs, and `opt_state` holding the first epoch's lrs.
 
-    Use it before the first update, whatever the config: with a warmup
-    (``config.warmup_epochs``) the first epoch trains at ``lr *
-    warmup_start_factor``, which is written here (``(plateau_state, opt_state)``
-    as :func:`step` returns them); without one `opt_state` is returned as is.
-    Under :func:`scale_by_plateau` the lr is the scale, so a warmup ramps the
-    scale from ``warmup_start_factor`` to 1.0 over the schedule.
+    Use it before the first update, whatever the config: a warmup's first lr
+    (``lr * warmup_start_factor``; under :func:`scale_by_plateau`, of the scale) is
+    written here; without a warmup `opt_state` is returned as is.
 
     Raises:
         TypeError: no settable lr in `opt_state` (see :func:`set_lrs`), or `config`
@@ -448,23 +325,16 @@ def start(opt_state: Any, config: plateau.PlateauConfig) -> tuple[plateau.Platea
         >>> state.lrs, get_lrs(opt_state), state.base_lrs
         ((0.25,), (0.25,), (0.5,))
     """
-    leaves, treedef, where = _locate(opt_state)
-    read = _read(opt_state, [leaves[i] for i in where])
-    return _commit(plateau.init(read, config), read, leaves, treedef, where, opt_state)
+    return _drive(opt_state, lambda read: plateau.init(read, config))
 
 
 def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
-    """The plateau state starting from `opt_state`'s lrs, as stored; no warmup.
-
-    :func:`start` does the same and also returns the `opt_state` to train with; use
-    it for a warmup config, which this function refuses (it cannot put the first
-    epoch's lrs into `opt_state`).
+    """:func:`start`'s plateau state alone, for a config without warmup.
 
     Raises:
-        TypeError: no settable lr in `opt_state` (see :func:`set_lrs`), or `config`
-            is not a PlateauConfig.
-        ValueError: a config with ``warmup_epochs`` > 0, or a per-lr ``min_lr`` whose
-            length differs from the lr count.
+        TypeError: as :func:`start`.
+        ValueError: as :func:`start`, or ``config.warmup_epochs`` > 0 (init cannot
+            write the first epoch's lrs into `opt_state`: use :func:`start`).
 
     Example:
         >>> import jax.numpy as jnp, optax, plateau
@@ -472,14 +342,7 @@ def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
         >>> init(tx.init(jnp.zeros(2)), plateau.PlateauConfig()).lrs
         (0.5,)
     """
-    if isinstance(config, plateau.PlateauConfig) and config.warmup_epochs:
-        # The first epoch would silently train at the lr, not at lr * start factor.
-        raise ValueError(
-            f"'config' has warmup_epochs={config.warmup_epochs}: the first epoch must train "
-            f"at lr * warmup_start_factor ({config.warmup_start_factor!r}), which init "
-            "cannot write into opt_state; use "
-            "'plateau_state, opt_state = plateau_optax.start(opt_state, config)'"
-        )
+    check_init_config(config)
     return start(opt_state, config)[0]  # without warmup, start writes nothing
 
 
@@ -491,22 +354,17 @@ def step(
 ) -> tuple[plateau.PlateauState, Any]:
     """One epoch: read `opt_state`'s lrs, :func:`plateau.step`, write back the changed ones.
 
-    Call it on the host between jitted steps, typically with the validation loss.
-    `opt_state` is returned as is unless an lr changed; then it is a new state
-    (see :func:`set_lrs`).
-
-    Args:
-        plateau_state: From :func:`start` or the previous :func:`step`.
-        metric: A real number or a one-element jax array (read once to the host).
-        config: The schedule's config.
-        opt_state: The optimizer state the lrs live in.
+    Call it on the host between jitted steps, with `plateau_state` from :func:`start`
+    or the last step, and the epoch's `metric`, typically the validation loss (a real
+    number or a one-element jax array, read once to the host). `opt_state` comes
+    back as is unless an lr changed (see :func:`set_lrs`).
 
     Raises:
         TypeError: `plateau_state` is not a PlateauState, `metric` is a tracer
             (``step`` was called inside ``jax.jit``), no settable lr in `opt_state`
-            (see :func:`set_lrs`), or anything :func:`plateau.step` raises.
-        ValueError: anything :func:`plateau.step` raises (e.g. a per-lr ``min_lr``
-            that does not fit the lrs `opt_state` holds).
+            (see :func:`set_lrs`), or as :func:`plateau.step`.
+        ValueError: as :func:`plateau.step` (e.g. a per-lr ``min_lr`` that does not
+            fit the lrs `opt_state` holds).
 
     Example:
         >>> import jax.numpy as jnp, optax, plateau
@@ -525,7 +383,4 @@ def step(
             "'metric' is a jax tracer: plateau_optax.step runs on the host between jitted "
             "steps; return the metric from the jitted function and pass the result"
         )
-    leaves, treedef, where = _locate(opt_state)
-    read = _read(opt_state, [leaves[i] for i in where])
-    new_state, _ = plateau.step(plateau_state, metric, config, read)
-    return _commit(new_state, read, leaves, treedef, where, opt_state)
+    return _drive(opt_state, lambda read: plateau.step(plateau_state, metric, config, read)[0])

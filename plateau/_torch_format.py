@@ -19,7 +19,7 @@ import attrs
 
 from ._checks import check_bool, check_int, check_non_negative, got, show, show_keys, within
 from ._config import PlateauConfig
-from ._core import PlateauState
+from ._core import PlateauState, scale_base
 
 # The progress every torch (2.6-2.13) ReduceLROnPlateau.state_dict() holds.
 PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
@@ -165,18 +165,16 @@ def default_min_lr(config: PlateauConfig) -> float | None:
 
 
 def check_options(
-    *,
     sync_metric: object,
     on_repeat: object,
     base_with_metric: object,
-    has_base: bool,
+    base: object,
     last_epoch: object,
 ) -> int:
     """The adapter's own arguments checked; the ``last_epoch`` a new run starts at.
 
     Example:
-        >>> check_options(sync_metric=False, on_repeat="warn", base_with_metric=False,
-        ...               has_base=False, last_epoch=-1)
+        >>> check_options(False, "warn", False, None, -1)  # the defaults
         0
     """
     check_bool("sync_metric", sync_metric)
@@ -184,7 +182,7 @@ def check_options(
         error = ValueError if isinstance(on_repeat, str) else TypeError
         raise error(f"'on_repeat' must be one of {REPEATS}, got {got(on_repeat)}")
     check_bool("base_with_metric", base_with_metric)
-    if base_with_metric and not has_base:
+    if base_with_metric and base is None:
         raise ValueError("'base_with_metric' is True but there is no 'base' to advance")
     return check_int("last_epoch", last_epoch, minimum=-1) + 1
 
@@ -296,6 +294,20 @@ def warn_overwritten(held: Sequence[float], written: Sequence[float], stacklevel
         )
 
 
+def check_scheduler(base: str, is_plateau: bool, on_optimizer: bool) -> None:
+    """Refuse a torch scheduler as the base: a plateau, or one on another optimizer."""
+    if is_plateau:
+        raise TypeError(
+            f"'base' must be a schedule the plateau scales (CosineAnnealingLR, LinearLR, "
+            f"an lr_lambda, ...), got a {base}: a plateau cannot be a base; "
+            "pass its arguments to this scheduler instead"
+        )
+    if not on_optimizer:
+        raise ValueError(
+            f"'base' must be a scheduler on this optimizer, got a {base} built on another one"
+        )
+
+
 def lambdas(base: object, groups: int) -> Any:
     """`base` as LambdaLR's ``lr_lambda``: one callable, or a list of one per group.
 
@@ -320,6 +332,24 @@ def lambdas(base: object, groups: int) -> Any:
         "'base' must be a torch LRScheduler on this optimizer, an lr_lambda or a list "
         f"of them (one per param group), got {got(base)}"
     )
+
+
+def lr_error(name: str, what: str) -> TypeError:
+    """The error for a param group's lr (`name`) that is not a number: `what` it was."""
+    return TypeError(f"{name} must be a real number or a one-element real tensor, got {what}")
+
+
+def check_lr(name: str, lr: object) -> float:
+    """A param group's lr (`name`) as a finite float >= 0, or a TypeError / ValueError.
+
+    Example:
+        >>> check_lr("optimizer.param_groups[0]['lr']", 0.1)
+        0.1
+    """
+    try:
+        return check_non_negative(name, lr)
+    except TypeError:
+        raise lr_error(name, got(lr)) from None
 
 
 def check_initial_lr(index: int, group: Mapping[str, Any], default_to_lr: bool) -> object:
@@ -480,14 +510,21 @@ def load_state(
     return state
 
 
-def saved_base(saved: object, base: str, count: int) -> tuple[dict[str, Any], tuple[float, ...]]:
+def saved_base(
+    saved: object, base: str, count: int, state: PlateauState, current: Sequence[float]
+) -> tuple[dict[str, Any], tuple[float, ...]]:
     """A checkpoint's ``base`` entry, validated: the base's state_dict and the reference.
 
-    `base` is this scheduler's base class name. ``type`` (the saved base's) is
-    optional: checkpoints written before it lack it.
+    `base` is this scheduler's base class name, and `current` its last lrs, which a
+    saved ``_last_lr`` replaces: :func:`plateau.scale_base` must then take them with
+    `state`, the state resumed. ``type`` (the saved base's) is optional: checkpoints
+    written before it lack it.
 
     Example:
-        >>> saved_base({"state_dict": {"last_epoch": 3}, "reference": [0.1]}, "LambdaLR", 1)
+        >>> import plateau
+        >>> state = plateau.init(0.1, plateau.PlateauConfig())
+        >>> saved = {"state_dict": {"last_epoch": 3}, "reference": [0.1]}
+        >>> saved_base(saved, "LambdaLR", 1, state, [0.05])
         ({'last_epoch': 3}, (0.1,))
     """
     keys = {"state_dict", "reference"}
@@ -521,5 +558,6 @@ def saved_base(saved: object, base: str, count: int) -> tuple[dict[str, Any], tu
     for i, r in enumerate(checked):
         if not r > 0.0:
             raise ValueError(f"{name}[{i}] must be > 0, got {r!r}")
+    scale_base(state, base_state.get("_last_lr", current), checked)
     # torch's load_state_dict pops and restores keys of the dict it is given: a copy.
     return dict(base_state), checked

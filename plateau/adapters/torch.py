@@ -1,35 +1,16 @@
 """A drop-in torch ``ReduceLROnPlateau`` whose every decision is made by :func:`plateau.step`.
 
-Change one import line and keep the rest of the training loop::
+Change one import line, ``from plateau.adapters.torch import ReduceLROnPlateau``,
+and keep the training loop: it subclasses torch's class, so trainers that test
+``isinstance`` pass it the metric, and it takes every argument, attribute write and
+checkpoint torch's takes. What it adds is in docs/torch.md.
 
-    from plateau.adapters.torch import ReduceLROnPlateau
-
-It subclasses torch's class, so trainers that recognise a plateau scheduler with
-``isinstance`` pass it the metric (docs/compatibility.md lists those tested), and
-takes every argument, attribute write and checkpoint torch's takes. What it adds
-(a strict-JSON state, a constructor config that wins over a stale checkpoint,
-``scheduler.state.decision``, ``on_nonfinite``, ``on_repeat``, ``sync_metric``,
-warmup, ``base=``) is described in docs/torch.md.
-
-This module only translates: ``scheduler.config`` and ``scheduler.state`` are the
-only schedule data, read and written through torch's attribute names
-(:class:`plateau._torch_format.TorchSurface`), the checkpoint format is
-:mod:`plateau._torch_format`'s, and the lrs are the optimizer's (the core's
-ownership rule): each step reads ``param_groups``, hands them to
-:func:`plateau.step` and writes a cut back through torch's ``_reduce_lr`` hook.
-With a base the scheduler owns the lrs: the groups get :func:`plateau.scale_base`
-of the base's lrs ("Base schedules" in ``plateau._core``), and the base always
-steps from its own.
-
-Example:
-    >>> import torch
-    >>> from plateau.adapters.torch import ReduceLROnPlateau
-    >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    >>> scheduler = ReduceLROnPlateau(optimizer, patience=0)
-    >>> for val_loss in [1.0, 2.0]:
-    ...     scheduler.step(val_loss)
-    >>> scheduler.get_last_lr(), scheduler.state.decision.value
-    ([0.010000000000000002], 'reduced')
+It only translates: ``config`` and ``state`` are the only schedule data, torch's
+attribute names and checkpoint format are :mod:`plateau._torch_format`'s, and the
+lrs are the optimizer's (the core's ownership rule): a step reads ``param_groups``,
+calls :func:`plateau.step` and writes a cut through torch's ``_reduce_lr`` hook.
+With a base the groups get :func:`plateau.scale_base` of the base's lrs ("Base
+schedules" in ``plateau._core``), and the base steps from its own.
 """
 
 from __future__ import annotations
@@ -43,7 +24,7 @@ import attrs
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState
 from plateau import _torch_format as fmt
-from plateau._checks import check_non_negative, got, to_metric
+from plateau._checks import to_metric
 from plateau._core import changed
 
 try:
@@ -70,49 +51,36 @@ BaseLike: TypeAlias = LRScheduler | Callable[[int], float] | Sequence[Callable[[
 class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ignore[misc,unused-ignore]
     """Torch's ReduceLROnPlateau: same arguments, same lrs, decided by :func:`plateau.step`.
 
-    torch's ``__init__`` is not called: a second copy of the config and counters
-    would go stale. Torch's attribute names read and replace :attr:`config` and
-    :attr:`state` (:class:`~plateau._torch_format.TorchSurface`); ``optimizer`` and
-    ``get_last_lr()`` are torch's.
+    Not torch's ``__init__`` (its copy of the config would go stale): torch's attribute
+    names read and replace :attr:`config` and :attr:`state` (see docs/torch.md).
 
     Args:
         optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled.
         mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps:
-            torch's arguments and defaults, validated by :class:`plateau.PlateauConfig`
-            (``min_lr``: a scalar, which extends to groups added later, or one per group).
-        last_epoch: The index of the last epoch done (-1 for a new run), as torch's
-            other schedulers take; ``self.last_epoch`` starts at ``last_epoch + 1``.
-        verbose: torch < 2.7's argument; ignored with a warning, as torch 2.6 did.
-        on_nonfinite: What a NaN or infinite metric does: "bad" (torch's), "raise", "skip".
-        on_repeat: What a ``step()`` does when the optimizer has stepped, but not since
-            the last ``step()`` (accelerate's prepared scheduler): "warn" (steps, as
-            torch, with a warning), "skip" (ignores the call) or "allow".
-        sync_metric: Average the metric over all ranks (:func:`mean_over_ranks`) before
-            each step, so every rank decides alike; every rank must then step together.
-        warmup_epochs, warmup_start_factor: A linear warmup
-            (:class:`plateau.PlateauConfig`): each group's lr starts at ``lr *
-            warmup_start_factor`` and the first ``warmup_epochs`` steps ramp it back.
-            With a base, it ramps the plateau's scale and counts ``step(metric)`` calls.
-        base: A base schedule the plateau scales: a torch ``LRScheduler`` on
-            `optimizer`, or an ``lr_lambda`` (one, or one per group) for a ``LambdaLR``.
-            ``step()`` then advances the base and ``step(metric)`` applies the plateau
-            rule; each group's lr is :func:`plateau.scale_base` of the base's at the
-            reference ``initial_lr``, and an lr set by hand is overwritten, with a warning.
-        base_with_metric: Make each ``step(metric)`` also advance the base once (for a
-            trainer that only calls ``step(metric)``); ``step()`` alone is then refused.
+            torch's, validated by :class:`plateau.PlateauConfig` (``min_lr``: a scalar,
+            which extends to groups added later, or one per group).
+        last_epoch: The last epoch done (-1: a new run), as torch's other schedulers take.
+        verbose: torch < 2.7's; ignored with a warning, as torch 2.6 did.
+        on_nonfinite: A NaN or infinite metric: "bad" (torch's), "raise" or "skip".
+        on_repeat: A ``step()`` with no optimizer step since the last one (accelerate's
+            prepared scheduler): "warn" (steps, as torch), "skip" or "allow".
+        sync_metric: Average the metric over all ranks first (:func:`mean_over_ranks`).
+        warmup_epochs, warmup_start_factor: A linear warmup from ``lr *
+            warmup_start_factor`` back to each group's lr (:class:`plateau.PlateauConfig`).
+        base: A base schedule the plateau scales: a torch ``LRScheduler`` on `optimizer`,
+            or an ``lr_lambda`` (one, or one per group) for a ``LambdaLR``. ``step()``
+            advances it, ``step(metric)`` applies the plateau rule; each group's lr is
+            :func:`plateau.scale_base` of the base's at the reference ``initial_lr``.
+        base_with_metric: Each ``step(metric)`` also advances the base (not ``step()``).
 
     Attributes:
-        config: The :class:`plateau.PlateauConfig`; replaceable between steps by one
-            with the same ``mode`` (and, if per group, one ``min_lr`` per param group).
-        state: The :class:`plateau.PlateauState` after the last step; with a base its
-            lrs are the plateau's own, at the reference, not the groups'.
-        base: The base ``LRScheduler`` (the ``LambdaLR`` built for an ``lr_lambda``), or None.
+        state: The :class:`plateau.PlateauState` after the last step (with a base, the
+            plateau's own lrs, at the reference). :attr:`config` and :attr:`base` too.
 
     Raises:
-        TypeError: `optimizer` is not a ``torch.optim.Optimizer``, a param group's lr is
-            not a single real number, or an argument has the wrong type.
-        ValueError: an argument has a bad value, ``min_lr`` does not fit the groups,
-            or `base` is on another optimizer or has lr_lambdas for another group count.
+        TypeError: an argument of the wrong type, or a param group's lr not a real number.
+        ValueError: a bad value, a ``min_lr`` that does not fit the groups, or a `base`
+            on another optimizer or with lr_lambdas for another group count.
 
     Example:
         >>> import torch
@@ -133,8 +101,8 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
     sync_metric: bool
     on_repeat: str
     base_with_metric: bool
-    # Class defaults for pickles from before base= (__init__ sets them on the instance:
-    # a class attribute costs the per-batch step a slower lookup).
+    # Class defaults for pickles from before base=; __init__ sets them on the instance,
+    # faster for the per-batch step to read.
     _base: LRScheduler | None = None
     _reference: tuple[float, ...] = ()
     _written: tuple[float, ...] = ()  # with a base: the groups' lrs after the last write
@@ -167,13 +135,7 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
             raise TypeError(
                 f"'optimizer' must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        start = fmt.check_options(
-            sync_metric=sync_metric,
-            on_repeat=on_repeat,
-            base_with_metric=base_with_metric,
-            has_base=base is not None,
-            last_epoch=last_epoch,
-        )
+        start = fmt.check_options(sync_metric, on_repeat, base_with_metric, base, last_epoch)
         config = PlateauConfig(
             mode=mode,
             factor=factor,
@@ -218,10 +180,9 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
             self._write_on_base(_last_of(schedule))
 
     def _watch_optimizer(self) -> None:
-        """Count the optimizer's steps (a post-step hook) to tell a repeated step().
+        """Count the optimizer's steps to tell a repeated step(): a hook holding us weakly.
 
-        The hook holds the scheduler weakly and goes with it; an optimizer drops its
-        hooks when pickled or copied, so ``__setstate__`` installs a new one.
+        An optimizer drops its hooks when pickled or copied: ``__setstate__`` adds one.
         """
         ref = weakref.ref(self)
 
@@ -244,26 +205,16 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
     def step(  # type: ignore[override,unused-ignore]
         self, metrics: SupportsFloat | None = None, epoch: int | None = None
     ) -> None:
-        """One epoch: read the param groups' lrs, :func:`plateau.step`, write a cut back.
-
-        A cut is written by :meth:`_reduce_lr`, called whenever patience is exceeded.
-        With a base, ``step()`` (no metric) advances the base and ``step(metric)``
-        applies the plateau rule; either writes :func:`plateau.scale_base` of the
-        base's lrs to the groups, and :meth:`_reduce_lr` is not called.
+        """One epoch: read the groups' lrs, :func:`plateau.step`, cut by :meth:`_reduce_lr`.
 
         Args:
-            metrics: The monitored value: a float, an int or a one-element tensor.
-                Omitted only with a base: then the base steps.
+            metrics: A float, an int or a one-element tensor; omitted, a base steps.
             epoch: Deprecated, as in torch: with a warning, it only sets ``state.last_epoch``.
 
         Raises:
-            TypeError: `metrics` or a param group's lr is not a single real number
-                (`metrics` omitted without a base), or `epoch` given without a metric.
-            ValueError: what :func:`plateau.step` refuses (a non-finite metric with
-                ``on_nonfinite="raise"``, an unusable lr set by hand, a per-group
-                ``min_lr`` that no longer fits), or a negative `epoch`; with a base,
-                a param group added, or ``step()`` with ``base_with_metric=True``.
-                Nothing changes on error (but what the base's own step changed).
+            TypeError: `metrics` or a group's lr is not a single real number.
+            ValueError: what :func:`plateau.step` or a base refuses (a param group added,
+                ``step()`` under ``base_with_metric=True``). Nothing changes on error.
         """
         if self._base is not None:
             self._step_on_base(metrics, epoch)
@@ -304,11 +255,10 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         self._stepped_at = seen
 
     def _step_on_base(self, metrics: SupportsFloat | None, epoch: int | None) -> None:
-        """:meth:`step` with a base: the plateau rule on its own lrs, or the base's step.
+        """:meth:`step` with a base: the plateau rule on its own lrs (at the reference).
 
-        The plateau's state never reads the groups (its lrs are at the reference). The
-        base steps from its own last lrs, restored into the groups first: a chainable
-        torch scheduler computes its next lr from the group's (pytorch#82859).
+        The base steps from its own lrs, restored into the groups first: a chainable
+        scheduler computes from the groups' (pytorch#82859).
         """
         base = self._base
         assert base is not None  # _step_on_base runs only with a base
@@ -347,10 +297,10 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         base = self._base
         assert base is not None
         try:
-            _fill(groups, base.get_last_lr())
+            _write_lrs(groups, enumerate(base.get_last_lr()))
             base.step()
         except BaseException:
-            _fill(groups, self._written)  # the groups as they were: our last write
+            _write_lrs(groups, enumerate(self._written))  # the groups as they were: our last write
             raise
         return _last_of(base)
 
@@ -358,18 +308,13 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         """Write ``scale_base`` of `base_lrs` to the groups; record what they then hold."""
         groups = self.optimizer.param_groups
         lrs = _scale_base(self.state, base_lrs, self._reference)
-        if _fill(groups, lrs):
+        if _write_lrs(groups, enumerate(lrs)):
             lrs = _read_lrs(groups)  # a float32 tensor rounds: record what it holds
         self._written = lrs
         self._base_steps = None if self._base is None else self._base.last_epoch
 
     def _reduce_lr(self, epoch: int) -> None:
-        """Torch's hook for the cut: write the lrs :func:`plateau.step` decided.
-
-        :meth:`step` calls it whenever patience is exceeded, as torch's does, so an
-        override replaces the write (ignite's ``ReduceLROnPlateauScheduler`` installs
-        one to cut a single group); the state then records the lrs the override left.
-        A tensor lr is filled in place, as torch does: dtype, device and identity kept.
+        """Torch's hook for the cut: an override (ignite's) replaces the write we planned.
 
         Raises:
             RuntimeError: called outside :meth:`step`, where no cut was decided.
@@ -381,28 +326,19 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
             self._planned = None  # written exactly: step() need not read the lrs back
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
-        """The lr of each param group after the last step, as torch gives it.
-
-        The values are ``state.lrs`` (with a base: the lrs last written, which the
-        groups hold); a group whose lr is a tensor gets a new tensor of the same dtype
-        and device (never an alias of the group's).
-        """
-        groups = self.optimizer.param_groups
-        last: list[float | torch.Tensor] = []
-        for i, lr in enumerate(self.state.lrs if self._base is None else self._written):
-            held = groups[i]["lr"] if i < len(groups) else None
-            if isinstance(held, torch.Tensor):
-                last.append(held.detach().new_full(held.shape, lr))
-            else:
-                last.append(lr)
+        """Each group's lr after the last step, a tensor group's as a new tensor (as torch)."""
+        lrs = self.state.lrs if self._base is None else self._written
+        last: list[float | torch.Tensor] = [*lrs]
+        for i, group in enumerate(self.optimizer.param_groups[: len(lrs)]):
+            if isinstance(held := group["lr"], torch.Tensor):
+                last[i] = held.detach().new_full(held.shape, lrs[i])
         return last
 
     def state_dict(self) -> dict[str, Any]:
         """``config`` and ``state``, plus torch's own keys: both classes can resume from it.
 
-        Strict JSON (:func:`plateau._torch_format.state_dict`). With a base, ``base``
-        holds the base's own ``state_dict()`` (``torch.load(weights_only=True)`` takes
-        it) and the reference, and ``_last_lr`` the groups' lrs.
+        Strict JSON (:func:`plateau._torch_format.state_dict`); with a base, ``base``
+        holds the base's ``state_dict()`` and the reference.
 
         Example:
             >>> import json, torch
@@ -420,22 +356,16 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         return fmt.state_dict(self._config, self.state, saved)
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Resume from :meth:`state_dict`'s output, or from torch's own ReduceLROnPlateau's.
+        """Resume from :meth:`state_dict`'s output, or torch's ReduceLROnPlateau's.
 
-        Plateau's earlier format, ``config`` and ``state`` only, loads too. The
-        constructor's config wins (torch's class takes the checkpoint's); only the
-        saved ``mode`` is compared. The progress is validated by
-        :class:`plateau.PlateauState`; from a torch checkpoint, or one torch's class
-        stepped since, the lrs are the optimizer's (:func:`plateau._torch_format.load_state`).
-        With a base, only a checkpoint saved with one loads: the base's state is
-        loaded into :attr:`base` and the groups get the lrs the saved scheduler had
-        written, whichever of the optimizer and the scheduler is loaded first.
+        The constructor's config wins; which saved progress wins and what is refused
+        is :func:`plateau._torch_format.load_state`'s. With a base, the groups get the
+        lrs the saved scheduler wrote, whichever of optimizer and scheduler loads first.
 
         Raises:
             TypeError: `state_dict` is not a mapping, or a field has the wrong type.
-            ValueError: neither format, a bad value, another mode or lr count, or a
-                base in only one of the checkpoint and this scheduler. Nothing changes
-                on error (but what the base's own ``load_state_dict`` changed).
+            ValueError: a bad checkpoint for this scheduler. Nothing changes on error
+                (but what the base's own ``load_state_dict`` changed).
         """
         groups = self.optimizer.param_groups
         base = self._base
@@ -446,23 +376,23 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         if base is None:
             self.state = state
             return
-        base_state, reference = fmt.saved_base(state_dict["base"], type(base).__name__, len(groups))
-        # Everything checked before anything is loaded: an error changes nothing.
-        _scale_base(state, base_state.get("_last_lr", _last_of(base)), reference)
-        base.load_state_dict(base_state)
+        assert name is not None
+        base_state, reference = fmt.saved_base(
+            state_dict["base"], name, len(groups), state, _last_of(base)
+        )
+        base.load_state_dict(base_state)  # everything is checked: an error changes nothing
         self.state, self._reference = state, reference
         self._write_on_base(_last_of(base))
 
 
 def mean_over_ranks(metric: SupportsFloat) -> float:
-    """`metric` averaged over all ranks in float64: every rank then decides alike.
+    """`metric` averaged over all ranks in float64 (an all_reduce every rank must call).
 
-    An all_reduce, so every rank must call it together. Outside an initialized
-    ``torch.distributed`` process group it is ``float(metric)`` and touches nothing.
+    Outside an initialized ``torch.distributed`` process group: ``float(metric)``.
 
     Raises:
-        TypeError: `metric` is not a single real number (checked before the
-            collective, so a bad rank fails alone instead of hanging the others).
+        TypeError: `metric` is not a single real number (before the collective, so a
+            bad rank fails alone instead of hanging the others).
     """
     value = to_metric(metric)
     if not (dist.is_available() and dist.is_initialized()):
@@ -487,17 +417,9 @@ def _to_lr(index: int, lr: object, check: bool = False, key: str = "lr") -> floa
     name = f"optimizer.param_groups[{index}][{key!r}]"
     if isinstance(lr, torch.Tensor):
         if lr.numel() != 1 or lr.dtype in (torch.bool, torch.complex64, torch.complex128):
-            raise TypeError(
-                f"{name} must be a real number or a one-element real tensor, got a "
-                f"{lr.dtype} tensor of shape {tuple(lr.shape)}"
-            )
+            raise fmt.lr_error(name, f"a {lr.dtype} tensor of shape {tuple(lr.shape)}")
         lr = lr.item()
-    try:
-        return check_non_negative(name, lr)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a real number or a one-element real tensor, got {got(lr)}"
-        ) from None
+    return fmt.check_lr(name, lr)
 
 
 def _read_reference(groups: list[dict[str, Any]], default_to_lr: bool = False) -> tuple[float, ...]:
@@ -520,17 +442,12 @@ def _write_warmup(
     return state
 
 
-def _fill(groups: list[dict[str, Any]], lrs: Sequence[float | torch.Tensor]) -> bool:
-    """Write one lr per group (see :func:`_write_lrs`); True if a tensor was filled."""
-    return _write_lrs(groups, zip(range(len(groups)), lrs, strict=True))
-
-
 def _write_lrs(
     groups: list[dict[str, Any]], writes: Iterable[tuple[int, float | torch.Tensor]]
 ) -> bool:
     """Set ``groups[i]["lr"]`` for each (i, lr); True if a tensor was filled (it may round).
 
-    A tensor lr is filled in place, as torch does: dtype, device and identity kept.
+    A tensor is filled in place, as torch does: dtype, device and identity kept.
     """
     filled = False
     for index, lr in writes:
@@ -549,17 +466,9 @@ def _last_of(base: LRScheduler) -> tuple[float, ...]:
 
 def _as_base(optimizer: torch.optim.Optimizer, base: object) -> LRScheduler:
     """`base` as a torch LRScheduler on `optimizer`: itself, or a LambdaLR built for it."""
-    if isinstance(base, _TorchReduceLROnPlateau):
-        raise TypeError(
-            f"'base' must be a schedule the plateau scales (CosineAnnealingLR, LinearLR, "
-            f"an lr_lambda, ...), got a {type(base).__name__}: a plateau cannot be a base; "
-            "pass its arguments to this scheduler instead"
-        )
-    if not isinstance(base, LRScheduler):
+    if not isinstance(base, (LRScheduler, _TorchReduceLROnPlateau)):
         return LambdaLR(optimizer, fmt.lambdas(base, len(optimizer.param_groups)))
-    if getattr(base, "optimizer", None) is not optimizer:
-        raise ValueError(
-            f"'base' must be a scheduler on this optimizer, got a {type(base).__name__} "
-            "built on another one"
-        )
-    return base
+    plateau_base = isinstance(base, _TorchReduceLROnPlateau)
+    on_it = getattr(base, "optimizer", None) is optimizer
+    fmt.check_scheduler(type(base).__name__, plateau_base, on_it)
+    return base  # type: ignore[return-value,unused-ignore]

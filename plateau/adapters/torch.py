@@ -98,9 +98,6 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         3
     """
 
-    sync_metric: bool
-    on_repeat: str
-    base_with_metric: bool
     # Class defaults for pickles from before base=; __init__ sets them on the instance,
     # faster for the per-batch step to read.
     _base: LRScheduler | None = None
@@ -267,35 +264,25 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         fmt.check_base_step(
             len(groups), len(self._reference), type(base).__name__, epoch, with_metric
         )
-        if metrics is None:
-            self._check_written(groups)
-            self._write_on_base(self._advance_base(groups))
-            return
-        seen = self._optimizer_steps
-        if seen == self._stepped_at and seen and fmt.skip_repeat(self.on_repeat, 3):
-            return
-        if self.sync_metric:
-            metrics = mean_over_ranks(metrics)
-        state, _ = _core_step(self.state, metrics, self._config)
-        if epoch is not None:
-            state = fmt.at_epoch(state, epoch, 3)
-        self._check_written(groups)
-        lrs = self._advance_base(groups) if self.base_with_metric else _last_of(base)
-        self.state = state
-        self._stepped_at = seen
+        state, seen = self.state, self._stepped_at
+        if metrics is not None:
+            seen = self._optimizer_steps
+            if seen == self._stepped_at and seen and fmt.skip_repeat(self.on_repeat, 3):
+                return
+            if self.sync_metric:
+                metrics = mean_over_ranks(metrics)
+            state, _ = _core_step(self.state, metrics, self._config)
+            if epoch is not None:
+                state = fmt.at_epoch(state, epoch, 3)
+        fmt.check_untouched(type(base).__name__, base.last_epoch, self._base_steps)
+        fmt.warn_overwritten(_read_lrs(groups), self._written, 3)
+        advance = metrics is None or self.base_with_metric
+        lrs = self._advance_base(base, groups) if advance else _last_of(base)
+        self.state, self._stepped_at = state, seen
         self._write_on_base(lrs)
 
-    def _check_written(self, groups: list[dict[str, Any]]) -> None:
-        """Refuse a base stepped outside; warn of an lr set by hand since the last write."""
-        base = self._base
-        assert base is not None
-        fmt.check_untouched(type(base).__name__, base.last_epoch, self._base_steps)
-        fmt.warn_overwritten(_read_lrs(groups), self._written, 4)
-
-    def _advance_base(self, groups: list[dict[str, Any]]) -> tuple[float, ...]:
+    def _advance_base(self, base: LRScheduler, groups: list[dict[str, Any]]) -> tuple[float, ...]:
         """Step the base from its own last lrs; its new lrs (the groups then hold them)."""
-        base = self._base
-        assert base is not None
         try:
             _write_lrs(groups, enumerate(base.get_last_lr()))
             base.step()
@@ -445,10 +432,7 @@ def _write_warmup(
 def _write_lrs(
     groups: list[dict[str, Any]], writes: Iterable[tuple[int, float | torch.Tensor]]
 ) -> bool:
-    """Set ``groups[i]["lr"]`` for each (i, lr); True if a tensor was filled (it may round).
-
-    A tensor is filled in place, as torch does: dtype, device and identity kept.
-    """
+    """Set each ``groups[i]["lr"]``, a tensor in place (as torch); True if one was (it rounds)."""
     filled = False
     for index, lr in writes:
         if isinstance(groups[index]["lr"], torch.Tensor):

@@ -134,6 +134,18 @@ def to_int(value: int) -> int:
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    """`value` if it is a bool, else a TypeError naming `name` (an int is not a bool).
+
+    Example:
+        >>> check_bool("sync_metric", True)
+        True
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"'{name}' must be a bool, got {got(value)}")
+    return value
+
+
 def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     """`value` if it is one of the strings `allowed`, else a TypeError / ValueError naming `name`.
 

@@ -25,6 +25,18 @@ loaded = [name for name in {FRAMEWORKS!r} if name in sys.modules]
 print(",".join(loaded))
 """
 
+# `import plateau` loads neither an adapter nor the torch adapter's pure half (import
+# time is a benchmark target); that half, imported alone, loads no framework either.
+LAZY = """
+import sys
+import plateau
+lazy = [name for name in sys.modules if name.startswith("plateau.adapters.")]
+lazy += [name for name in ["plateau._torch_format"] if name in sys.modules]
+import plateau._torch_format
+lazy += [name for name in FRAMEWORKS if name in sys.modules]
+print(",".join(lazy))
+"""
+
 
 def test_core_loads_no_framework():
     result = subprocess.run(
@@ -43,3 +55,20 @@ def test_the_check_itself_can_see_a_framework():
         check=True,
     )
     assert result.stdout.strip() == "numpy"
+
+
+def test_plateau_imports_no_adapter_nor_the_torch_format():
+    script = f"FRAMEWORKS = {FRAMEWORKS!r}\n" + LAZY
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_the_lazy_check_can_see_the_torch_format():
+    """Guard against a vacuous test: a module imported first is reported."""
+    script = f"FRAMEWORKS = {FRAMEWORKS!r}\nimport plateau._torch_format\n" + LAZY
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "plateau._torch_format"

@@ -385,19 +385,22 @@ def keras_check_scale(shape: tuple[int, ...], dtype: object) -> None:
         )
 
 
-def keras_check_min_lr(min_lr: float, names: Sequence[str], scaled: Sequence[bool]) -> None:
+def keras_check_min_lr(
+    min_lr: float, pairs: Sequence[tuple[str, object]], scaled: Sequence[bool]
+) -> None:
     """`min_lr` must mean one thing for every optimizer: with a schedule it is a scale.
 
-    `names` and `scaled` are, per optimizer, its name and whether its learning
-    rate is a schedule (the callback then holds the schedule's scale).
+    `pairs` and `scaled` are, per optimizer, its (name, optimizer) and whether its
+    learning rate is a schedule (the callback then holds the schedule's scale).
 
     Raises:
         ValueError: a scale's floor above 1.0, or a non-zero floor that would be a
             scale for some optimizers and an lr for others.
 
     Example:
-        >>> keras_check_min_lr(0.5, ["a", "b"], [True, True])  # a floor at half the schedule
-        >>> keras_check_min_lr(0.5, ["a", "b"], [True, False])  # doctest: +ELLIPSIS
+        >>> pairs = [("a", None), ("b", None)]
+        >>> keras_check_min_lr(0.5, pairs, [True, True])  # a floor at half the schedule
+        >>> keras_check_min_lr(0.5, pairs, [True, False])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: 'min_lr'=0.5 would be a scale for the sub-optimizers with a schedule ...
@@ -411,7 +414,7 @@ def keras_check_min_lr(min_lr: float, names: Sequence[str], scaled: Sequence[boo
             "fraction of the schedule's lr (e.g. 0.01)"
         )
     if min_lr != 0.0 and not all(scaled):
-        floats = [name for name, s in zip(names, scaled, strict=True) if not s]
+        floats = [name for (name, _), s in zip(pairs, scaled, strict=True) if not s]
         raise ValueError(
             f"'min_lr'={show(min_lr)} would be a scale for the sub-optimizers with a "
             f"schedule but an lr for {floats}; use min_lr=0.0, or give every "

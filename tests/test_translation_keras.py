@@ -268,13 +268,14 @@ def test_restored_state_must_fit_the_model():
 
 
 def test_min_lr_must_be_one_kind_of_floor():
-    _translate.keras_check_min_lr(5.0, ["a"], [False])  # an lr's floor: no bound
-    _translate.keras_check_min_lr(1.0, ["a", "b"], [True, True])
-    _translate.keras_check_min_lr(0.0, ["a", "b"], [True, False])
+    one, two = [("a", object())], [("a", object()), ("b", object())]
+    _translate.keras_check_min_lr(5.0, one, [False])  # an lr's floor: no bound
+    _translate.keras_check_min_lr(1.0, two, [True, True])
+    _translate.keras_check_min_lr(0.0, two, [True, False])
     with pytest.raises(ValueError, match=r"floor of the schedule's scale.*got 1\.5"):
-        _translate.keras_check_min_lr(1.5, ["a"], [True])
+        _translate.keras_check_min_lr(1.5, one, [True])
     with pytest.raises(ValueError, match=r"a scale for the sub-optimizers .* lr for \['b'\]"):
-        _translate.keras_check_min_lr(0.5, ["a", "b"], [True, False])
+        _translate.keras_check_min_lr(0.5, two, [True, False])
 
 
 def test_metric_is_rounded_to_float32_and_a_missing_one_is_keras_warning():

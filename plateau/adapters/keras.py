@@ -221,7 +221,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError("ReduceLROnPlateau needs a compiled model with an optimizer")
         pairs = _pairs(optimizer)
         scaled = [_is_scheduled(sub) for _, sub in pairs]
-        _translate.keras_check_min_lr(self._args["min_lr"], [name for name, _ in pairs], scaled)
+        _translate.keras_check_min_lr(self._args["min_lr"], pairs, scaled)
         return [_slot(name, sub) for name, sub in pairs]
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:

@@ -12,17 +12,29 @@ makes (documented in from_keras, exercised by the adapter's tests) then agrees
 with the core's float64 one except within half a float32 ulp of ``best -/+
 min_delta``; integer streams make ties exact in both, and the seeded float
 streams do not land in that window.
+
+The tests after those need no framework (they run in the no-framework venv too):
+the Keras callback's pure pieces in plateau._translate, its config, its
+get_state / set_state dict and their checks, its messages and its backup file.
 """
 
 from __future__ import annotations
 
+import array
+import json
+import os
+import warnings
+
 import pytest
 
-keras = pytest.importorskip("keras")
-np = pytest.importorskip("numpy")  # keras depends on it; imported after the skip
+import plateau
+from plateau import PlateauConfig, _translate
 
-import plateau  # noqa: E402
-from plateau import PlateauConfig  # noqa: E402
+try:
+    import keras
+    import numpy as np  # keras depends on it
+except ImportError:  # the framework-free tests below still run, in the no-framework venv
+    keras = np = None
 
 pytestmark = pytest.mark.filterwarnings(
     # Keras 3.15's own callback reads the lr through np.array(variable) under jax.
@@ -34,6 +46,8 @@ N_STREAMS = 400
 
 @pytest.fixture(scope="module")
 def model():
+    if keras is None:
+        pytest.skip("keras is not installed")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(learning_rate=1.0), loss="mse")
     return model
@@ -142,3 +156,209 @@ def test_first_nonfinite_metric_is_a_documented_difference(model, metrics, keras
     config = PlateauConfig.from_keras(**kwargs)
     assert keras_lrs(model, metrics, **kwargs) == keras_only
     assert [s.lrs[0] for s in plateau.simulate(metrics, config)] != keras_only
+
+
+# The callback's pure pieces: no framework below this line.
+
+ARGS = {"factor": 0.5, "patience": 3, "min_delta": -0.25, "cooldown": 2, "min_lr": 0.05}
+
+
+def float32(value):
+    """`value` rounded to float32 by the standard library's array, not by _translate.f32."""
+    return array.array("f", [value])[0]
+
+
+def test_keras_config_is_the_torch_config_keras_arguments_mean():
+    config = _translate.keras_config("max", {**ARGS, "warmup_epochs": 2, "on_nonfinite": "skip"})
+    # Built by hand from Keras's documented meanings: P-1, C-1, abs(min_delta), float32 floor.
+    expected = PlateauConfig(
+        mode="max",
+        factor=0.5,
+        patience=2,
+        cooldown=1,
+        threshold=0.25,
+        threshold_mode="abs",
+        min_lr=float32(0.05),
+        eps=0.0,
+        warmup_epochs=2,
+        on_nonfinite="skip",
+    )
+    assert config == expected
+
+
+def test_first_config_waits_for_the_model_but_not_for_bad_arguments():
+    assert _translate.keras_first_config("auto", "loss", ARGS).mode == "min"
+    assert _translate.keras_first_config("max", "val_acc", ARGS).mode == "max"
+    assert _translate.keras_first_config("auto", "val_acc", ARGS) is None
+    with pytest.raises(ValueError, match="'mode' must be one of"):
+        _translate.keras_first_config("sideways", "val_acc", ARGS)
+    with pytest.raises(ValueError, match="'factor'"):  # while the mode waits too
+        _translate.keras_first_config("auto", "val_acc", {**ARGS, "factor": 1.5})
+    with pytest.raises(TypeError, match="'warmup_epochs'"):
+        _translate.keras_first_config("auto", "val_acc", {**ARGS, "warmup_epochs": 1.5})
+
+
+@pytest.mark.parametrize(
+    ("position", "field", "value"),
+    [(0, "verbose", "1"), (1, "strict", 1), (2, "stop_when_exhausted", None), (3, "backup_dir", 3)],
+)
+def test_options_refuse_a_wrong_type_by_name(position, field, value):
+    options = [0, False, False, None]
+    options[position] = value
+    with pytest.raises(TypeError, match=f"'{field}' must be a"):
+        _translate.keras_options(*options)
+
+
+def test_options_give_the_backup_file_in_the_backup_dir(tmp_path):
+    assert _translate.keras_options(1, True, True, None) is None
+    path = _translate.keras_options(0, False, False, os.fspath(tmp_path))
+    assert (path.parent, path.name) == (tmp_path, "plateau_state.json")
+
+
+def test_state_dict_round_trips_through_strict_json():
+    config = _translate.keras_config("min", ARGS)
+    state = plateau.simulate([1.0, 2.0, 2.0, 2.0, 2.0, float("nan")], config, lrs=(0.1, 1.0))[-1]
+    for scaled in (None, [False, True]):
+        d = json.loads(json.dumps(_translate.keras_state(config, state, scaled), allow_nan=False))
+        assert ("scaled" in d) is (scaled is not None)
+        assert _translate.keras_read_state(d, config, ARGS) == (config, state, scaled)
+    empty = _translate.keras_state(None, None, None)
+    assert empty == {"config": None, "state": None}
+    assert _translate.keras_read_state(empty, config, ARGS) == (config, None, None)
+
+
+def test_read_state_adopts_the_saved_mode_only_while_auto_is_unresolved():
+    saved = _translate.keras_state(_translate.keras_config("max", ARGS), None, None)
+    assert _translate.keras_read_state(saved, None, ARGS)[0].mode == "max"
+    with pytest.raises(ValueError, match="is not this callback's config"):
+        _translate.keras_read_state(saved, _translate.keras_config("min", ARGS), ARGS)
+    with pytest.raises(ValueError, match="is not this callback's config"):
+        _translate.keras_read_state(saved, None, {**ARGS, "patience": 4})
+
+
+@pytest.mark.parametrize(
+    ("d", "error", "match"),
+    [
+        ([], TypeError, "'d' must be a mapping, got list"),
+        ({"config": None}, ValueError, r"must have the keys \['config', 'state'\]"),
+        ({"config": None, "state": None, "x": 1}, ValueError, r"got \['config', 'state', 'x'\]"),
+        ({"config": None, "state": None, "scaled": [1]}, TypeError, "must be a list of bools"),
+        ({"config": None, "state": None, "scaled": (True,)}, TypeError, "list of bools"),
+        ({"config": 3, "state": None}, TypeError, r"^d\['config'\]: "),
+        ({"config": None, "state": {"format": "x"}}, ValueError, r"^d\['state'\]: "),
+    ],
+)
+def test_read_state_refuses_by_name(d, error, match):
+    with pytest.raises(error, match=match):
+        _translate.keras_read_state(d, None, ARGS)
+
+
+def test_restored_state_must_fit_the_model():
+    state = plateau.init((0.1, 1.0), PlateauConfig())
+    _translate.keras_check_restored(state, None, [False, True])  # older states: no units
+    _translate.keras_check_restored(state, (False, True), [False, True])
+    with pytest.raises(ValueError, match="holds 2 lrs but the model has 3 optimizers"):
+        _translate.keras_check_restored(state, None, [False, True, True])
+    with pytest.raises(ValueError, match="holds 2 lrs but the model has 1 optimizers"):
+        _translate.keras_check_count(state, 1)
+    with pytest.raises(
+        ValueError, match=r"are \[an lr, a schedule's scale\] but .* take \[an lr, an lr\]"
+    ):
+        _translate.keras_check_restored(state, [False, True], [False, False])
+
+
+def test_min_lr_must_be_one_kind_of_floor():
+    one, two = [("a", object())], [("a", object()), ("b", object())]
+    _translate.keras_check_min_lr(5.0, one, [False])  # an lr's floor: no bound
+    _translate.keras_check_min_lr(1.0, two, [True, True])
+    _translate.keras_check_min_lr(0.0, two, [True, False])
+    with pytest.raises(ValueError, match=r"floor of the schedule's scale.*got 1\.5"):
+        _translate.keras_check_min_lr(1.5, one, [True])
+    with pytest.raises(ValueError, match=r"a scale for the sub-optimizers .* lr for \['b'\]"):
+        _translate.keras_check_min_lr(0.5, two, [True, False])
+
+
+def test_metric_is_rounded_to_float32_and_a_missing_one_is_keras_warning():
+    assert _translate.keras_metric({"loss": 0.1}, "loss", strict=False) == float32(0.1) != 0.1
+    assert _translate.keras_metric({"loss": 1e39}, "loss", strict=False) == float("inf")
+    with pytest.warns(UserWarning, match="`val_loss` which is not available.*: loss,lr\\.$"):
+        assert _translate.keras_metric({"loss": 1.0, "lr": 0.1}, "val_loss", strict=False) is None
+    with pytest.raises(KeyError, match=r"'val_loss' is not in the logs .*available keys: loss"):
+        _translate.keras_metric({"loss": 1.0}, "val_loss", strict=True)
+    for bad in ("0.5", True, [1.0, 2.0]):
+        with pytest.raises(TypeError, match=r"logs\['loss'\]: 'metric' must be a single real"):
+            _translate.keras_metric({"loss": bad}, "loss", strict=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a present key warns nothing
+        assert _translate.keras_metric({"acc": 2}, "acc", strict=True) == 2.0
+
+
+class Metric:
+    def __init__(self, name, direction=None):
+        self.name = name
+        if direction is not None:
+            self._direction = direction
+
+
+def test_direction_is_the_last_compiled_metric_of_that_name():
+    metrics = [Metric("mae", "down"), Metric("acc", "up"), Metric("auc")]
+    assert _translate.keras_direction("val_acc", metrics) == "up"
+    assert _translate.keras_direction("mae", metrics) == "down"
+    assert _translate.keras_direction("val_auc", metrics) is None  # no direction: unresolved
+    assert _translate.keras_direction("nope", metrics) is None
+    assert _translate.keras_direction("acc", [*metrics, Metric("acc", "down")]) == "down"
+
+
+def test_cut_messages_are_keras_words_with_the_floor_as_given():
+    config = _translate.keras_config("min", ARGS)
+    read, lrs = (1.0, 1.0, 0.5), (0.5, float32(0.05), 0.5)
+    lines = _translate.keras_cut_messages(6, ["", "b", "c"], [False, True, False], read, lrs,
+                                          0.05, config)  # fmt: skip
+    # Keras's: f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}."
+    assert lines == [
+        "\nEpoch 7: ReduceLROnPlateau reducing learning rate to 0.5.",
+        "\nEpoch 7: ReduceLROnPlateau reducing b learning rate scale to 0.05.",
+    ]
+
+
+def test_backup_round_trips_and_a_bad_one_names_the_file(tmp_path):
+    path = tmp_path / "sub" / "plateau_state.json"
+    d = _translate.keras_state(_translate.keras_config("min", ARGS), None, [True])
+    _translate.keras_write_backup(path, d)
+    with _translate.keras_resuming(path) as loaded:
+        assert loaded == d
+    with pytest.raises(ValueError, match="Out of range float values"):
+        _translate.keras_write_backup(path, {"x": float("nan")})  # strict JSON, refused
+    assert json.loads(path.read_text()) == d  # ... and the backup is untouched
+    for problem in ("{not json", None):
+        if problem is None:
+            path.unlink()  # an OSError too
+        else:
+            path.write_text(problem)
+        bad = pytest.raises(ValueError, match=r"plateau_state\.json: cannot resume from it")
+        with bad, _translate.keras_resuming(path):
+            pass
+    path.write_text("{}")
+    bad = pytest.raises(ValueError, match=r"cannot resume from it: 'd' must have the keys")
+    with bad, _translate.keras_resuming(path) as loaded:
+        _translate.keras_read_state(loaded, None, ARGS)  # what set_state raises, named
+
+
+def test_scale_variable_must_be_a_float32_scalar():
+    _translate.keras_check_scale((), "float32")
+    for shape, dtype in (((1,), "float32"), ((), "float64")):
+        with pytest.raises(TypeError, match=r"'scale' must be a scalar float32 keras\.Variable"):
+            _translate.keras_check_scale(shape, dtype)
+
+
+def test_import_errors_name_the_extra_or_the_backend():
+    missing = _translate.keras_import_error(ModuleNotFoundError(name="keras"), "jax")
+    assert (missing.name, str(missing)) == (
+        "keras",
+        "plateau.adapters.keras requires keras; install 'plateau-lr[keras]'",
+    )
+    backend = _translate.keras_import_error(ModuleNotFoundError(name="tensorflow"), None)
+    assert backend.name == "tensorflow"
+    assert "could not import its backend module 'tensorflow' (KERAS_BACKEND=None)" in str(backend)
+    assert _translate.keras_import_error(ModuleNotFoundError(name="keras.src.x"), None) is None
+    assert _translate.keras_import_error(ImportError("cannot import name"), None) is None

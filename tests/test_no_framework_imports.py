@@ -25,14 +25,19 @@ loaded = [name for name in {FRAMEWORKS!r} if name in sys.modules]
 print(",".join(loaded))
 """
 
-# `import plateau` loads neither an adapter nor the torch adapter's pure half (import
-# time is a benchmark target); that half, imported alone, loads no framework either.
+# The adapters' pure halves, which only their adapter imports.
+FORMATS = ["plateau._torch_format", "plateau._keras_format", "plateau._optax_format"]
+
+# `import plateau` loads neither an adapter nor an adapter's pure half (import time is
+# a benchmark target); those halves, imported alone, load no framework either.
 LAZY = """
+import importlib
 import sys
 import plateau
 lazy = [name for name in sys.modules if name.startswith("plateau.adapters.")]
-lazy += [name for name in ["plateau._torch_format"] if name in sys.modules]
-import plateau._torch_format
+lazy += [name for name in FORMATS if name in sys.modules]
+for name in FORMATS:
+    importlib.import_module(name)
 lazy += [name for name in FRAMEWORKS if name in sys.modules]
 print(",".join(lazy))
 """
@@ -57,18 +62,19 @@ def test_the_check_itself_can_see_a_framework():
     assert result.stdout.strip() == "numpy"
 
 
-def test_plateau_imports_no_adapter_nor_the_torch_format():
-    script = f"FRAMEWORKS = {FRAMEWORKS!r}\n" + LAZY
+def test_plateau_imports_no_adapter_nor_their_pure_halves():
+    script = f"FRAMEWORKS = {FRAMEWORKS!r}\nFORMATS = {FORMATS!r}\n" + LAZY
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
 
 
-def test_the_lazy_check_can_see_the_torch_format():
+@pytest.mark.parametrize("module", FORMATS)
+def test_the_lazy_check_can_see_a_pure_half(module):
     """Guard against a vacuous test: a module imported first is reported."""
-    script = f"FRAMEWORKS = {FRAMEWORKS!r}\nimport plateau._torch_format\n" + LAZY
+    script = f"FRAMEWORKS = {FRAMEWORKS!r}\nFORMATS = {FORMATS!r}\nimport {module}\n" + LAZY
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == "plateau._torch_format"
+    assert result.stdout.strip() == module

@@ -6,9 +6,6 @@ rules on real optax states.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from plateau import PlateauConfig
@@ -91,11 +88,3 @@ def test_init_refuses_a_warmup_config_naming_start_and_leaves_other_configs_alon
     assert check_init_config(PlateauConfig()) is None
     # Not a config at all: plateau.init names it, with its own TypeError.
     assert check_init_config({"warmup_epochs": 3}) is None
-
-
-def test_import_plateau_does_not_load_this_module():
-    script = "import sys, plateau; print('plateau._optax_format' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "False"

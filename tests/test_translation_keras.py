@@ -14,7 +14,7 @@ min_delta``; integer streams make ties exact in both, and the seeded float
 streams do not land in that window.
 
 The tests after those need no framework (they run in the no-framework venv too):
-the Keras callback's pure pieces in plateau._translate, its config, its
+the Keras callback's pure pieces in plateau._keras_format, its config, its
 get_state / set_state dict and their checks, its messages and its backup file.
 """
 
@@ -28,7 +28,8 @@ import warnings
 import pytest
 
 import plateau
-from plateau import PlateauConfig, _translate
+from plateau import PlateauConfig
+from plateau import _keras_format as fmt
 
 try:
     import keras
@@ -169,7 +170,7 @@ def float32(value):
 
 
 def test_keras_config_is_the_torch_config_keras_arguments_mean():
-    config = _translate.keras_config("max", {**ARGS, "warmup_epochs": 2, "on_nonfinite": "skip"})
+    config = fmt.config_for("max", {**ARGS, "warmup_epochs": 2, "on_nonfinite": "skip"})
     # Built by hand from Keras's documented meanings: P-1, C-1, abs(min_delta), float32 floor.
     expected = PlateauConfig(
         mode="max",
@@ -187,15 +188,15 @@ def test_keras_config_is_the_torch_config_keras_arguments_mean():
 
 
 def test_first_config_waits_for_the_model_but_not_for_bad_arguments():
-    assert _translate.keras_first_config("auto", "loss", ARGS).mode == "min"
-    assert _translate.keras_first_config("max", "val_acc", ARGS).mode == "max"
-    assert _translate.keras_first_config("auto", "val_acc", ARGS) is None
+    assert fmt.first_config("auto", "loss", ARGS).mode == "min"
+    assert fmt.first_config("max", "val_acc", ARGS).mode == "max"
+    assert fmt.first_config("auto", "val_acc", ARGS) is None
     with pytest.raises(ValueError, match="'mode' must be one of"):
-        _translate.keras_first_config("sideways", "val_acc", ARGS)
+        fmt.first_config("sideways", "val_acc", ARGS)
     with pytest.raises(ValueError, match="'factor'"):  # while the mode waits too
-        _translate.keras_first_config("auto", "val_acc", {**ARGS, "factor": 1.5})
+        fmt.first_config("auto", "val_acc", {**ARGS, "factor": 1.5})
     with pytest.raises(TypeError, match="'warmup_epochs'"):
-        _translate.keras_first_config("auto", "val_acc", {**ARGS, "warmup_epochs": 1.5})
+        fmt.first_config("auto", "val_acc", {**ARGS, "warmup_epochs": 1.5})
 
 
 @pytest.mark.parametrize(
@@ -206,34 +207,34 @@ def test_options_refuse_a_wrong_type_by_name(position, field, value):
     options = [0, False, False, None]
     options[position] = value
     with pytest.raises(TypeError, match=f"'{field}' must be a"):
-        _translate.keras_options(*options)
+        fmt.check_options(*options)
 
 
 def test_options_give_the_backup_file_in_the_backup_dir(tmp_path):
-    assert _translate.keras_options(1, True, True, None) is None
-    path = _translate.keras_options(0, False, False, os.fspath(tmp_path))
+    assert fmt.check_options(1, True, True, None) is None
+    path = fmt.check_options(0, False, False, os.fspath(tmp_path))
     assert (path.parent, path.name) == (tmp_path, "plateau_state.json")
 
 
 def test_state_dict_round_trips_through_strict_json():
-    config = _translate.keras_config("min", ARGS)
+    config = fmt.config_for("min", ARGS)
     state = plateau.simulate([1.0, 2.0, 2.0, 2.0, 2.0, float("nan")], config, lrs=(0.1, 1.0))[-1]
     for scaled in (None, [False, True]):
-        d = json.loads(json.dumps(_translate.keras_state(config, state, scaled), allow_nan=False))
+        d = json.loads(json.dumps(fmt.state_dict(config, state, scaled), allow_nan=False))
         assert ("scaled" in d) is (scaled is not None)
-        assert _translate.keras_read_state(d, config, ARGS) == (config, state, scaled)
-    empty = _translate.keras_state(None, None, None)
+        assert fmt.read_state(d, config, ARGS) == (config, state, scaled)
+    empty = fmt.state_dict(None, None, None)
     assert empty == {"config": None, "state": None}
-    assert _translate.keras_read_state(empty, config, ARGS) == (config, None, None)
+    assert fmt.read_state(empty, config, ARGS) == (config, None, None)
 
 
 def test_read_state_adopts_the_saved_mode_only_while_auto_is_unresolved():
-    saved = _translate.keras_state(_translate.keras_config("max", ARGS), None, None)
-    assert _translate.keras_read_state(saved, None, ARGS)[0].mode == "max"
+    saved = fmt.state_dict(fmt.config_for("max", ARGS), None, None)
+    assert fmt.read_state(saved, None, ARGS)[0].mode == "max"
     with pytest.raises(ValueError, match="is not this callback's config"):
-        _translate.keras_read_state(saved, _translate.keras_config("min", ARGS), ARGS)
+        fmt.read_state(saved, fmt.config_for("min", ARGS), ARGS)
     with pytest.raises(ValueError, match="is not this callback's config"):
-        _translate.keras_read_state(saved, None, {**ARGS, "patience": 4})
+        fmt.read_state(saved, None, {**ARGS, "patience": 4})
 
 
 @pytest.mark.parametrize(
@@ -250,47 +251,47 @@ def test_read_state_adopts_the_saved_mode_only_while_auto_is_unresolved():
 )
 def test_read_state_refuses_by_name(d, error, match):
     with pytest.raises(error, match=match):
-        _translate.keras_read_state(d, None, ARGS)
+        fmt.read_state(d, None, ARGS)
 
 
 def test_restored_state_must_fit_the_model():
     state = plateau.init((0.1, 1.0), PlateauConfig())
-    _translate.keras_check_restored(state, None, [False, True])  # older states: no units
-    _translate.keras_check_restored(state, (False, True), [False, True])
+    fmt.check_restored(state, None, [False, True])  # older states: no units
+    fmt.check_restored(state, (False, True), [False, True])
     with pytest.raises(ValueError, match="holds 2 lrs but the model has 3 optimizers"):
-        _translate.keras_check_restored(state, None, [False, True, True])
+        fmt.check_restored(state, None, [False, True, True])
     with pytest.raises(ValueError, match="holds 2 lrs but the model has 1 optimizers"):
-        _translate.keras_check_count(state, 1)
+        fmt.check_count(state, 1)
     with pytest.raises(
         ValueError, match=r"are \[an lr, a schedule's scale\] but .* take \[an lr, an lr\]"
     ):
-        _translate.keras_check_restored(state, [False, True], [False, False])
+        fmt.check_restored(state, [False, True], [False, False])
 
 
 def test_min_lr_must_be_one_kind_of_floor():
     one, two = [("a", object())], [("a", object()), ("b", object())]
-    _translate.keras_check_min_lr(5.0, one, [False])  # an lr's floor: no bound
-    _translate.keras_check_min_lr(1.0, two, [True, True])
-    _translate.keras_check_min_lr(0.0, two, [True, False])
+    fmt.check_min_lr(5.0, one, [False])  # an lr's floor: no bound
+    fmt.check_min_lr(1.0, two, [True, True])
+    fmt.check_min_lr(0.0, two, [True, False])
     with pytest.raises(ValueError, match=r"floor of the schedule's scale.*got 1\.5"):
-        _translate.keras_check_min_lr(1.5, one, [True])
+        fmt.check_min_lr(1.5, one, [True])
     with pytest.raises(ValueError, match=r"a scale for the sub-optimizers .* lr for \['b'\]"):
-        _translate.keras_check_min_lr(0.5, two, [True, False])
+        fmt.check_min_lr(0.5, two, [True, False])
 
 
 def test_metric_is_rounded_to_float32_and_a_missing_one_is_keras_warning():
-    assert _translate.keras_metric({"loss": 0.1}, "loss", strict=False) == float32(0.1) != 0.1
-    assert _translate.keras_metric({"loss": 1e39}, "loss", strict=False) == float("inf")
+    assert fmt.metric_from_logs({"loss": 0.1}, "loss", strict=False) == float32(0.1) != 0.1
+    assert fmt.metric_from_logs({"loss": 1e39}, "loss", strict=False) == float("inf")
     with pytest.warns(UserWarning, match="`val_loss` which is not available.*: loss,lr\\.$"):
-        assert _translate.keras_metric({"loss": 1.0, "lr": 0.1}, "val_loss", strict=False) is None
+        assert fmt.metric_from_logs({"loss": 1.0, "lr": 0.1}, "val_loss", strict=False) is None
     with pytest.raises(KeyError, match=r"'val_loss' is not in the logs .*available keys: loss"):
-        _translate.keras_metric({"loss": 1.0}, "val_loss", strict=True)
+        fmt.metric_from_logs({"loss": 1.0}, "val_loss", strict=True)
     for bad in ("0.5", True, [1.0, 2.0]):
         with pytest.raises(TypeError, match=r"logs\['loss'\]: 'metric' must be a single real"):
-            _translate.keras_metric({"loss": bad}, "loss", strict=False)
+            fmt.metric_from_logs({"loss": bad}, "loss", strict=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a present key warns nothing
-        assert _translate.keras_metric({"acc": 2}, "acc", strict=True) == 2.0
+        assert fmt.metric_from_logs({"acc": 2}, "acc", strict=True) == 2.0
 
 
 class Metric:
@@ -302,17 +303,17 @@ class Metric:
 
 def test_direction_is_the_last_compiled_metric_of_that_name():
     metrics = [Metric("mae", "down"), Metric("acc", "up"), Metric("auc")]
-    assert _translate.keras_direction("val_acc", metrics) == "up"
-    assert _translate.keras_direction("mae", metrics) == "down"
-    assert _translate.keras_direction("val_auc", metrics) is None  # no direction: unresolved
-    assert _translate.keras_direction("nope", metrics) is None
-    assert _translate.keras_direction("acc", [*metrics, Metric("acc", "down")]) == "down"
+    assert fmt.direction("val_acc", metrics) == "up"
+    assert fmt.direction("mae", metrics) == "down"
+    assert fmt.direction("val_auc", metrics) is None  # no direction: unresolved
+    assert fmt.direction("nope", metrics) is None
+    assert fmt.direction("acc", [*metrics, Metric("acc", "down")]) == "down"
 
 
 def test_cut_messages_are_keras_words_with_the_floor_as_given():
-    config = _translate.keras_config("min", ARGS)
+    config = fmt.config_for("min", ARGS)
     read, lrs = (1.0, 1.0, 0.5), (0.5, float32(0.05), 0.5)
-    lines = _translate.keras_cut_messages(6, ["", "b", "c"], [False, True, False], read, lrs,
+    lines = fmt.cut_messages(6, ["", "b", "c"], [False, True, False], read, lrs,
                                           0.05, config)  # fmt: skip
     # Keras's: f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}."
     assert lines == [
@@ -323,12 +324,12 @@ def test_cut_messages_are_keras_words_with_the_floor_as_given():
 
 def test_backup_round_trips_and_a_bad_one_names_the_file(tmp_path):
     path = tmp_path / "sub" / "plateau_state.json"
-    d = _translate.keras_state(_translate.keras_config("min", ARGS), None, [True])
-    _translate.keras_write_backup(path, d)
-    with _translate.keras_resuming(path) as loaded:
+    d = fmt.state_dict(fmt.config_for("min", ARGS), None, [True])
+    fmt.write_backup(path, d)
+    with fmt.resuming(path) as loaded:
         assert loaded == d
     with pytest.raises(ValueError, match="Out of range float values"):
-        _translate.keras_write_backup(path, {"x": float("nan")})  # strict JSON, refused
+        fmt.write_backup(path, {"x": float("nan")})  # strict JSON, refused
     assert json.loads(path.read_text()) == d  # ... and the backup is untouched
     for problem in ("{not json", None):
         if problem is None:
@@ -336,29 +337,29 @@ def test_backup_round_trips_and_a_bad_one_names_the_file(tmp_path):
         else:
             path.write_text(problem)
         bad = pytest.raises(ValueError, match=r"plateau_state\.json: cannot resume from it")
-        with bad, _translate.keras_resuming(path):
+        with bad, fmt.resuming(path):
             pass
     path.write_text("{}")
     bad = pytest.raises(ValueError, match=r"cannot resume from it: 'd' must have the keys")
-    with bad, _translate.keras_resuming(path) as loaded:
-        _translate.keras_read_state(loaded, None, ARGS)  # what set_state raises, named
+    with bad, fmt.resuming(path) as loaded:
+        fmt.read_state(loaded, None, ARGS)  # what set_state raises, named
 
 
 def test_scale_variable_must_be_a_float32_scalar():
-    _translate.keras_check_scale((), "float32")
+    fmt.check_scale((), "float32")
     for shape, dtype in (((1,), "float32"), ((), "float64")):
         with pytest.raises(TypeError, match=r"'scale' must be a scalar float32 keras\.Variable"):
-            _translate.keras_check_scale(shape, dtype)
+            fmt.check_scale(shape, dtype)
 
 
 def test_import_errors_name_the_extra_or_the_backend():
-    missing = _translate.keras_import_error(ModuleNotFoundError(name="keras"), "jax")
+    missing = fmt.import_error(ModuleNotFoundError(name="keras"), "jax")
     assert (missing.name, str(missing)) == (
         "keras",
         "plateau.adapters.keras requires keras; install 'plateau-lr[keras]'",
     )
-    backend = _translate.keras_import_error(ModuleNotFoundError(name="tensorflow"), None)
+    backend = fmt.import_error(ModuleNotFoundError(name="tensorflow"), None)
     assert backend.name == "tensorflow"
     assert "could not import its backend module 'tensorflow' (KERAS_BACKEND=None)" in str(backend)
-    assert _translate.keras_import_error(ModuleNotFoundError(name="keras.src.x"), None) is None
-    assert _translate.keras_import_error(ImportError("cannot import name"), None) is None
+    assert fmt.import_error(ModuleNotFoundError(name="keras.src.x"), None) is None
+    assert fmt.import_error(ImportError("cannot import name"), None) is None

@@ -3,7 +3,7 @@
 The callback only translates: Keras's arguments become a :class:`plateau.PlateauConfig`
 once (``PlateauConfig.from_keras``), every decision is :func:`plateau.step`'s, and the
 framework-free pieces (the state dict and its checks, the messages, the backup file)
-are ``plateau._translate``'s. At each epoch end it reads the lrs back from the
+are ``plateau._keras_format``'s. At each epoch end it reads the lrs back from the
 optimizer (Keras's float32 chain; a change made elsewhere is respected), rounds the
 metric to float32 as Keras compares it, steps and writes the lrs that changed. An
 optimizer whose learning rate is a ``LearningRateSchedule`` is scaled instead of set
@@ -35,6 +35,7 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState, _translate
+from plateau import _keras_format as fmt
 from plateau._checks import check_non_negative
 from plateau._config import OnNonFinite
 from plateau._core import changed
@@ -42,7 +43,7 @@ from plateau._core import changed
 try:
     import keras
 except ImportError as exc:  # pragma: no cover - exercised in subprocesses
-    error = _translate.keras_import_error(exc, os.environ.get("KERAS_BACKEND"))
+    error = fmt.import_error(exc, os.environ.get("KERAS_BACKEND"))
     if error is None:
         raise
     raise error from exc
@@ -88,7 +89,7 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
                 f"than a ScaledSchedule, got {type(schedule).__name__}"
             )
         if isinstance(scale, keras.Variable):
-            _translate.keras_check_scale(tuple(scale.shape), scale.dtype)
+            fmt.check_scale(tuple(scale.shape), scale.dtype)
         else:
             value = check_non_negative("scale", scale)
             scale = keras.Variable(value, dtype="float32", trainable=False, name=_SCALE_NAME)
@@ -177,7 +178,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         warmup_start_factor: float = 0.0,
     ) -> None:
         super().__init__()
-        self._backup = _translate.keras_options(verbose, strict, stop_when_exhausted, backup_dir)
+        self._backup = fmt.check_options(verbose, strict, stop_when_exhausted, backup_dir)
         self.monitor, self.mode, self.verbose, self.strict = monitor, mode, verbose, strict
         self.stop_when_exhausted, self.min_lr = stop_when_exhausted, min_lr
         self._args: dict[str, Any] = dict(  # PlateauConfig.from_keras's, then the core's
@@ -190,7 +191,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             warmup_epochs=warmup_epochs,
             warmup_start_factor=warmup_start_factor,
         )
-        self.config: PlateauConfig | None = _translate.keras_first_config(mode, monitor, self._args)
+        self.config: PlateauConfig | None = fmt.first_config(mode, monitor, self._args)
         self.state: PlateauState | None = None
         self._restored = False
         # Per lr of the state held: a schedule's scale (True) or an lr; None: not known.
@@ -199,9 +200,9 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def _resolved(self) -> PlateauConfig:
         """The config, resolving mode="auto" from the compiled metrics on first use."""
         if self.config is None:
-            direction = _translate.keras_direction(self.monitor, self._compiled_metrics())
+            direction = fmt.direction(self.monitor, self._compiled_metrics())
             mode = _translate.keras_mode(self.mode, self.monitor, direction, from_model=True)
-            self.config = _translate.keras_config(mode, self._args)
+            self.config = fmt.config_for(mode, self._args)
         return self.config
 
     def set_model(self, model: Any) -> None:
@@ -221,7 +222,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError("ReduceLROnPlateau needs a compiled model with an optimizer")
         pairs = _pairs(optimizer)
         scaled = [_is_scheduled(sub) for _, sub in pairs]
-        _translate.keras_check_min_lr(self._args["min_lr"], pairs, scaled)
+        fmt.check_min_lr(self._args["min_lr"], pairs, scaled)
         return [_slot(name, sub) for name, sub in pairs]
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
@@ -238,7 +239,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         slots = self._slots()
         scaled = [slot.scaled for slot in slots]
         if not self._restored and self._backup is not None and self._backup.exists():
-            with _translate.keras_resuming(self._backup) as d:
+            with fmt.resuming(self._backup) as d:
                 self.set_state(d)
         if not self._restored:
             self.state, self._scaled = None, scaled
@@ -247,7 +248,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 self.state = _write(slots, read, plateau.init(read, self._resolved()))
             return
         if self.state is not None:
-            _translate.keras_check_restored(self.state, self._scaled, scaled)
+            fmt.check_restored(self.state, self._scaled, scaled)
             # A resumed fit may start from a freshly compiled optimizer that still holds
             # the initial lr (or scale 1.0): the restored lrs are the run's.
             for slot, lr in zip(slots, self.state.lrs, strict=True):
@@ -265,22 +266,20 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         for slot in slots:
             lr = float(slot.optimizer.learning_rate)
             logs[f"learning_rate_{slot.name}" if slot.name else "learning_rate"] = lr
-        metric = _translate.keras_metric(logs, self.monitor, self.strict)
+        metric = fmt.metric_from_logs(logs, self.monitor, self.strict)
         if metric is None:  # missing: Keras's warning, and the epoch is skipped
             return
         state = self.state if self.state is not None else plateau.init(read, config)
         state, lrs = plateau.step(state, metric, config, read)
         if self.verbose > 0 and state.decision is Decision.REDUCED:
             names, scaled = [s.name for s in slots], [s.scaled for s in slots]
-            for line in _translate.keras_cut_messages(
-                epoch, names, scaled, read, lrs, self.min_lr, config
-            ):
+            for line in fmt.cut_messages(epoch, names, scaled, read, lrs, self.min_lr, config):
                 print(line)
         self.state = state = _write(slots, read, state)
         if self.stop_when_exhausted and state.exhausted:
             self.model.stop_training = True
         if self._backup is not None:
-            _translate.keras_write_backup(self._backup, self.get_state())
+            fmt.write_backup(self._backup, self.get_state())
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         """A completed fit removes its backup; the scales leave the optimizers' variables.
@@ -315,7 +314,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             >>> json.dumps(callback.get_state(), allow_nan=False)[:30]
             '{"config": {"format": "plateau'
         """
-        return _translate.keras_state(self.config, self.state, self._scaled)
+        return fmt.state_dict(self.config, self.state, self._scaled)
 
     def set_state(self, d: Mapping[str, Any]) -> None:
         """Restore :meth:`get_state`'s output: the next fit(), even of a fresh model, continues.
@@ -327,7 +326,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             ValueError: wrong keys, a config other than this callback's arguments give,
                 or (with a compiled model set) a state whose lr count is not the model's.
         """
-        config, state, scaled = _translate.keras_read_state(d, self.config, self._args)
+        config, state, scaled = fmt.read_state(d, self.config, self._args)
         optimizer = getattr(self.model, "optimizer", None)
         # A MultiOptimizer learns its sub-optimizers when built: until then only
         # on_train_begin can count them.
@@ -335,7 +334,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             optimizer.built or not hasattr(optimizer, "optimizers")
         )
         if state is not None and countable:
-            _translate.keras_check_count(state, len(_pairs(optimizer)))
+            fmt.check_count(state, len(_pairs(optimizer)))
         self.config, self.state, self._scaled, self._restored = config, state, scaled, True
 
 
@@ -360,7 +359,7 @@ def _is_scheduled(optimizer: Any) -> bool:
         return False
     if isinstance(source, _Schedule):
         return True
-    raise _translate.keras_lr_source_error(optimizer.name, source)
+    raise fmt.lr_source_error(optimizer.name, source)
 
 
 def _slot(name: str, optimizer: Any) -> _Slot:

@@ -11,7 +11,13 @@ Targets:
   200 bytes per state it keeps;
 - ``import plateau`` at most 1.5x ``import attrs``, both loaded from bytecode compiled
   beforehand, as an installed package is (the same from source is printed beside it);
-- the torch adapter's step <= 1.3x torch's step with one param group;
+- the torch adapter's step <= 1.5x torch's step with one param group. Two rows
+  printed beside it show the floor of any drop-in that owns no lrs of its own:
+  plateau.step called from a subclass of torch's class (about 1.2x: the state is
+  frozen, so building it is seven slot writes through their descriptors), and the
+  same reading the group's lr (about 1.3x), which the ownership rule has every step
+  do. The rest is the adapter's guards (on_repeat, sync_metric, base) and torch's
+  _reduce_lr hook. It was 1.3x before the optimizer owned the lrs;
 - with jax and optax installed: the optax adapter's step at 100 lrs <= 2x one jitted
   update of ``optax.contrib.reduce_on_plateau`` over 100 parameters.
 
@@ -307,7 +313,7 @@ def main() -> int:
             "torch step -> torch adapter step",
             torch_class(torch_rop, 1),
             torch_class(ReduceLROnPlateau, 1),
-            1.3,
+            1.5,
         ),
         compare(
             "  of which: plateau.step in a subclass",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._checks import got, show, show_keys, to_metric, within
+from ._checks import check_bool, got, show, show_keys, to_metric, within
 from ._config import PlateauConfig
 from ._core import PlateauState, changed
 from ._translate import f32, keras_mode
@@ -44,13 +44,10 @@ def check_options(
         >>> check_options(0, False, False, "b").name, check_options(0, False, False, None)
         ('plateau_state.json', None)
     """
-    for name, value, kind in (
-        ("verbose", verbose, int),
-        ("strict", strict, bool),
-        ("stop_when_exhausted", stop_when_exhausted, bool),
-    ):
-        if not isinstance(value, kind):
-            raise TypeError(f"'{name}' must be a {kind.__name__}, got {got(value)}")
+    if not isinstance(verbose, int):
+        raise TypeError(f"'verbose' must be an int, got {got(verbose)}")
+    check_bool("strict", strict)
+    check_bool("stop_when_exhausted", stop_when_exhausted)
     if backup_dir is None:
         return None
     if not isinstance(backup_dir, (str, os.PathLike)):

@@ -19,7 +19,7 @@ import attrs
 
 from ._checks import check_bool, check_int, check_non_negative, got, show, show_keys, within
 from ._config import PlateauConfig
-from ._core import PlateauState, scale_base
+from ._core import Decision, PlateauState, scale_base
 
 # The progress every torch (2.6-2.13) ReduceLROnPlateau.state_dict() holds.
 PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
@@ -235,10 +235,34 @@ def required(metrics: Any) -> Any:
     return metrics
 
 
+def after_cut(
+    state: PlateauState, read: tuple[float, ...], held: tuple[float, ...]
+) -> PlateauState:
+    """`state` once the optimizer holds `held` after the cut decided from `read`.
+
+    An override of ``_reduce_lr`` (ignite's cuts one group) or a float32 tensor's
+    rounding leaves other lrs than the core decided: the state records what the
+    optimizer holds, REDUCED if any lr moved from `read`, else AT_FLOOR.
+
+    Example:
+        >>> cut = PlateauState(lrs=(0.1, 0.1), best=1.0, decision=Decision.REDUCED)
+        >>> after_cut(cut, (1.0, 1.0), (1.0, 1.0)).decision.value
+        'at_floor'
+    """
+    decision = Decision.REDUCED if held != read else Decision.AT_FLOOR
+    return attrs.evolve(state, lrs=held, decision=decision)
+
+
 def check_base_step(
-    groups: int, built_for: int, base: str, epoch: object, base_with_metric: bool | None
+    groups: int,
+    built_for: int,
+    base: str,
+    *,
+    with_metric: bool,
+    epoch: object,
+    base_with_metric: bool,
 ) -> None:
-    """Refuse a step over a base for these groups; `base_with_metric` None for step(metric).
+    """Refuse a step over a base: `with_metric` is step(metric), else step() advancing it.
 
     Raises:
         ValueError: a param group joined; ``step()`` under ``base_with_metric=True``.
@@ -249,7 +273,7 @@ def check_base_step(
             f"the optimizer has {groups} param groups but the base schedule {base} was "
             f"built for {built_for}; a param group cannot join a base schedule mid-run"
         )
-    if base_with_metric is None:
+    if with_metric:
         return
     if epoch is not None:
         raise TypeError(

@@ -13,6 +13,7 @@ import attrs
 import pytest
 
 import plateau
+from plateau import Decision, PlateauState
 from plateau import _torch_format as fmt
 
 CONFIG = plateau.PlateauConfig(patience=1)
@@ -278,14 +279,15 @@ def test_required_metric():
 
 
 def test_base_step_checks():
-    fmt.check_base_step(2, 2, "LambdaLR", None, False)
-    fmt.check_base_step(2, 2, "LambdaLR", 3, None)  # step(metric, epoch) is torch's
+    fmt.check_base_step(2, 2, "LambdaLR", with_metric=False, epoch=None, base_with_metric=False)
+    # step(metric, epoch) is torch's; base_with_metric only refuses step() alone.
+    fmt.check_base_step(2, 2, "LambdaLR", with_metric=True, epoch=3, base_with_metric=True)
     with pytest.raises(ValueError, match="has 3 param groups but the base schedule LambdaLR"):
-        fmt.check_base_step(3, 2, "LambdaLR", None, None)
+        fmt.check_base_step(3, 2, "LambdaLR", with_metric=True, epoch=None, base_with_metric=False)
     with pytest.raises(TypeError, match="'epoch' goes with a metric"):
-        fmt.check_base_step(2, 2, "LambdaLR", 3, False)
+        fmt.check_base_step(2, 2, "LambdaLR", with_metric=False, epoch=3, base_with_metric=False)
     with pytest.raises(ValueError, match="base_with_metric=True"):
-        fmt.check_base_step(2, 2, "LambdaLR", None, True)
+        fmt.check_base_step(2, 2, "LambdaLR", with_metric=False, epoch=None, base_with_metric=True)
 
 
 def test_a_base_stepped_outside_or_an_lr_set_by_hand():
@@ -332,3 +334,13 @@ def test_lr_and_reference_checks():
     assert fmt.check_reference(1, 0.5) == 0.5
     with pytest.raises(ValueError, match=r"param_groups\[1\]\['initial_lr'\] must be > 0"):
         fmt.check_reference(1, 0.0)
+
+
+def test_after_cut_records_what_the_optimizer_holds():
+    # The core cut both lrs 1.0 -> 0.1; an override cut only the first (ignite's).
+    cut = PlateauState(lrs=(0.1, 0.1), best=1.0, num_reductions=1, decision=Decision.REDUCED)
+    one = fmt.after_cut(cut, (1.0, 1.0), (0.1, 1.0))
+    assert one == attrs.evolve(cut, lrs=(0.1, 1.0))
+    # An override that wrote nothing: nothing was cut, the lrs are at their floor as read.
+    none = fmt.after_cut(cut, (1.0, 1.0), (1.0, 1.0))
+    assert (none.lrs, none.decision) == ((1.0, 1.0), Decision.AT_FLOOR)

@@ -246,8 +246,7 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
                 # leaves it, and the state records what the optimizer then holds.
                 planned, self._planned = self._planned, None
             if planned is not None and (held := _read_lrs(groups)) != lrs:
-                decision = _REDUCED if held != read else _AT_FLOOR
-                state = attrs.evolve(state, lrs=held, decision=decision)
+                state = fmt.after_cut(state, read, held)
         self.state = state
         self._stepped_at = seen
 
@@ -260,9 +259,13 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         base = self._base
         assert base is not None  # _step_on_base runs only with a base
         groups = self.optimizer.param_groups
-        with_metric = self.base_with_metric if metrics is None else None
         fmt.check_base_step(
-            len(groups), len(self._reference), type(base).__name__, epoch, with_metric
+            len(groups),
+            len(self._reference),
+            type(base).__name__,
+            with_metric=metrics is not None,
+            epoch=epoch,
+            base_with_metric=self.base_with_metric,
         )
         state, seen = self.state, self._stepped_at
         if metrics is not None:

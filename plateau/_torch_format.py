@@ -376,8 +376,12 @@ def check_lr(name: str, lr: object) -> float:
         raise lr_error(name, got(lr)) from None
 
 
-def check_initial_lr(index: int, group: Mapping[str, Any], default_to_lr: bool) -> object:
-    """A group's ``initial_lr`` (its lr if `default_to_lr` and none is set), to convert."""
+def initial_lr_of(index: int, group: Mapping[str, Any], default_to_lr: bool) -> object:
+    """A group's ``initial_lr`` as it is set (its lr if `default_to_lr` and none is set).
+
+    Raises:
+        ValueError: no ``initial_lr`` (and not `default_to_lr`), naming the group.
+    """
     if default_to_lr and "initial_lr" not in group:
         return group.get("lr")
     if "initial_lr" not in group:

@@ -327,10 +327,10 @@ def test_lr_and_reference_checks():
         fmt.check_lr(name, "a")
     with pytest.raises(ValueError, match="must be finite and >= 0"):
         fmt.check_lr(name, -1.0)
-    assert fmt.check_initial_lr(0, {"lr": 0.3}, True) == 0.3
-    assert fmt.check_initial_lr(0, {"lr": 0.3, "initial_lr": 0.2}, True) == 0.2
+    assert fmt.initial_lr_of(0, {"lr": 0.3}, True) == 0.3
+    assert fmt.initial_lr_of(0, {"lr": 0.3, "initial_lr": 0.2}, True) == 0.2
     with pytest.raises(ValueError, match="has no 'initial_lr'"):
-        fmt.check_initial_lr(0, {"lr": 0.3}, False)
+        fmt.initial_lr_of(0, {"lr": 0.3}, False)
     assert fmt.check_reference(1, 0.5) == 0.5
     with pytest.raises(ValueError, match=r"param_groups\[1\]\['initial_lr'\] must be > 0"):
         fmt.check_reference(1, 0.0)

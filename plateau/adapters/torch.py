@@ -414,12 +414,11 @@ def _to_lr(index: int, lr: object, check: bool = False, key: str = "lr") -> floa
 
 def _read_reference(groups: list[dict[str, Any]], default_to_lr: bool = False) -> tuple[float, ...]:
     """Each group's ``initial_lr``, the base's reference (`default_to_lr`: a LambdaLR's to be)."""
-    return tuple(
-        fmt.check_reference(
-            i, _to_lr(i, fmt.check_initial_lr(i, g, default_to_lr), check=True, key="initial_lr")
-        )
-        for i, g in enumerate(groups)
-    )
+    reference = []
+    for i, group in enumerate(groups):
+        initial_lr = _to_lr(i, fmt.initial_lr_of(i, group, default_to_lr), True, "initial_lr")
+        reference.append(fmt.check_reference(i, initial_lr))
+    return tuple(reference)
 
 
 def _write_warmup(

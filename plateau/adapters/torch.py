@@ -298,9 +298,7 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         """Write ``scale_base`` of `base_lrs` to the groups; record what they then hold."""
         groups = self.optimizer.param_groups
         lrs = _scale_base(self.state, base_lrs, self._reference)
-        if _write_lrs(groups, enumerate(lrs)):
-            lrs = _read_lrs(groups)  # a float32 tensor rounds: record what it holds
-        self._written = lrs
+        self._written = _write_held(groups, enumerate(lrs), lrs)
         self._base_steps = None if self._base is None else self._base.last_epoch
 
     def _reduce_lr(self, epoch: int) -> None:
@@ -424,11 +422,18 @@ def _read_reference(groups: list[dict[str, Any]], default_to_lr: bool = False) -
 def _write_warmup(
     groups: list[dict[str, Any]], read: tuple[float, ...], state: PlateauState
 ) -> PlateauState:
-    """Write a warmup step's lrs; the state then records what the groups hold (float32 rounds)."""
-    filled = _write_lrs(groups, changed(read, state.lrs))
-    if filled and (held := _read_lrs(groups)) != state.lrs:
-        state = attrs.evolve(state, lrs=held)
-    return state
+    """Write a warmup step's lrs; the state then records what the groups hold."""
+    held = _write_held(groups, changed(read, state.lrs), state.lrs)
+    return state if held == state.lrs else attrs.evolve(state, lrs=held)
+
+
+def _write_held(
+    groups: list[dict[str, Any]],
+    writes: Iterable[tuple[int, float | torch.Tensor]],
+    lrs: tuple[float, ...],
+) -> tuple[float, ...]:
+    """:func:`_write_lrs`; the lrs the groups then hold: `lrs`, unless a float32 tensor rounded."""
+    return _read_lrs(groups) if _write_lrs(groups, writes) else lrs
 
 
 def _write_lrs(

@@ -8,7 +8,7 @@ validators decide, and their messages name the field and the value received.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -19,6 +19,7 @@ from ._checks import (
     check_non_negative,
     check_real,
     got,
+    is_real,
     show,
     show_keys,
     to_float,
@@ -39,30 +40,13 @@ def _to_min_lr(value: float | Sequence[float]) -> float | tuple[float, ...]:
     return to_float(value)  # type: ignore[arg-type]  # a str is left for the validator
 
 
-def _choice(*allowed: str) -> Any:
-    def validate(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
-        check_choice(attribute.name, value, allowed)
+def named(check: Callable[..., object], *args: Any) -> Any:
+    """An attrs validator running ``check(field name, value, *args)``: the message names it."""
+
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        check(attribute.name, value, *args)
 
     return validate
-
-
-def _non_negative_float(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    check_non_negative(attribute.name, value)
-
-
-def _non_negative_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-    check_int(attribute.name, value)
-
-
-def _positive_int(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-    check_int(attribute.name, value, minimum=1)
-
-
-def _optional_non_negative_int(
-    instance: object, attribute: attrs.Attribute[int | None], value: object
-) -> None:
-    if value is not None:
-        check_int(attribute.name, value)
 
 
 def _to_optional_float(value: float | None) -> float | None:
@@ -73,21 +57,20 @@ def _to_optional_int(value: int | None) -> int | None:
     return None if value is None else to_int(value)
 
 
-def _check_ema_decay(
-    instance: object, attribute: attrs.Attribute[float | None], value: object
-) -> None:
+def _check_ema_decay(name: str, value: object) -> None:
     if value is None:
         return
-    try:
-        number = check_real("ema_decay", value)
-    except TypeError:
-        raise TypeError(
-            f"'ema_decay' must be None or a real number in [0, 1), got {got(value)}"
-        ) from None
-    if not 0.0 <= number < 1.0:
+    if not is_real(value):
+        raise TypeError(f"'{name}' must be None or a real number in [0, 1), got {got(value)}")
+    if not 0.0 <= check_real(name, value) < 1.0:
         raise ValueError(
-            f"'ema_decay' must be in [0, 1) (the weight kept on the old average), got {show(value)}"
+            f"'{name}' must be in [0, 1) (the weight kept on the old average), got {show(value)}"
         )
+
+
+def _check_optional_int(name: str, value: object) -> None:
+    if value is not None:
+        check_int(name, value)
 
 
 @attrs.frozen(kw_only=True)
@@ -127,49 +110,30 @@ class PlateauConfig:
         ValueError: 'factor' must be strictly between 0 and 1, got 1.0
     """
 
-    mode: Mode = attrs.field(default="min", validator=_choice("min", "max"))
+    mode: Mode = attrs.field(default="min", validator=named(check_choice, ("min", "max")))
     factor: float = attrs.field(default=0.1, converter=to_float)
-    patience: int = attrs.field(default=10, converter=to_int, validator=_non_negative_int)
+    patience: int = attrs.field(default=10, converter=to_int, validator=named(check_int))
     threshold: float = attrs.field(default=1e-4, converter=to_float)
     threshold_mode: ThresholdMode = attrs.field(
-        default="rel", validator=_choice("rel", "abs", "rel_abs")
+        default="rel", validator=named(check_choice, ("rel", "abs", "rel_abs"))
     )
-    cooldown: int = attrs.field(default=0, converter=to_int, validator=_non_negative_int)
+    cooldown: int = attrs.field(default=0, converter=to_int, validator=named(check_int))
     min_lr: float | tuple[float, ...] = attrs.field(default=0.0, converter=_to_min_lr)
-    eps: float = attrs.field(default=1e-8, converter=to_float, validator=_non_negative_float)
+    eps: float = attrs.field(default=1e-8, converter=to_float, validator=named(check_non_negative))
     on_nonfinite: OnNonFinite = attrs.field(
-        default="bad", validator=_choice("bad", "raise", "skip")
+        default="bad", validator=named(check_choice, ("bad", "raise", "skip"))
     )
-    # Beyond torch: each default turns its feature off, and then torch's rules run
-    # exactly (and on the fast path).
-    accumulation_size: int = attrs.field(default=1, converter=to_int, validator=_positive_int)
+    # Beyond torch: each default turns its feature off, and then torch's rules run exactly.
+    accumulation_size: int = attrs.field(default=1, converter=to_int, validator=named(check_int, 1))
     ema_decay: float | None = attrs.field(
-        default=None, converter=_to_optional_float, validator=_check_ema_decay
+        default=None, converter=_to_optional_float, validator=named(_check_ema_decay)
     )
     max_reductions: int | None = attrs.field(
-        default=None, converter=_to_optional_int, validator=_optional_non_negative_int
+        default=None, converter=_to_optional_int, validator=named(_check_optional_int)
     )
-    # Warmup (see plateau._core, "Warmup"): steps of linear ramp before the plateau rule.
-    warmup_epochs: int = attrs.field(default=0, converter=to_int, validator=_non_negative_int)
+    # Steps of linear ramp before the plateau rule (see plateau._core, "Warmup").
+    warmup_epochs: int = attrs.field(default=0, converter=to_int, validator=named(check_int))
     warmup_start_factor: float = attrs.field(default=0.0, converter=to_float)
-    # True when step() must look beyond the common case: a per-lr min_lr to check
-    # against the state, a non-finite policy other than torch's, a warmup, or a rule
-    # beyond torch's (_beyond). Precomputed so the common case costs one attribute
-    # read per step.
-    _guarded: bool = attrs.field(init=False, repr=False, eq=False, hash=False)
-    _beyond: bool = attrs.field(init=False, repr=False, eq=False, hash=False)
-
-    def __attrs_post_init__(self) -> None:
-        beyond = (
-            self.accumulation_size != 1
-            or self.ema_decay is not None
-            or self.max_reductions is not None
-            or self.threshold_mode == "rel_abs"
-        )
-        guarded = isinstance(self.min_lr, tuple) or self.on_nonfinite != "bad" or beyond
-        guarded = guarded or self.warmup_epochs > 0  # Warmup
-        object.__setattr__(self, "_guarded", guarded)
-        object.__setattr__(self, "_beyond", beyond)
 
     @factor.validator
     def _check_factor(self, attribute: attrs.Attribute[float], value: object) -> None:
@@ -225,12 +189,9 @@ class PlateauConfig:
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly."""
         d: dict[str, Any] = {"format": _CONFIG_FORMAT, "version": FORMAT_VERSION}
-        d.update(attrs.asdict(self, recurse=False, filter=lambda a, _: a.init))
+        d.update(attrs.asdict(self, recurse=False))
         if isinstance(self.min_lr, tuple):
             d["min_lr"] = list(self.min_lr)
-        if (self.warmup_epochs, self.warmup_start_factor) == (0, 0.0):
-            # Warmup: no warmup is saved as before warmup existed (older versions load it).
-            del d["warmup_epochs"], d["warmup_start_factor"]
         return d
 
     @classmethod
@@ -241,9 +202,7 @@ class PlateauConfig:
             TypeError: `d` is not a mapping, or a field has the wrong type.
             ValueError: wrong format or version, missing or unknown keys, or a bad value.
         """
-        names = [a.name for a in attrs.fields(cls) if a.init]
-        fields = check_envelope(d, _CONFIG_FORMAT, names, optional=_ADDED_CONFIG_KEYS)
-        return cls(**fields)
+        return cls(**check_envelope(d, _CONFIG_FORMAT, [a.name for a in attrs.fields(cls)]))
 
     @classmethod
     def from_keras(
@@ -341,42 +300,8 @@ class PlateauConfig:
         )
 
 
-# Keys added after version 1 was first written: a dict without them (saved by an
-# earlier plateau) still loads, with each field's default.
-_ADDED_CONFIG_KEYS = frozenset(
-    {"accumulation_size", "ema_decay", "max_reductions", "warmup_epochs", "warmup_start_factor"}
-)
-
-
-# Fields added after 0.1.0, with the value that keeps torch's rules, for old pickles.
-_PICKLE_DEFAULTS = (
-    ("accumulation_size", 1),
-    ("ema_decay", None),
-    ("max_reductions", None),
-    ("warmup_epochs", 0),
-    ("warmup_start_factor", 0.0),
-    ("_beyond", False),
-)
-_attrs_setstate: Any = PlateauConfig.__setstate__  # type: ignore[attr-defined]  # attrs made it
-
-
-def _setstate(self: PlateauConfig, state: Any) -> None:
-    """Unpickle; a config pickled before a field existed gets the field's default."""
-    _attrs_setstate(self, state)
-    for name, default in _PICKLE_DEFAULTS:
-        if not hasattr(self, name):
-            object.__setattr__(self, name, default)
-
-
-PlateauConfig.__setstate__ = _setstate  # type: ignore[attr-defined]
-
-
-def check_envelope(
-    d: object, fmt: str, names: list[str], optional: Collection[str] = ()
-) -> dict[str, Any]:
+def check_envelope(d: object, fmt: str, names: list[str]) -> dict[str, Any]:
     """Check a serialised dict's format, version and keys; return its fields.
-
-    Keys in `optional` may be missing (the caller's defaults apply).
 
     Raises:
         TypeError: `d` is not a mapping.
@@ -394,7 +319,7 @@ def check_envelope(
     if type(version) is not int or version != FORMAT_VERSION:
         raise ValueError(f"'version' must be {FORMAT_VERSION}, got {show(version)}")
     fields = {k: v for k, v in d.items() if not (type(k) is str and k in ("format", "version"))}
-    missing = [n for n in names if n not in fields and n not in optional]
+    missing = [n for n in names if n not in fields]
     unknown = [k for k in fields if not (type(k) is str and k in names)]
     if missing or unknown:
         raise ValueError(

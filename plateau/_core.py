@@ -73,26 +73,25 @@ when rule 3 forgave the bad epoch, else no_improvement. at_floor and capped are
 the stop signal, ``state.exhausted``: patience ran out once more with nothing
 left to cut.
 
-Torch's rules live in step() itself, the fast path; a config using a rule
-beyond torch's (``config._beyond``) takes _step_beyond, the general path, which
-runs every rule above and, on a torch config, gives exactly step()'s states
-(tests/test_properties.py checks it). A state stepped under a config drops what
-that config does not use: a partial block without accumulation, the average
-without smoothing. With patience >= 0 (enforced by PlateauConfig) a reduction can
-only follow a bad epoch outside cooldown: an improvement zeroes the count, and
-so does cooldown.
+step() runs the rules above in that order, each written once; a rule beyond
+torch's is a no-op at its default, so a torch config runs torch's rules exactly.
+Values are validated where they enter -- init, from_dict, a state built
+directly, the lrs adopted from the optimizer, the metric -- and the state's own
+validators are cheap enough to run on every state step() builds. A state
+stepped under a config drops what that config does not use: a partial block
+without accumulation, the average without smoothing. With patience >= 0
+(enforced by PlateauConfig) a reduction can only follow a bad epoch outside
+cooldown: an improvement zeroes the count, and so does cooldown.
 
 Warmup
 ------
 
 With W = ``config.warmup_epochs`` > 0 and f = ``config.warmup_start_factor``,
 :func:`init` records the lrs it is given as ``base_lrs`` (b) and starts each lr
-at ``b_i * f``; ``warmup_epoch`` (k) counts the warmup steps taken. The state
-holds both in one field, ``warmup = (base_lrs, warmup_epoch)``, None when no
-warmup is in progress (one slot: the common path writes one value more, not
-two). A step taken while ``warmup`` is set and k < W is a warmup step, and runs
-instead of rules 1-4 (the lrs and the optimizer's ownership are validated
-first, as always):
+at ``b_i * f``; ``warmup_epoch`` (k) counts the warmup steps taken. Both are
+None and 0 when no warmup is in progress. A step taken while ``base_lrs`` is set
+and k < W is a warmup step, and runs instead of rules 1-4 (the lrs and the
+optimizer's ownership are validated first, as always):
 
 - the metric must be a real number, but is not observed, whatever its value
   (NaN and +-inf too, whatever on_nonfinite says): best and both counters stay
@@ -100,7 +99,7 @@ first, as always):
 - k becomes k + 1 and each lr becomes ``b_i * (f + (1 - f) * k / W)``; min_lr
   does not apply (timm's ramp ignores its floor too). On step W the lrs are
   ``b_i`` itself, never a float expression that might round, and the warmup
-  is over: ``warmup`` becomes None, so from step W + 1 on the
+  is over: ``base_lrs`` becomes None, so from step W + 1 on the
   state is exactly the one torch's scheduler would hold had it been started at
   b at that point (step W + 1's metric sets best), but for last_epoch.
 
@@ -113,7 +112,7 @@ the lr set is the one the next ramp step scales, not one it overwrites. Where
 that factor is 0 (before the first step with f = 0) nothing can be scaled, and
 the lr set becomes the base itself. A config whose warmup_epochs is no longer
 above k (replaced mid-warmup) ends the warmup: the step is a plain step at the
-lrs held, which also clears ``warmup``.
+lrs held, which also clears ``base_lrs``.
 
 Base schedules
 --------------
@@ -154,7 +153,6 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from math import isfinite as _isfinite
 from typing import Any, SupportsFloat
 
 import attrs
@@ -163,16 +161,15 @@ from ._checks import (
     check_int,
     check_non_negative,
     check_ordered,
+    check_real,
     got,
     show,
-    to_float,
-    to_int,
     to_metric,
 )
 from ._config import FORMAT_VERSION, PlateauConfig, check_envelope
 
-_INF = math.inf
 _STATE_FORMAT = "plateau.PlateauState"
+_NONFINITE_TEXT = ("inf", "-inf", "nan")
 LrsLike = SupportsFloat | Sequence[SupportsFloat]
 
 
@@ -207,19 +204,41 @@ class Decision(str, enum.Enum):
         return self.value
 
 
-_ADDED_STATE_KEYS = frozenset({"num_reductions", "num_accumulated", "accumulated_mean", "smoothed"})
-_NONFINITE_TEXT = ("inf", "-inf", "nan")
-# The fields step()'s fast path never writes, and the values they then read as.
-_LAZY_DEFAULTS: dict[str, object] = {
-    "num_accumulated": 0,
-    "accumulated_mean": 0.0,
-    "smoothed": None,
-    "warmup": None,
-}
+def _as_tuple(lrs: object) -> tuple[object, ...]:
+    """One value, or a sequence of values (not a str), as a tuple."""
+    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence):
+        return (lrs,)
+    return tuple(lrs)
 
 
-def _float_to_json(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
+def _check_lrs(value: LrsLike, name: str = "lrs") -> tuple[float, ...]:
+    """One lr or a sequence of lrs as a non-empty tuple of finite floats >= 0, each named."""
+    items = _as_tuple(value)
+    if not items:
+        raise ValueError(f"'{name}' must hold at least one learning rate, got an empty sequence")
+    return tuple(check_non_negative(f"{name}[{i}]", lr) for i, lr in enumerate(items))
+
+
+def _check_best(value: object) -> float:
+    best = check_real("best", value)
+    if math.isnan(best):
+        raise ValueError("'best' must be a float other than NaN, got nan")
+    return best
+
+
+def _check_smoothed(value: object) -> float | None:
+    if value is None:
+        return None
+    smoothed = check_real("smoothed", value)
+    if not math.isfinite(smoothed):
+        raise ValueError(f"'smoothed' must be None or finite, got {show(value)}")
+    return smoothed
+
+
+def _check_decision(value: object) -> Decision:
+    if not isinstance(value, Decision):
+        raise TypeError(f"'decision' must be a Decision, got {got(value)}")
+    return value
 
 
 def _nan_equal(value: float) -> tuple[bool, float]:
@@ -227,41 +246,17 @@ def _nan_equal(value: float) -> tuple[bool, float]:
     return (True, 0.0) if value != value else (False, value)
 
 
-def _to_optional_float(value: float | None) -> float | None:
-    return None if value is None else to_float(value)
+def _float_to_json(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
 
 
-def _check_lrs(value: LrsLike) -> tuple[float, ...]:
-    items: Sequence[object] = _as_tuple(value)
-    if not items:
-        raise ValueError("'lrs' must hold at least one learning rate, got an empty sequence")
-    return tuple(check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items))
-
-
-def _check_warmup(value: object) -> tuple[tuple[float, ...], int] | None:
-    """Warmup: None, or (base_lrs, warmup_epoch), each checked and named."""
-    if value is None:
-        return None
-    if not (
-        isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == 2
-    ):
-        raise TypeError(
-            f"'warmup' must be None or a (base_lrs, warmup_epoch) pair, got {got(value)}"
-        )
-    base, epoch = value
-    items: Sequence[object] = _as_tuple(base)
-    if not items:
-        raise ValueError("'base_lrs' must hold at least one lr, got an empty sequence")
-    lrs = tuple(check_non_negative(f"base_lrs[{i}]", lr) for i, lr in enumerate(items))
-    return lrs, check_int("warmup_epoch", epoch)
-
-
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, init=False)
 class PlateauState:
     """Everything a plateau schedule needs to resume: plain Python values only.
 
-    States are made by :func:`init`, :func:`step` and :meth:`from_dict`;
-    constructing one directly validates every field.
+    States are made by :func:`init`, :func:`step` and :meth:`from_dict`.
+    Constructing one directly (or with ``attrs.evolve``) checks every field: a
+    refusal is a TypeError or ValueError that names it.
 
     Attributes:
         lrs: The current learning rates, one per parameter group.
@@ -276,55 +271,81 @@ class PlateauState:
             infinite once a NaN or an infinity joined it).
         smoothed: The exponential average (``ema_decay``) of the finite values
             judged so far; None before the first, or without smoothing.
-        warmup: While a warmup is in progress, ``(base_lrs, warmup_epoch)``: the lrs it
-            ramps to (one per lr) and the warmup steps taken; None otherwise. Read
-            them as :attr:`base_lrs` and :attr:`warmup_epoch`.
+        base_lrs: While a warmup is in progress, the lrs it ramps to (one per lr);
+            None otherwise.
+        warmup_epoch: While a warmup is in progress, the warmup steps taken; 0 otherwise.
+
+    Example:
+        >>> PlateauState(lrs=[0.1], best=2).lrs
+        (0.1,)
+        >>> PlateauState(lrs=[0.1], best=2, num_bad_epochs=-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: 'num_bad_epochs' must be >= 0, got -1
     """
 
-    lrs: tuple[float, ...] = attrs.field(converter=_check_lrs)
-    best: float = attrs.field(converter=to_float)
-    num_bad_epochs: int = attrs.field(default=0, converter=to_int)
-    cooldown_counter: int = attrs.field(default=0, converter=to_int)
-    last_epoch: int = attrs.field(default=0, converter=to_int)
+    lrs: tuple[float, ...]
+    best: float
+    num_bad_epochs: int = 0
+    cooldown_counter: int = 0
+    last_epoch: int = 0
     decision: Decision = Decision.START
-    num_reductions: int = attrs.field(default=0, converter=to_int)
-    num_accumulated: int = attrs.field(default=0, converter=to_int)
+    num_reductions: int = 0
+    num_accumulated: int = 0
     # A NaN mean (a NaN in the block) compares equal to a NaN mean: a state equals its copy.
-    accumulated_mean: float = attrs.field(default=0.0, converter=to_float, eq=_nan_equal)
-    smoothed: float | None = attrs.field(default=None, converter=_to_optional_float)
-    # Warmup: the ramp's targets and position, set only while a warmup is in progress
-    # (a lazy slot, like the three above: step()'s fast path never writes it).
-    warmup: tuple[tuple[float, ...], int] | None = attrs.field(
-        default=None, converter=_check_warmup
-    )
+    accumulated_mean: float = attrs.field(default=0.0, eq=_nan_equal)
+    smoothed: float | None = None
+    base_lrs: tuple[float, ...] | None = None
+    warmup_epoch: int = 0
 
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.best, float) or math.isnan(self.best):
-            raise (ValueError if isinstance(self.best, float) else TypeError)(
-                f"'best' must be a float other than NaN, got {show(self.best)}"
-            )
-        for name in ("num_bad_epochs", "cooldown_counter", "last_epoch"):
-            check_int(name, getattr(self, name))
-        if not isinstance(self.decision, Decision):
-            raise TypeError(f"'decision' must be a Decision, got {got(self.decision)}")
-        check_int("num_reductions", self.num_reductions)
-        check_int("num_accumulated", self.num_accumulated)
-        if not isinstance(self.accumulated_mean, float):
-            raise TypeError(f"'accumulated_mean' must be a float, got {got(self.accumulated_mean)}")
+    def __init__(
+        self,
+        *,
+        lrs: LrsLike,
+        best: SupportsFloat,
+        num_bad_epochs: int = 0,
+        cooldown_counter: int = 0,
+        last_epoch: int = 0,
+        decision: Decision = Decision.START,
+        num_reductions: int = 0,
+        num_accumulated: int = 0,
+        accumulated_mean: SupportsFloat = 0.0,
+        smoothed: SupportsFloat | None = None,
+        base_lrs: LrsLike | None = None,
+        warmup_epoch: int = 0,
+    ) -> None:
+        """Check each field (a refusal names it), then let attrs set them.
+
+        step() builds its states with _build instead: its values derive from checked ones.
+        """
+        self.__attrs_init__(
+            lrs=_check_lrs(lrs),
+            best=_check_best(best),
+            num_bad_epochs=check_int("num_bad_epochs", num_bad_epochs),
+            cooldown_counter=check_int("cooldown_counter", cooldown_counter),
+            last_epoch=check_int("last_epoch", last_epoch),
+            decision=_check_decision(decision),
+            num_reductions=check_int("num_reductions", num_reductions),
+            num_accumulated=check_int("num_accumulated", num_accumulated),
+            accumulated_mean=check_real("accumulated_mean", accumulated_mean),
+            smoothed=_check_smoothed(smoothed),
+            base_lrs=None if base_lrs is None else _check_lrs(base_lrs, "base_lrs"),
+            warmup_epoch=check_int("warmup_epoch", warmup_epoch),
+        )
         if self.num_accumulated == 0 and self.accumulated_mean != 0.0:
             # optax's formula relies on it: (0 * mean + value) / 1 must be the value.
             raise ValueError(
                 "'accumulated_mean' must be 0.0 when 'num_accumulated' is 0, got "
                 f"{show(self.accumulated_mean)}"
             )
-        if self.smoothed is not None:
-            if not isinstance(self.smoothed, float):
-                raise TypeError(f"'smoothed' must be None or a float, got {got(self.smoothed)}")
-            if not math.isfinite(self.smoothed):
-                raise ValueError(f"'smoothed' must be finite, got {show(self.smoothed)}")
-        if self.warmup is not None and len(self.warmup[0]) != len(self.lrs):  # Warmup
+        if self.base_lrs is None and self.warmup_epoch != 0:
             raise ValueError(
-                f"'base_lrs' must hold one lr per lr ({len(self.lrs)}), got {len(self.warmup[0])}"
+                "'warmup_epoch' must be 0 when 'base_lrs' is None (no warmup in progress), "
+                f"got {self.warmup_epoch}"
+            )
+        if self.base_lrs is not None and len(self.base_lrs) != len(self.lrs):
+            raise ValueError(
+                f"'base_lrs' must hold one lr per lr ({len(self.lrs)}), got {len(self.base_lrs)}"
             )
 
     @property
@@ -341,24 +362,12 @@ class PlateauState:
             >>> [s.exhausted for s in simulate([3, 3, 3], config)]
             [False, False, True]
         """
-        decision = self.decision
-        return decision is _AT_FLOOR or decision is _CAPPED
-
-    @property
-    def base_lrs(self) -> tuple[float, ...] | None:
-        """While a warmup is in progress, the lrs it ramps to; None otherwise."""
-        return None if self.warmup is None else self.warmup[0]
-
-    @property
-    def warmup_epoch(self) -> int:
-        """While a warmup is in progress, the warmup steps taken; 0 otherwise."""
-        return 0 if self.warmup is None else self.warmup[1]
+        return self.decision in (Decision.AT_FLOOR, Decision.CAPPED)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly.
 
-        An infinite best (before the first improvement) is written as "inf" or "-inf",
-        a non-finite accumulated_mean as "inf", "-inf" or "nan".
+        A non-finite best or accumulated_mean is written as "inf", "-inf" or "nan".
 
         Example:
             >>> import json
@@ -367,12 +376,11 @@ class PlateauState:
             >>> PlateauState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
             True
         """
-        best: float | str = self.best if math.isfinite(self.best) else str(self.best)
         return {
             "format": _STATE_FORMAT,
             "version": FORMAT_VERSION,
             "lrs": list(self.lrs),
-            "best": best,
+            "best": _float_to_json(self.best),
             "num_bad_epochs": self.num_bad_epochs,
             "cooldown_counter": self.cooldown_counter,
             "last_epoch": self.last_epoch,
@@ -381,170 +389,34 @@ class PlateauState:
             "num_accumulated": self.num_accumulated,
             "accumulated_mean": _float_to_json(self.accumulated_mean),
             "smoothed": self.smoothed,
-            **self._warmup_dict(),
+            "base_lrs": None if self.base_lrs is None else list(self.base_lrs),
+            "warmup_epoch": self.warmup_epoch,
         }
-
-    def _warmup_dict(self) -> dict[str, Any]:
-        """Warmup: its keys, only while one is in progress (older versions load the rest)."""
-        if self.warmup is None:
-            return {}
-        return {"base_lrs": list(self.warmup[0]), "warmup_epoch": self.warmup[1]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PlateauState:
         """Rebuild a state from :meth:`to_dict`'s output, validating every field.
 
-        A dict saved before num_reductions, num_accumulated, accumulated_mean and
-        smoothed existed (same version, without those keys) loads with their defaults.
-
         Raises:
             TypeError: `d` is not a mapping, or a field has the wrong type.
             ValueError: wrong format or version, missing or unknown keys, or a bad value.
         """
-        warmup: tuple[Any, Any] | None = None
-        if isinstance(d, Mapping) and ("base_lrs" in d or "warmup_epoch" in d):  # Warmup
-            d = dict(d)
-            base, epoch = d.pop("base_lrs", None), d.pop("warmup_epoch", 0)
-            # {"base_lrs": None, "warmup_epoch": 0}: none. The epoch is compared only once
-            # checked: an array's != is elementwise, and 0.0 or False is no int.
-            if base is not None or check_int("warmup_epoch", epoch) != 0:
-                if not isinstance(base, list):
-                    raise TypeError(f"'base_lrs' must be a list, got {got(base)}")
-                warmup = (base, epoch)
-        names = [a.name for a in attrs.fields(cls) if a.name != "warmup"]
-        fields = check_envelope(d, _STATE_FORMAT, names, optional=_ADDED_STATE_KEYS)
-        best = fields["best"]
-        if type(best) is str and best in ("inf", "-inf"):
-            best = float(best)
-        mean = fields.get("accumulated_mean")
-        if type(mean) is str and mean in _NONFINITE_TEXT:  # `in` alone would compare arrays
-            fields["accumulated_mean"] = float(mean)
+        fields = check_envelope(d, _STATE_FORMAT, [a.name for a in attrs.fields(cls)])
+        for name in ("lrs", "base_lrs"):
+            if not (type(fields[name]) is list or (name == "base_lrs" and fields[name] is None)):
+                kind = "a list" if name == "lrs" else "None or a list"
+                raise TypeError(f"'{name}' must be {kind}, got {got(fields[name])}")
+        for name in ("best", "accumulated_mean"):
+            # Compared only once known to be a str: an array's `in` is elementwise.
+            if type(fields[name]) is str and fields[name] in _NONFINITE_TEXT:
+                fields[name] = float(fields[name])
         decision = fields["decision"]
         choices = [d.value for d in Decision]
         if type(decision) is not str:
             raise TypeError(f"'decision' must be a str, one of {choices}, got {got(decision)}")
-        try:
-            fields["decision"] = Decision(decision)
-        except ValueError:
-            raise ValueError(f"'decision' must be one of {choices}, got {show(decision)}") from None
-        lrs = fields["lrs"]
-        if not isinstance(lrs, list):
-            raise TypeError(f"'lrs' must be a list, got {got(lrs)}")
-        return cls(**{**fields, "best": best, "warmup": warmup})
-
-
-# step() runs once per epoch, sometimes once per batch, and simulate() keeps one
-# state per metric: the state has slots (about 130 bytes, no per-instance dict),
-# and step() builds its result with _make (written out in step() itself), which
-# writes the slots directly and skips the validators -- every value step() writes
-# derives from already-validated ones. tests/test_core.py checks that _make sets
-# every field and that step()'s states read every field.
-_new = object.__new__
-(
-    _set_lrs, _set_best, _set_bad, _set_cooldown, _set_epoch, _set_decision,
-    _set_reductions, _set_accumulated, _set_mean, _set_smoothed, _set_warmup,
-) = (
-    PlateauState.__dict__[name].__set__
-    for name in (
-        "lrs", "best", "num_bad_epochs", "cooldown_counter", "last_epoch", "decision",
-        "num_reductions", "num_accumulated", "accumulated_mean", "smoothed", "warmup",
-    )
-)  # fmt: skip
-
-
-class _DefaultWhenUnset:
-    """A slot that reads as its field's default while never written.
-
-    step()'s fast path (torch's rules) never writes num_accumulated,
-    accumulated_mean and smoothed: writing three slots costs about 15% of a step,
-    and that path always means their defaults. The slot's own descriptor is
-    wrapped, so every other field stays a plain slot (a ``__getattr__`` on the
-    class would slow every attribute read instead), writes go to the slot, and
-    only reads of these three fields pay for a Python-level call.
-    """
-
-    __slots__ = ("default", "slot")
-
-    def __init__(self, slot: Any, default: object) -> None:
-        self.slot = slot
-        self.default = default
-
-    def __get__(self, obj: object, objtype: type | None = None) -> Any:
-        if obj is None:
-            return self
-        try:
-            return self.slot.__get__(obj, objtype)
-        except AttributeError:
-            return self.default
-
-    def __set__(self, obj: object, value: object) -> None:
-        self.slot.__set__(obj, value)
-
-    def __delete__(self, obj: object) -> None:
-        self.slot.__delete__(obj)
-
-
-for _name, _default in _LAZY_DEFAULTS.items():
-    setattr(PlateauState, _name, _DefaultWhenUnset(PlateauState.__dict__[_name], _default))
-
-
-_attrs_setstate: Any = PlateauState.__setstate__  # type: ignore[attr-defined]  # attrs made it
-
-
-def _setstate(self: PlateauState, state: Any) -> None:
-    """Unpickle; a state pickled before num_reductions existed has made none counted.
-
-    (The lazy fields need nothing: unset, they read as their defaults.)
-    """
-    _attrs_setstate(self, state)
-    try:
-        self.num_reductions  # noqa: B018
-    except AttributeError:
-        _set_reductions(self, 0)
-
-
-PlateauState.__setstate__ = _setstate  # type: ignore[attr-defined]
-
-
-def _make(
-    lrs: tuple[float, ...],
-    best: float,
-    num_bad_epochs: int,
-    cooldown_counter: int,
-    last_epoch: int,
-    decision: Decision,
-    num_reductions: int,
-    num_accumulated: int = 0,
-    accumulated_mean: float = 0.0,
-    smoothed: float | None = None,
-    warmup: tuple[tuple[float, ...], int] | None = None,
-) -> PlateauState:
-    """A PlateauState from values known to be valid, without re-validating them."""
-    state = _new(PlateauState)
-    _set_lrs(state, lrs)
-    _set_best(state, best)
-    _set_bad(state, num_bad_epochs)
-    _set_cooldown(state, cooldown_counter)
-    _set_epoch(state, last_epoch)
-    _set_decision(state, decision)
-    _set_reductions(state, num_reductions)
-    _set_accumulated(state, num_accumulated)
-    _set_mean(state, accumulated_mean)
-    _set_smoothed(state, smoothed)
-    _set_warmup(state, warmup)  # Warmup
-    return state
-
-
-# Enum attribute access goes through the metaclass; plain globals are several times faster.
-_IMPROVED = Decision.IMPROVED
-_NO_IMPROVEMENT = Decision.NO_IMPROVEMENT
-_COOLDOWN = Decision.COOLDOWN
-_REDUCED = Decision.REDUCED
-_AT_FLOOR = Decision.AT_FLOOR
-_SKIPPED = Decision.SKIPPED
-_ACCUMULATING = Decision.ACCUMULATING
-_CAPPED = Decision.CAPPED
-_WARMUP = Decision.WARMUP
+        if decision not in choices:
+            raise ValueError(f"'decision' must be one of {choices}, got {show(decision)}")
+        return cls(**{**fields, "decision": Decision(decision)})
 
 
 def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
@@ -564,16 +436,14 @@ def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
         >>> init([0.1, 0.01], PlateauConfig(warmup_epochs=5, warmup_start_factor=0.5)).lrs
         (0.05, 0.005)
     """
-    if not isinstance(config, PlateauConfig):
-        raise TypeError(f"'config' must be a PlateauConfig, got {type(config).__name__}")
-    state = PlateauState(lrs=lrs, best=_INF if config.mode == "min" else -_INF)
-    config.min_lrs(len(state.lrs))
-    if config.warmup_epochs:  # Warmup: start at b_i * f, remember b.
-        start = config.warmup_start_factor
-        base = state.lrs
-        lrs = tuple(b * start for b in base)
-        state = _make(lrs, state.best, 0, 0, 0, state.decision, 0, warmup=(base, 0))
-    return state
+    _check_type("config", config, PlateauConfig)
+    lrs = _check_lrs(lrs)
+    config.min_lrs(len(lrs))
+    best = math.inf if config.mode == "min" else -math.inf
+    if not config.warmup_epochs:
+        return PlateauState(lrs=lrs, best=best)
+    start = tuple(b * config.warmup_start_factor for b in lrs)  # the ramp starts at b_i * f
+    return PlateauState(lrs=start, best=best, base_lrs=lrs)
 
 
 def step(
@@ -585,7 +455,7 @@ def step(
     """Advance the schedule by one epoch: the new state and the lrs to use next.
 
     Pure: never mutates, prints or imports a framework. The rules are torch's,
-    listed at the top of this module.
+    listed at the top of this module, and run here in that order.
 
     Args:
         state: The state after the previous step (or from :func:`init`).
@@ -609,221 +479,149 @@ def step(
         >>> lrs, state.decision
         ((0.1,), <Decision.REDUCED: 'reduced'>)
     """
-    current = metric if type(metric) is float else to_metric(metric)
-    # A zero-cost try: a state or config of the wrong type fails at its first
-    # attribute read, and is reported as a TypeError that names it. An explicit
-    # type check up front would cost the common path several percent.
-    try:
-        held = state.lrs
-        if lrs is not None and lrs is not held:
-            try:
-                same = lrs == held  # a tuple of floats, read from the optimizer
-            except Exception:  # an array or tensor among them: _adopt names it
-                same = False
-            if same is not True:
-                held = _adopt(held, lrs, config)
-        lrs = held
-        if config._guarded:
-            if type(config.min_lr) is tuple:
-                config.min_lrs(len(lrs))
-            # Warmup: steps 1..W ramp the lrs and do not observe the metric.
-            if (warmup := state.warmup) is not None and warmup[1] < config.warmup_epochs:
-                return _warmup_step(state, warmup, config, lrs)
-            if not _isfinite(current) and config.on_nonfinite != "bad":
-                return _nonfinite(state, current, config, lrs)
-            if config._beyond:
-                return _step_beyond(state, current, config, lrs)
+    _check_type("state", state, PlateauState)
+    _check_type("config", config, PlateauConfig)
+    value = to_metric(metric)
+    if lrs is None:
+        lrs = state.lrs
+    else:  # the ownership rule: the optimizer's lrs win
+        adopted = _check_lrs(lrs)
+        lrs = state.lrs if adopted == state.lrs else adopted
+    floors = config.min_lrs(len(lrs))
+    if state.base_lrs is not None:
+        if state.warmup_epoch < config.warmup_epochs:
+            return _warmup_step(state, state.base_lrs, config, lrs)
+        state = _replace(state, base_lrs=None, warmup_epoch=0)  # the config ended it
 
-        # Rule 2: improvement test, torch's exact expressions.
-        best = state.best
-        if config.mode == "min":
-            if config.threshold_mode == "rel":
-                improved = current < best * (1.0 - config.threshold)
-            else:
-                improved = current < best - config.threshold
-        elif config.threshold_mode == "rel":
-            improved = current > best * (config.threshold + 1.0)
-        else:
-            improved = current > best + config.threshold
-        if improved:
-            best = current
-            bad = 0
-            decision = _IMPROVED
-        else:
-            bad = state.num_bad_epochs + 1
-            decision = _NO_IMPROVEMENT
-
-        # Rule 3: cooldown, after the improvement test.
-        cooldown = state.cooldown_counter
-        if cooldown > 0:
-            cooldown -= 1
-            if bad:
-                bad = 0
-                decision = _COOLDOWN
-
-        # Rule 4: reduction.
-        reductions = state.num_reductions
-        if bad > config.patience:
-            reduced = _cut(lrs, config)
-            if reduced != lrs:
-                decision = _REDUCED
-                reductions += 1
-            else:
-                decision = _AT_FLOOR
-            lrs = reduced
-            cooldown = config.cooldown
-            bad = 0
-        epoch = state.last_epoch + 1
-    except AttributeError:
-        _check_types(state, config)
-        raise
-
-    # _make written out: the call itself would cost about a tenth of the step.
-    new_state = _new(PlateauState)
-    _set_lrs(new_state, lrs)
-    _set_best(new_state, best)
-    _set_bad(new_state, bad)
-    _set_cooldown(new_state, cooldown)
-    _set_epoch(new_state, epoch)
-    _set_decision(new_state, decision)
-    _set_reductions(new_state, reductions)
-    # num_accumulated, accumulated_mean and smoothed are left unset: they read as
-    # their defaults (see _DefaultWhenUnset), which is what this path means.
-    return new_state, lrs
-
-
-def _cut(lrs: tuple[float, ...], config: PlateauConfig) -> tuple[float, ...]:
-    """Rule 4's cut: each lr to max(lr * factor, its floor), unless that is <= eps."""
-    factor = config.factor
-    eps = config.eps
-    new_lrs = []
-    for lr, floor in zip(lrs, config.min_lrs(len(lrs)), strict=True):
-        new = max(lr * factor, floor)
-        new_lrs.append(new if lr - new > eps else lr)
-    return tuple(new_lrs)
-
-
-def _step_beyond(
-    state: PlateauState, current: float, config: PlateauConfig, lrs: tuple[float, ...]
-) -> tuple[PlateauState, tuple[float, ...]]:
-    """Every rule, torch's and those beyond it: rules 1a to 5 of the module docstring.
-
-    Called by step() once the metric is a float, the lrs adopted and rule 1's
-    raise / skip applied. On a torch config it gives exactly step()'s result.
-    """
+    # Rule 1: the non-finite policy.
+    if not math.isfinite(value) and config.on_nonfinite != "bad":
+        if config.on_nonfinite == "raise":
+            raise ValueError(f"'metric' must be finite (on_nonfinite='raise'), got {value!r}")
+        return _replace(state, lrs=lrs, decision=Decision.SKIPPED), lrs
     epoch = state.last_epoch + 1
-    reductions = state.num_reductions
+    decay = config.ema_decay
+    smoothed = state.smoothed if decay is not None else None
 
     # Rule 1a: accumulation, optax's running mean.
-    size = config.accumulation_size
-    value = current
-    if size > 1:
+    if config.accumulation_size > 1:
         count = state.num_accumulated + 1
-        mean = (state.num_accumulated * state.accumulated_mean + current) / count
-        if count < size:
-            return _make(
-                lrs,
-                state.best,
-                state.num_bad_epochs,
-                state.cooldown_counter,
-                epoch,
-                _ACCUMULATING,
-                reductions,
-                count,
-                mean,
-                state.smoothed if config.ema_decay is not None else None,
-            ), lrs
+        mean = (state.num_accumulated * state.accumulated_mean + value) / count
+        if count < config.accumulation_size:
+            accumulating = _replace(
+                state,
+                lrs=lrs,
+                last_epoch=epoch,
+                decision=Decision.ACCUMULATING,
+                num_accumulated=count,
+                accumulated_mean=mean,
+                smoothed=smoothed,
+            )
+            return accumulating, lrs
         value = mean
 
     # Rule 1b: smoothing, over finite values only.
-    decay = config.ema_decay
-    smoothed = None
-    if decay is not None:
-        smoothed = state.smoothed
-        if _isfinite(value):
-            if smoothed is not None:
-                value = decay * smoothed + (1.0 - decay) * value
-            smoothed = value if _isfinite(value) else None
+    if decay is not None and math.isfinite(value):
+        if smoothed is not None:
+            value = decay * smoothed + (1.0 - decay) * value
+        smoothed = value if math.isfinite(value) else None
 
-    # Rule 2: improvement test.
-    best = state.best
-    threshold = config.threshold
-    if config.threshold_mode == "rel_abs":
-        if not _isfinite(best):
-            bound = best
-        elif (best >= 0.0) is (config.mode == "min"):
-            bound = best * (1.0 - threshold)
-        else:
-            bound = best * (threshold + 1.0)
-        improved = value < bound if config.mode == "min" else value > bound
-    elif config.mode == "min":
-        if config.threshold_mode == "rel":
-            improved = value < best * (1.0 - threshold)
-        else:
-            improved = value < best - threshold
-    elif config.threshold_mode == "rel":
-        improved = value > best * (threshold + 1.0)
+    # Rule 2: the improvement test.
+    if _improves(value, state.best, config):
+        best, bad, decision = value, 0, Decision.IMPROVED
     else:
-        improved = value > best + threshold
-    if improved:
-        best = value
-        bad = 0
-        decision = _IMPROVED
-    else:
-        bad = state.num_bad_epochs + 1
-        decision = _NO_IMPROVEMENT
+        best, bad, decision = state.best, state.num_bad_epochs + 1, Decision.NO_IMPROVEMENT
 
-    # Rule 3: cooldown.
+    # Rule 3: cooldown, after the improvement test.
     cooldown = state.cooldown_counter
     if cooldown > 0:
         cooldown -= 1
         if bad:
-            bad = 0
-            decision = _COOLDOWN
+            bad, decision = 0, Decision.COOLDOWN
 
     # Rule 4: reduction, under the cap.
+    reductions = state.num_reductions
     if bad > config.patience:
-        cap = config.max_reductions
-        if cap is not None and reductions >= cap:
-            decision = _CAPPED
+        if config.max_reductions is not None and reductions >= config.max_reductions:
+            decision = Decision.CAPPED
         else:
-            reduced = _cut(lrs, config)
+            reduced = _cut(lrs, floors, config)
             if reduced != lrs:
-                decision = _REDUCED
-                reductions += 1
+                decision, reductions = Decision.REDUCED, reductions + 1
             else:
-                decision = _AT_FLOOR
+                decision = Decision.AT_FLOOR
             lrs = reduced
-        cooldown = config.cooldown
-        bad = 0
+        cooldown, bad = config.cooldown, 0
 
-    return _make(lrs, best, bad, cooldown, epoch, decision, reductions, 0, 0.0, smoothed), lrs
+    # Rule 5: last_epoch counts the step. The block is empty, and no warmup is in progress.
+    new = _build(
+        lrs=lrs,
+        best=best,
+        num_bad_epochs=bad,
+        cooldown_counter=cooldown,
+        last_epoch=epoch,
+        decision=decision,
+        num_reductions=reductions,
+        smoothed=smoothed,
+    )
+    return new, lrs
+
+
+def _improves(value: float, best: float, config: PlateauConfig) -> bool:
+    """Rule 2: whether `value` beats `best` by the threshold, in torch's exact expressions."""
+    threshold, minimize = config.threshold, config.mode == "min"
+    if config.threshold_mode == "rel":
+        bound = best * (1.0 - threshold) if minimize else best * (threshold + 1.0)
+    elif config.threshold_mode == "abs":
+        bound = best - threshold if minimize else best + threshold
+    elif not math.isfinite(best):  # rel_abs: an infinite best (the start) is its own bound
+        bound = best
+    else:  # rel_abs: the margin threshold * |best|, so a negative best is judged as its mirror
+        bound = best * (1.0 - threshold) if (best >= 0.0) is minimize else best * (threshold + 1.0)
+    return value < bound if minimize else value > bound
+
+
+def _cut(
+    lrs: tuple[float, ...], floors: tuple[float, ...], config: PlateauConfig
+) -> tuple[float, ...]:
+    """Rule 4's cut: each lr to max(lr * factor, its floor), unless that is <= eps."""
+    new_lrs = []
+    for lr, floor in zip(lrs, floors, strict=True):
+        new = max(lr * config.factor, floor)
+        new_lrs.append(new if lr - new > config.eps else lr)
+    return tuple(new_lrs)
+
+
+def _ramp(config: PlateauConfig, done: int) -> float:
+    """Warmup's factor on each base lr after `done` of its steps: f + (1 - f) * k / W."""
+    start = config.warmup_start_factor
+    return start + (1.0 - start) * done / config.warmup_epochs
 
 
 def _warmup_step(
-    state: PlateauState,
-    warmup: tuple[tuple[float, ...], int],
-    config: PlateauConfig,
-    lrs: tuple[float, ...],
+    state: PlateauState, base: tuple[float, ...], config: PlateauConfig, lrs: tuple[float, ...]
 ) -> tuple[PlateauState, tuple[float, ...]]:
     """One warmup step (see "Warmup" at the top of this module): the ramp, metric unseen.
 
-    `warmup` is ``state.warmup``; `lrs` the lrs held now, already validated.
+    `base` is ``state.base_lrs``; `lrs` the lrs held now, already validated.
     """
-    start = config.warmup_start_factor
-    epochs = config.warmup_epochs
-    base, done = warmup
+    done = state.warmup_epoch
     if lrs is not state.lrs:  # the optimizer's lrs differ: rescale the bases they change
-        base = _rebase(base, state.lrs, lrs, start + (1.0 - start) * done / epochs, done)
+        base = _rebase(base, state.lrs, lrs, _ramp(config, done), done)
     done += 1
-    best, bad, cooldown = state.best, state.num_bad_epochs, state.cooldown_counter
-    if done >= epochs:  # the last warmup step: exactly b, and the warmup is over
-        epoch, reductions = state.last_epoch + 1, state.num_reductions
-        return _make(base, best, bad, cooldown, epoch, _WARMUP, reductions), base
-    ramp = start + (1.0 - start) * done / epochs
-    new = tuple(b * ramp for b in base)
-    epoch, reductions = state.last_epoch + 1, state.num_reductions
-    return _make(new, best, bad, cooldown, epoch, _WARMUP, reductions, warmup=(base, done)), new
+    if done < config.warmup_epochs:
+        ramp = _ramp(config, done)
+        changes: dict[str, Any] = {"lrs": tuple(b * ramp for b in base), "base_lrs": base}
+    else:  # the last warmup step: exactly b, and the warmup is over
+        changes = {"lrs": base, "base_lrs": None}
+        done = 0
+    new = _replace(
+        state,
+        last_epoch=state.last_epoch + 1,
+        decision=Decision.WARMUP,
+        warmup_epoch=done,
+        **changes,
+    )
+    return new, new.lrs
 
 
 def _rebase(
@@ -840,7 +638,7 @@ def _rebase(
             new.append(base[i])
             continue
         rebased = lr / ramp if ramp else lr  # at ramp 0 nothing scales: the lr is the base
-        if not _isfinite(rebased):
+        if not math.isfinite(rebased):
             raise ValueError(
                 f"'lrs[{i}]' = {lr!r}, set during warmup after {done} of its steps, would "
                 f"need a base lr of {rebased!r} (lr / ramp factor {ramp!r})"
@@ -849,19 +647,21 @@ def _rebase(
     return tuple(new)
 
 
-def _adopt(held: tuple[float, ...], lrs: LrsLike, config: PlateauConfig) -> tuple[float, ...]:
-    """The optimizer's lrs in place of the state's (the ownership rule), validated."""
-    adopted = _check_lrs(lrs)
-    if adopted == held:  # a list or a scalar equal to the state's
-        return held
-    config.min_lrs(len(adopted))
-    return adopted
+def _build(**fields: Any) -> PlateauState:
+    """A state from values derived from checked ones (step()'s), set without checking again."""
+    state: PlateauState = object.__new__(PlateauState)
+    state.__attrs_init__(**fields)
+    return state
 
 
-def _as_tuple(lrs: object) -> tuple[object, ...]:
-    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence):
-        return (lrs,)
-    return tuple(lrs)
+def _replace(state: PlateauState, **changes: Any) -> PlateauState:
+    """`state` with `changes` derived from checked values (step()'s), set without checking again."""
+    return _build(**{**attrs.asdict(state, recurse=False), **changes})
+
+
+def _check_type(name: str, value: object, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise TypeError(f"'{name}' must be a {kind.__name__}, got {type(value).__name__}")
 
 
 def changed(before: Sequence[float], after: Sequence[float]) -> list[tuple[int, float]]:
@@ -927,33 +727,6 @@ def _per_lr(name: str, value: LrsLike, count: int) -> tuple[float, ...]:
     if len(items) != count:
         raise ValueError(f"'{name}' must hold 1 or {count} values, got {len(items)}")
     return tuple(check_non_negative(f"{name}[{i}]", v) for i, v in enumerate(items))
-
-
-def _check_types(state: object, config: object) -> None:
-    if not isinstance(state, PlateauState):
-        raise TypeError(f"'state' must be a PlateauState, got {type(state).__name__}")
-    if not isinstance(config, PlateauConfig):
-        raise TypeError(f"'config' must be a PlateauConfig, got {type(config).__name__}")
-
-
-def _nonfinite(
-    state: PlateauState, current: float, config: PlateauConfig, lrs: tuple[float, ...]
-) -> tuple[PlateauState, tuple[float, ...]]:
-    """Rule 1 for on_nonfinite "raise" and "skip"."""
-    if config.on_nonfinite == "raise":
-        raise ValueError(f"'metric' must be finite (on_nonfinite='raise'), got {current!r}")
-    return _make(
-        lrs,
-        state.best,
-        state.num_bad_epochs,
-        state.cooldown_counter,
-        state.last_epoch,
-        _SKIPPED,
-        state.num_reductions,
-        state.num_accumulated,
-        state.accumulated_mean,
-        state.smoothed,
-    ), lrs
 
 
 def simulate(

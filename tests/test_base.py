@@ -24,34 +24,18 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import metric_streams, positive_lr_values, setups
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState, init, scale_base, simulate, step
 
 SETTINGS = settings(max_examples=100, deadline=None)
 
-metrics_st = st.lists(st.sampled_from([0.0, 1.0, 1.0, 2.0, 3.0, float("nan")]), max_size=40)
-positive = st.floats(min_value=1e-6, max_value=10.0)
+positive = positive_lr_values
 bases_st = st.lists(st.floats(min_value=0.0, max_value=20.0), min_size=1, max_size=8)
-
-
-@st.composite
-def setups(draw, warmup=True):
-    n = draw(st.integers(1, 3))
-    per_lr = draw(st.booleans())
-    floor = st.floats(min_value=0.0, max_value=0.5)
-    config = PlateauConfig(
-        mode=draw(st.sampled_from(["min", "max"])),
-        threshold=draw(st.sampled_from([0.0, 1e-4, 0.1])),
-        factor=draw(st.floats(min_value=1e-3, max_value=0.999)),
-        patience=draw(st.integers(0, 3)),
-        cooldown=draw(st.integers(0, 2)),
-        min_lr=draw(st.lists(floor, min_size=n, max_size=n)) if per_lr else draw(floor),
-        eps=draw(st.sampled_from([0.0, 1e-8, 1e-3])),
-        warmup_epochs=draw(st.integers(0, 3)) if warmup else 0,
-        warmup_start_factor=draw(st.sampled_from([0.0, 0.1, 0.5])),
-    )
-    return config, draw(st.lists(positive, min_size=n, max_size=n))
+# Reference lrs must be > 0; a warmup of up to three steps.
+base_setups = setups(warmup_epochs=st.integers(0, 3), lrs=positive_lr_values)
+plain_setups = setups(lrs=positive_lr_values)
 
 
 def states(config, lrs, metrics):
@@ -59,7 +43,7 @@ def states(config, lrs, metrics):
 
 
 @SETTINGS
-@given(setups(), metrics_st)
+@given(base_setups, metric_streams)
 def test_a_constant_base_gives_the_plateaus_own_lrs_bit_for_bit(setup, metrics):
     config, lrs = setup
     for state in states(config, lrs, metrics):
@@ -67,7 +51,7 @@ def test_a_constant_base_gives_the_plateaus_own_lrs_bit_for_bit(setup, metrics):
 
 
 @SETTINGS
-@given(setups(warmup=False), metrics_st, st.data())
+@given(plain_setups, metric_streams, st.data())
 def test_until_the_first_cut_the_lrs_are_the_bases_exactly(setup, metrics, data):
     config, lrs = setup
     for state in states(config, lrs, metrics):
@@ -79,7 +63,7 @@ def test_until_the_first_cut_the_lrs_are_the_bases_exactly(setup, metrics, data)
 
 
 @SETTINGS
-@given(setups(), metrics_st, bases_st)
+@given(base_setups, metric_streams, bases_st)
 def test_the_lr_never_exceeds_the_base(setup, metrics, bases):
     config, lrs = setup
     for state in states(config, lrs, metrics):
@@ -88,7 +72,7 @@ def test_the_lr_never_exceeds_the_base(setup, metrics, bases):
 
 
 @SETTINGS
-@given(setups(), metrics_st, bases_st)
+@given(base_setups, metric_streams, bases_st)
 def test_at_a_fixed_base_a_cut_is_never_undone_and_every_change_is_a_cut(setup, metrics, bases):
     config, lrs = setup
     floors = config.min_lrs(len(lrs))
@@ -107,7 +91,7 @@ def test_at_a_fixed_base_a_cut_is_never_undone_and_every_change_is_a_cut(setup, 
 
 
 @SETTINGS
-@given(setups(), metrics_st, st.integers(0, 40), bases_st)
+@given(base_setups, metric_streams, st.integers(0, 40), bases_st)
 def test_the_state_alone_carries_the_plateau_under_any_base(setup, metrics, cut, bases):
     config, lrs = setup
     run = states(config, lrs, metrics)

@@ -293,23 +293,6 @@ class TestState:
             assert new != state
             state = new
 
-    def test_the_unchecked_constructor_sets_every_field(self):
-        """step() builds states with _make; a field it forgot would be unset or stale."""
-        from plateau._core import _make
-
-        names = [a.name for a in attrs.fields(PlateauState)]
-        values = ((0.25, 0.5), 1.5, 3, 2, 7, Decision.COOLDOWN, 4, 2, 0.75, 1.25)
-        values += (((1.0, 2.0), 4),)  # warmup: (base_lrs, warmup_epoch)
-        assert len(values) == len(names)
-        made = _make(*values)
-        validated = PlateauState(**dict(zip(names, values)))
-        assert made == validated
-        assert [getattr(made, n) for n in names] == list(values)
-
-    def test_a_state_has_no_per_instance_dict(self):
-        state = init(0.1, PlateauConfig())
-        assert not hasattr(state, "__dict__")
-
     def test_state_is_frozen_pickles_and_compares(self):
         config = PlateauConfig(patience=0)
         state = simulate([1.0, 2.0], config)[-1]
@@ -333,8 +316,22 @@ class TestState:
         ],
     )
     def test_direct_construction_validates(self, changes, exc):
-        with pytest.raises(exc):
+        with pytest.raises(exc, match=f"'{next(iter(changes))}"):
             attrs.evolve(init(0.1, PlateauConfig()), **changes)
+        with pytest.raises(exc, match=f"'{next(iter(changes))}"):
+            PlateauState(**{"lrs": (0.1,), "best": 1.0, **changes})
+
+    def test_direct_construction_normalises_numbers(self):
+        np = pytest.importorskip("numpy")
+        state = PlateauState(lrs=[1, np.float32(0.5)], best=np.int64(2), last_epoch=np.int64(3))
+        assert state == PlateauState(lrs=(1.0, 0.5), best=2.0, last_epoch=3)
+        assert [type(x) for x in (*state.lrs, state.best, state.last_epoch)] == [float] * 3 + [int]
+
+    def test_direct_construction_refuses_unknown_and_missing_fields(self):
+        with pytest.raises(TypeError, match="warmup"):
+            PlateauState(lrs=(0.1,), best=1.0, warmup=None)
+        with pytest.raises(TypeError, match="best"):
+            PlateauState(lrs=(0.1,))
 
     def test_to_dict_is_strict_json_and_round_trips_infinite_best(self):
         for mode in ("min", "max"):
@@ -348,10 +345,18 @@ class TestState:
         again = PlateauState.from_dict(json.loads(json.dumps(state.to_dict(), allow_nan=False)))
         assert again == state and again.lrs == state.lrs and again.best == 0.1 + 0.2
 
+    @pytest.mark.parametrize("key", list(init(0.1, PlateauConfig()).to_dict()))
+    def test_every_key_is_required(self, key):
+        d = init(0.1, PlateauConfig()).to_dict()
+        del d[key]
+        with pytest.raises(ValueError, match=f"'{key}'" if key in ("format", "version") else key):
+            PlateauState.from_dict(d)
+
     @pytest.mark.parametrize(
         ("mutate", "exc", "match"),
         [
-            (lambda d: d.update(best="nan"), TypeError, "'best' must be a float"),
+            (lambda d: d.update(best="nan"), ValueError, "'best' must be a float other than NaN"),
+            (lambda d: d.update(best="1.0"), TypeError, "'best' must be a real number"),
             (lambda d: d.update(best=None), TypeError, "'best'"),
             (lambda d: d.update(lrs=[-0.1]), ValueError, r"'lrs\[0\]'"),
             (lambda d: d.update(lrs="0.1"), TypeError, "'lrs' must be a list"),

@@ -16,29 +16,20 @@ import math
 
 import attrs
 import pytest
-from hostile.values import (
-    HUGE,
-    LongRepr,
-    Raising,
-    RaisingReal,
-    check_message,
-    hostile,
-    refused,
-    strict_json_round_trip,
-)
+from hostile.values import HUGE, LongRepr, check_message, hostile, refused, strict_json_round_trip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import plateau
 from plateau import PlateauConfig, PlateauState
-from plateau._checks import check_int, check_real, show
+from plateau._checks import check_int, show
 from plateau.cli.numbers import parse_decimal, parse_integer
 
 FUZZ = settings(max_examples=100, deadline=None)
 CONFIG_FIELDS = list(PlateauConfig().to_dict())
 STATE = plateau.simulate([3.0, 2.0, 2.5], PlateauConfig(patience=5))[-1]
 STATE_FIELDS = list(STATE.to_dict())
-# Mid-warmup: the only states whose dicts carry "base_lrs" and "warmup_epoch".
+# Mid-warmup: a state whose "base_lrs" is a list and "warmup_epoch" above 0.
 WARMING = plateau.simulate([3.0], PlateauConfig(warmup_epochs=4))[-1]
 NUMBER_FIELDS = ["factor", "patience", "threshold", "cooldown", "min_lr", "eps"]
 
@@ -126,9 +117,9 @@ def test_init_and_step_lrs_refuse_by_name_and_change_nothing(value):
 @given(value=hostile())
 def test_step_refuses_a_hostile_state_or_config_by_name(value):
     config = PlateauConfig()
-    refused(lambda: plateau.step(value, 1.0, config), "state")
-    refused(lambda: plateau.step(STATE, 1.0, value), "config")
-    refused(lambda: plateau.init(0.1, value), "config")
+    assert refused(lambda: plateau.step(value, 1.0, config), "state") is not None
+    assert refused(lambda: plateau.step(STATE, 1.0, value), "config") is not None
+    assert refused(lambda: plateau.init(0.1, value), "config") is not None
 
 
 @FUZZ
@@ -198,45 +189,27 @@ def test_a_metric_too_large_for_a_float_is_a_type_error_naming_metric():
         plateau.step(STATE, HUGE, PlateauConfig())
 
 
-def named_for_warmup_epoch(value, warming):
-    """The field a refused warmup_epoch must name: base_lrs, when only they are missing."""
-    if warming:
-        return "warmup_epoch"
-    try:
-        return "base_lrs" if check_int("warmup_epoch", value) else "warmup_epoch"
-    except (TypeError, ValueError):
-        return "warmup_epoch"
-
-
 @FUZZ
 @given(field=st.sampled_from(["base_lrs", "warmup_epoch"]), value=hostile(), warming=st.booleans())
 def test_warmup_keys_refuse_by_name_or_accept_a_valid_value(field, value, warming):
-    """The keys only a mid-warmup state writes, in a warming state's dict and a plain one's."""
+    """The warmup's keys, in a warming state's dict and a plain one's."""
     d = {**(WARMING if warming else STATE).to_dict(), field: value}
     before = snapshot(d)
     try:
         state = PlateauState.from_dict(d)
     except Exception as exc:
-        check_message(exc, named_for_warmup_epoch(value, warming) if field != "base_lrs" else field)
+        check_message(exc, field)
     else:
         assert_state_valid(state)
     assert snapshot(d) == before
 
 
-@pytest.mark.parametrize("base", [{}, {"base_lrs": None}])
 @pytest.mark.parametrize(
-    ("epoch", "exc"),
-    [
-        (Raising(), TypeError),
-        (0.0, TypeError),
-        (False, TypeError),
-        (-1, ValueError),
-        (2**63, ValueError),
-    ],
+    ("epoch", "exc"), [(0.0, TypeError), (False, TypeError), (-1, ValueError), (2**63, ValueError)]
 )
-def test_a_warmup_epoch_without_base_lrs_is_checked_before_it_is_compared(base, epoch, exc):
-    """Found by the fuzz above: 0.0 and False loaded as "no warmup", a raising __ne__ escaped."""
-    d = {**STATE.to_dict(), **base, "warmup_epoch": epoch}
+def test_a_warmup_epoch_without_base_lrs_is_checked_before_it_is_compared(epoch, exc):
+    """Found by the fuzz above: 0.0 and False loaded as "no warmup"."""
+    d = {**STATE.to_dict(), "warmup_epoch": epoch}
     with pytest.raises(exc, match="'warmup_epoch' must be"):
         PlateauState.from_dict(d)
 
@@ -274,11 +247,11 @@ def test_step_lrs_as_an_array_is_refused_by_name_even_when_equal_to_the_state():
             plateau.step(state, 1.0, config, lrs=lrs)
 
 
-# --- hostile objects: a raising __float__ / __repr__ ----------------------------------
+# --- objects that are no number, one with a huge repr ---------------------------------
 
 
-@pytest.mark.parametrize("value", [Raising(), RaisingReal(), LongRepr()])
-def test_a_hostile_object_is_refused_with_the_field_named(value):
+@pytest.mark.parametrize("value", [object(), LongRepr()])
+def test_an_object_that_is_no_number_is_refused_with_the_field_named(value):
     for field in NUMBER_FIELDS:
         assert refused(lambda field=field: PlateauConfig(**{field: value}), field) is not None
     assert refused(lambda: plateau.init(value, PlateauConfig()), "lrs") is not None
@@ -286,12 +259,9 @@ def test_a_hostile_object_is_refused_with_the_field_named(value):
     assert refused(lambda: PlateauState(lrs=[0.1], best=value), "best") is not None
 
 
-def test_show_survives_a_raising_repr_and_shortens_a_huge_one():
-    assert show(Raising()) == "<Raising>"
+def test_show_shortens_a_huge_repr_to_one_printable_line():
     text = show(LongRepr())
     assert text.isprintable() and len(text) <= 60
-    with pytest.raises(TypeError, match=r"'x' must be a real number, got RaisingReal: <Raising"):
-        check_real("x", RaisingReal())
 
 
 # --- simulate: a set has no order, a dict gives its keys ------------------------------

@@ -19,6 +19,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import metric_streams, setups
 
 from plateau import Decision, PlateauConfig, PlateauState, init, simulate, step
 
@@ -32,19 +33,6 @@ def ramp(base, f, k, w):
 
 def round_trip(state):
     return PlateauState.from_dict(json.loads(json.dumps(state.to_dict(), allow_nan=False)))
-
-
-# The dicts today's version (no warmup) writes: exactly these keys.
-# The keys a state or config without warmup is saved with: warmup adds none.
-OLD_STATE_KEYS = {
-    "format", "version", "lrs", "best", "num_bad_epochs", "cooldown_counter", "last_epoch",
-    "decision", "num_reductions", "num_accumulated", "accumulated_mean", "smoothed",
-}  # fmt: skip
-OLD_CONFIG_KEYS = {
-    "format", "version", "mode", "factor", "patience", "threshold", "threshold_mode",
-    "cooldown", "min_lr", "eps", "on_nonfinite", "accumulation_size", "ema_decay",
-    "max_reductions",
-}  # fmt: skip
 
 
 class TestConfig:
@@ -87,10 +75,6 @@ class TestConfig:
         config = PlateauConfig()
         assert (config.warmup_epochs, config.warmup_start_factor) == (0, 0.0)
 
-    def test_the_common_path_stays_unguarded_without_warmup(self):
-        assert not PlateauConfig(warmup_start_factor=0.5)._guarded
-        assert PlateauConfig(warmup_epochs=1)._guarded
-
     @pytest.mark.parametrize(
         "config",
         [
@@ -103,14 +87,12 @@ class TestConfig:
         text = json.dumps(config.to_dict(), allow_nan=False)
         assert PlateauConfig.from_dict(json.loads(text)) == config
 
-    def test_no_warmup_is_saved_as_today_and_todays_dicts_load(self):
+    def test_every_key_is_saved_and_required(self):
         d = PlateauConfig(patience=3).to_dict()
-        assert set(d) == OLD_CONFIG_KEYS
-        assert PlateauConfig.from_dict(d) == PlateauConfig(patience=3)
-        assert set(PlateauConfig(warmup_epochs=2).to_dict()) == OLD_CONFIG_KEYS | {
-            "warmup_epochs",
-            "warmup_start_factor",
-        }
+        assert (d["warmup_epochs"], d["warmup_start_factor"]) == (0, 0.0)
+        for key in ("warmup_epochs", "warmup_start_factor"):
+            with pytest.raises(ValueError, match=f"missing keys \\['{key}'\\]"):
+                PlateauConfig.from_dict({k: v for k, v in d.items() if k != key})
 
     def test_from_dict_validates_the_warmup_keys(self):
         d = PlateauConfig(warmup_epochs=2).to_dict()
@@ -259,25 +241,15 @@ class TestState:
         config = PlateauConfig(warmup_epochs=5, warmup_start_factor=1 / 3)
         state = simulate([1.0, 2.0], config, [0.1, 1e-300])[-1]
         d = state.to_dict()
-        assert set(d) == OLD_STATE_KEYS | {"base_lrs", "warmup_epoch"}
+        assert (d["base_lrs"], d["warmup_epoch"]) == ([0.1, 1e-300], 2)
         assert round_trip(state) == state
 
-    def test_no_warmup_in_progress_is_saved_as_today_and_todays_dicts_load(self):
+    def test_no_warmup_in_progress_is_saved_as_none_and_zero(self):
         for config in (PlateauConfig(), PlateauConfig(warmup_epochs=2)):
             for state in simulate([3.0, 2.0, 2.0], config, [0.1, 0.2])[-1:]:
-                assert set(state.to_dict()) == OLD_STATE_KEYS
+                d = state.to_dict()
+                assert (d["base_lrs"], d["warmup_epoch"]) == (None, 0)
                 assert round_trip(state) == state
-        old = {
-            "format": "plateau.PlateauState",
-            "version": 1,
-            "lrs": [0.1],
-            "best": "inf",
-            "num_bad_epochs": 0,
-            "cooldown_counter": 0,
-            "last_epoch": 0,
-            "decision": "start",
-        }
-        assert PlateauState.from_dict(old) == init(0.1, PlateauConfig())
 
     def test_states_without_warmup_equal_todays(self):
         config = PlateauConfig(warmup_start_factor=0.7, patience=0)
@@ -290,14 +262,18 @@ class TestState:
     @pytest.mark.parametrize(
         ("changes", "exc", "match"),
         [
-            ({"base_lrs": "x"}, TypeError, "'base_lrs' must be a list, got str"),
+            ({"base_lrs": "x"}, TypeError, "'base_lrs' must be None or a list, got str"),
             ({"base_lrs": [-1.0]}, ValueError, r"'base_lrs\[0\]' must be finite and >= 0"),
             ({"base_lrs": [math.nan]}, ValueError, r"'base_lrs\[0\]'"),
             ({"base_lrs": []}, ValueError, "'base_lrs' must hold at least one"),
             ({"base_lrs": [1.0, 1.0]}, ValueError, "'base_lrs' must hold one lr per lr"),
             ({"warmup_epoch": -1}, ValueError, "'warmup_epoch' must be >= 0"),
             ({"warmup_epoch": 1.0}, TypeError, "'warmup_epoch' must be an int"),
-            ({"base_lrs": None, "warmup_epoch": 2}, TypeError, "'base_lrs' must be a list"),
+            (
+                {"base_lrs": None, "warmup_epoch": 2},
+                ValueError,
+                "'warmup_epoch' must be 0 when 'base_lrs' is None",
+            ),
             ({"warmup": [[1.0], 1]}, ValueError, r"unknown keys \['warmup'\]"),
             ({"decision": "warmed"}, ValueError, "'decision' must be one of"),
         ],
@@ -308,34 +284,21 @@ class TestState:
         with pytest.raises(exc, match=match):
             PlateauState.from_dict({**d, **changes})
 
-    def test_direct_construction_validates_the_warmup_field(self):
+    def test_direct_construction_validates_the_warmup_fields(self):
         with pytest.raises(TypeError, match=r"'base_lrs\[0\]' must be a real number"):
-            PlateauState(lrs=(0.1,), best=1.0, warmup=(("0.1",), 0))
-        with pytest.raises(TypeError, match=r"'warmup' must be None or a \(base_lrs, "):
-            PlateauState(lrs=(0.1,), best=1.0, warmup=(1.0,))
+            PlateauState(lrs=(0.1,), best=1.0, base_lrs=("0.1",))
+        with pytest.raises(ValueError, match="'base_lrs' must hold one lr per lr"):
+            PlateauState(lrs=(0.1,), best=1.0, base_lrs=(1.0, 2.0))
         with pytest.raises(TypeError, match="'warmup_epoch' must be an int"):
-            PlateauState(lrs=(0.1,), best=1.0, warmup=((1.0,), "3"))
-        state = PlateauState(lrs=(0.1,), best=1.0, warmup=[[1], 3])
-        assert state.warmup == ((1.0,), 3) and (state.base_lrs, state.warmup_epoch) == ((1.0,), 3)
+            PlateauState(lrs=(0.1,), best=1.0, base_lrs=(1.0,), warmup_epoch="3")
+        with pytest.raises(ValueError, match="'warmup_epoch' must be 0 when 'base_lrs' is None"):
+            PlateauState(lrs=(0.1,), best=1.0, warmup_epoch=3)
+        state = PlateauState(lrs=(0.1,), best=1.0, base_lrs=[1], warmup_epoch=3)
+        assert (state.base_lrs, state.warmup_epoch) == ((1.0,), 3)
         plain = PlateauState(lrs=(0.1,), best=1.0)
-        assert (plain.warmup, plain.base_lrs, plain.warmup_epoch) == (None, None, 0)
+        assert (plain.base_lrs, plain.warmup_epoch) == (None, 0)
 
-    def test_an_explicit_no_warmup_in_a_dict_loads(self):
-        d = {**simulate([1.0], PlateauConfig())[-1].to_dict(), "base_lrs": None, "warmup_epoch": 0}
-        assert PlateauState.from_dict(d).warmup is None
-
-    def test_pickles_from_before_warmup_load_with_no_warmup(self):
-        """What pickle hands __setstate__ for a state or config pickled by today's version."""
-        config = PlateauConfig(patience=2)
-        state = simulate([1.0, 2.0], config)[-1]
-        for obj, new_keys in [
-            (state, ("warmup",)),
-            (config, ("warmup_epochs", "warmup_start_factor")),
-        ]:
-            old = {k: v for k, v in obj.__getstate__().items() if k not in new_keys}
-            loaded = object.__new__(type(obj))
-            loaded.__setstate__(old)
-            assert loaded == obj
+    def test_a_state_mid_warmup_pickles(self):
         mid = simulate([1.0], PlateauConfig(warmup_epochs=3))[0]
         assert pickle.loads(pickle.dumps(mid)) == mid and mid.base_lrs == (1.0,)
 
@@ -376,41 +339,7 @@ def test_from_step_w_plus_one_it_is_torchs_scheduler_started_at_b():
 
 # Laws -------------------------------------------------------------------------------
 
-metrics_st = st.lists(
-    st.one_of(
-        st.floats(allow_nan=True, allow_infinity=True),
-        st.sampled_from([0.0, 1.0, 1.0, 2.0, -1.0]),
-    ),
-    max_size=40,
-)
-lr_st = st.floats(min_value=0.0, max_value=10.0, allow_nan=False)
-factor_st = st.one_of(st.sampled_from([0.0, 1.0, 0.1]), st.floats(min_value=0.0, max_value=1.0))
-
-
-@st.composite
-def setups(draw):
-    """(config, lrs): a random torch-style config with a warmup."""
-    n = draw(st.integers(1, 3))
-    mode = draw(st.sampled_from(["min", "max"]))
-    threshold_mode = draw(st.sampled_from(["rel", "abs"]))
-    top = 0.99 if (mode, threshold_mode) == ("min", "rel") else 5.0
-    floor = st.floats(min_value=0.0, max_value=1.0)
-    config = PlateauConfig(
-        mode=mode,
-        threshold_mode=threshold_mode,
-        threshold=draw(st.floats(min_value=0.0, max_value=top)),
-        factor=draw(st.floats(min_value=1e-3, max_value=0.999)),
-        patience=draw(st.integers(0, 5)),
-        cooldown=draw(st.integers(0, 3)),
-        min_lr=draw(st.lists(floor, min_size=n, max_size=n))
-        if draw(st.booleans())
-        else draw(floor),
-        eps=draw(st.sampled_from([0.0, 1e-8, 1e-3])),
-        on_nonfinite=draw(st.sampled_from(["bad", "raise", "skip"])),
-        warmup_epochs=draw(st.integers(1, 12)),
-        warmup_start_factor=draw(factor_st),
-    )
-    return config, draw(st.lists(lr_st, min_size=n, max_size=n))
+warmup_setups = setups(warmup_epochs=st.integers(1, 12), on_nonfinite=("bad", "raise", "skip"))
 
 
 def finite_after(config, metrics):
@@ -422,7 +351,7 @@ def finite_after(config, metrics):
 
 
 @SETTINGS
-@given(setups(), metrics_st)
+@given(warmup_setups, metric_streams)
 def test_zero_warmup_epochs_is_the_identity_for_any_factor(setup, metrics):
     config, lrs = setup
     config = attrs.evolve(config, on_nonfinite="bad")
@@ -431,12 +360,12 @@ def test_zero_warmup_epochs_is_the_identity_for_any_factor(setup, metrics):
     states, plain_states = simulate(metrics, zero, lrs), simulate(metrics, plain, lrs)
     assert init(lrs, zero) == init(lrs, plain)
     assert states == plain_states
-    assert all(s.base_lrs is None and set(s.to_dict()) == OLD_STATE_KEYS for s in states)
+    assert all((s.base_lrs, s.warmup_epoch) == (None, 0) for s in states)
     assert [s.to_dict() for s in states] == [s.to_dict() for s in plain_states]
 
 
 @SETTINGS
-@given(setups(), metrics_st)
+@given(warmup_setups, metric_streams)
 def test_after_w_steps_the_lrs_are_b_exactly(setup, metrics):
     config, lrs = setup
     w = config.warmup_epochs
@@ -447,7 +376,7 @@ def test_after_w_steps_the_lrs_are_b_exactly(setup, metrics):
 
 
 @SETTINGS
-@given(setups(), metrics_st)
+@given(warmup_setups, metric_streams)
 def test_during_warmup_lrs_never_decrease_and_best_and_counters_never_move(setup, metrics):
     config, lrs = setup
     w = config.warmup_epochs
@@ -466,7 +395,7 @@ def test_during_warmup_lrs_never_decrease_and_best_and_counters_never_move(setup
 
 
 @SETTINGS
-@given(setups(), metrics_st)
+@given(warmup_setups, metric_streams)
 def test_after_warmup_it_is_a_plain_run_started_at_b(setup, metrics):
     config, lrs = setup
     w = config.warmup_epochs
@@ -480,7 +409,7 @@ def test_after_warmup_it_is_a_plain_run_started_at_b(setup, metrics):
 
 
 @SETTINGS
-@given(setups(), metrics_st, st.integers(0, 40))
+@given(warmup_setups, metric_streams, st.integers(0, 40))
 def test_json_round_trip_at_any_point_resumes_identically(setup, metrics, cut):
     config, lrs = setup
     metrics = finite_after(config, metrics)
@@ -497,7 +426,7 @@ def test_json_round_trip_at_any_point_resumes_identically(setup, metrics, cut):
 
 
 @SETTINGS
-@given(setups(), metrics_st)
+@given(warmup_setups, metric_streams)
 def test_simulate_is_folding_step(setup, metrics):
     config, lrs = setup
     metrics = finite_after(config, metrics)

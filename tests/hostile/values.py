@@ -3,10 +3,12 @@
 ``hostile()`` draws what a corrupt checkpoint, a hand-edited dict or a careless
 caller passes: integers beyond a float or 64 bits, NaN and infinities, bools
 (Python's and numpy's), strings with control characters, bytes, None, nested
-containers, numpy arrays of several shapes and dtypes, and objects whose
-``__float__``, ``__index__``, ``__eq__``, ``__bool__`` or ``__repr__`` raise. The
-framework tests add a small fixed set of torch tensors and jax arrays (XLA's
-compiler tires after many hundreds of distinct small programs in one process).
+containers, numpy arrays of several shapes and dtypes, and an object whose repr
+is a hundred thousand characters. (An object whose own ``__float__``,
+``__index__``, ``__eq__`` or ``__repr__`` raises is its author's bug, not input
+a schedule defends against, and is not drawn.) The framework tests add a small
+fixed set of torch tensors and jax arrays (XLA's compiler tires after many
+hundreds of distinct small programs in one process).
 
 ``refused(call, field)`` runs a call that may refuse: a refusal must be a TypeError
 or a ValueError whose message names the field, one printable line, shortened.
@@ -15,7 +17,6 @@ or a ValueError whose message names the field, one printable line, shortened.
 from __future__ import annotations
 
 import json
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -29,41 +30,6 @@ except ImportError:  # pragma: no cover - numpy comes with every venv the suite 
 
 HUGE = 10**400  # too large for a float; repr() of 10**5000 raises
 MESSAGE_LIMIT = 600
-
-
-class Raising:
-    """Every conversion, comparison and repr raises; the error must still name the field."""
-
-    def __float__(self) -> float:
-        raise RuntimeError("__float__ raised")
-
-    def __index__(self) -> int:
-        raise RuntimeError("__index__ raised")
-
-    def __int__(self) -> int:
-        raise RuntimeError("__int__ raised")
-
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("__eq__ raised")
-
-    def __ne__(self, other: object) -> bool:
-        raise RuntimeError("__ne__ raised")
-
-    def __bool__(self) -> bool:
-        raise RuntimeError("__bool__ raised")
-
-    def __repr__(self) -> str:
-        raise RuntimeError("__repr__ raised")
-
-    __hash__ = object.__hash__
-
-
-class RaisingReal(Raising):
-    """Claims to be a real number (numbers.Real) and an integer, then raises on conversion."""
-
-
-numbers.Real.register(RaisingReal)
-numbers.Integral.register(RaisingReal)
 
 
 class LongRepr:
@@ -99,8 +65,6 @@ _scalars = st.one_of(
     st.binary(max_size=8),
     st.none(),
     st.complex_numbers(max_magnitude=10),
-    st.builds(Raising),
-    st.builds(RaisingReal),
     st.builds(LongRepr),
 )
 
@@ -132,8 +96,8 @@ def check_message(exc: BaseException, field: str) -> None:
 def refused(call: Callable[[], Any], field: str) -> BaseException | None:
     """Run `call`; if it refuses, check the refusal (:func:`check_message`) and return it.
 
-    Any other exception (RuntimeError from a hostile value, numpy's "truth value
-    of an array is ambiguous" without the field) fails the test.
+    Any other exception (numpy's "truth value of an array is ambiguous" without
+    the field, say) fails the test.
     """
     try:
         call()

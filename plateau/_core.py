@@ -75,13 +75,13 @@ left to cut.
 
 step() runs the rules above in that order, each written once; a rule beyond
 torch's is a no-op at its default, so a torch config runs torch's rules exactly.
-Values are validated where they enter -- init, from_dict, a state built
-directly, the lrs adopted from the optimizer, the metric -- and the state's own
-validators are cheap enough to run on every state step() builds. A state
-stepped under a config drops what that config does not use: a partial block
-without accumulation, the average without smoothing. With patience >= 0
-(enforced by PlateauConfig) a reduction can only follow a bad epoch outside
-cooldown: an improvement zeroes the count, and so does cooldown.
+Values are checked where they enter -- init, from_dict, a state built directly,
+the lrs adopted from the optimizer, the metric -- and step() builds its states
+from values derived from checked ones without checking them again (see
+plateau._state). A state stepped under a config drops what that config does not
+use: a partial block without accumulation, the average without smoothing. With
+patience >= 0 (enforced by PlateauConfig) a reduction can only follow a bad
+epoch outside cooldown: an improvement zeroes the count, and so does cooldown.
 
 Warmup
 ------
@@ -150,273 +150,26 @@ and:
 
 from __future__ import annotations
 
-import enum
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, SupportsFloat
 
-import attrs
+from ._checks import check_ordered, show, to_metric
+from ._config import PlateauConfig
+from ._state import Decision, LrsLike, PlateauState, as_tuple, build, check_lrs, replace
 
-from ._checks import (
-    check_int,
-    check_non_negative,
-    check_ordered,
-    check_real,
-    got,
-    show,
-    to_metric,
-)
-from ._config import FORMAT_VERSION, PlateauConfig, check_envelope
-
-_STATE_FORMAT = "plateau.PlateauState"
-_NONFINITE_TEXT = ("inf", "-inf", "nan")
-LrsLike = SupportsFloat | Sequence[SupportsFloat]
-
-
-class Decision(str, enum.Enum):
-    """What a step decided, so a trainer can log why its lr did (not) change."""
-
-    START = "start"
-    """No step taken yet."""
-    IMPROVED = "improved"
-    """The metric beat best by more than the threshold."""
-    NO_IMPROVEMENT = "no_improvement"
-    """A bad epoch, counted; patience not yet exceeded."""
-    COOLDOWN = "cooldown"
-    """No improvement, but in cooldown: the bad epoch is not counted. (An improvement
-    during cooldown is recorded as IMPROVED; ``cooldown_counter`` shows the cooldown.)"""
-    REDUCED = "reduced"
-    """Patience was exceeded and at least one lr was cut."""
-    AT_FLOOR = "at_floor"
-    """Patience was exceeded but no lr changed: each was at min_lr or the cut was <= eps.
-    Cooldown is entered all the same, as torch does."""
-    SKIPPED = "skipped"
-    """A non-finite metric with on_nonfinite="skip": nothing else changed."""
-    ACCUMULATING = "accumulating"
-    """The metric joined the current block (``accumulation_size``); no decision yet."""
-    CAPPED = "capped"
-    """Patience was exceeded but ``max_reductions`` cuts were already made: no lr changed.
-    Cooldown is entered all the same, as at the floor."""
-    WARMUP = "warmup"
-    """A warmup step: the metric was not observed and the lrs followed the ramp."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-def _as_tuple(lrs: object) -> tuple[object, ...]:
-    """One value, or a sequence of values (not a str), as a tuple."""
-    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence):
-        return (lrs,)
-    return tuple(lrs)
-
-
-def _check_lrs(value: LrsLike, name: str = "lrs") -> tuple[float, ...]:
-    """One lr or a sequence of lrs as a non-empty tuple of finite floats >= 0, each named."""
-    items = _as_tuple(value)
-    if not items:
-        raise ValueError(f"'{name}' must hold at least one learning rate, got an empty sequence")
-    return tuple(check_non_negative(f"{name}[{i}]", lr) for i, lr in enumerate(items))
-
-
-def _check_best(value: object) -> float:
-    best = check_real("best", value)
-    if math.isnan(best):
-        raise ValueError("'best' must be a float other than NaN, got nan")
-    return best
-
-
-def _check_smoothed(value: object) -> float | None:
-    if value is None:
-        return None
-    smoothed = check_real("smoothed", value)
-    if not math.isfinite(smoothed):
-        raise ValueError(f"'smoothed' must be None or finite, got {show(value)}")
-    return smoothed
-
-
-def _check_decision(value: object) -> Decision:
-    if not isinstance(value, Decision):
-        raise TypeError(f"'decision' must be a Decision, got {got(value)}")
-    return value
-
-
-def _nan_equal(value: float) -> tuple[bool, float]:
-    """The equality and hash key of a float field where NaN equals NaN."""
-    return (True, 0.0) if value != value else (False, value)
-
-
-def _float_to_json(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
-
-
-@attrs.frozen(kw_only=True, init=False)
-class PlateauState:
-    """Everything a plateau schedule needs to resume: plain Python values only.
-
-    States are made by :func:`init`, :func:`step` and :meth:`from_dict`.
-    Constructing one directly (or with ``attrs.evolve``) checks every field: a
-    refusal is a TypeError or ValueError that names it.
-
-    Attributes:
-        lrs: The current learning rates, one per parameter group.
-        best: Best metric so far (+inf / -inf before the first improvement).
-        num_bad_epochs: Bad epochs counted since the last improvement or reduction.
-        cooldown_counter: Epochs of cooldown left.
-        last_epoch: Steps taken.
-        decision: What the step that made this state decided.
-        num_reductions: Steps that cut at least one lr.
-        num_accumulated: Values in the current block (``accumulation_size``).
-        accumulated_mean: Their running mean (0.0 for an empty block; NaN or
-            infinite once a NaN or an infinity joined it).
-        smoothed: The exponential average (``ema_decay``) of the finite values
-            judged so far; None before the first, or without smoothing.
-        base_lrs: While a warmup is in progress, the lrs it ramps to (one per lr);
-            None otherwise.
-        warmup_epoch: While a warmup is in progress, the warmup steps taken; 0 otherwise.
-
-    Example:
-        >>> PlateauState(lrs=[0.1], best=2).lrs
-        (0.1,)
-        >>> PlateauState(lrs=[0.1], best=2, num_bad_epochs=-1)
-        Traceback (most recent call last):
-        ...
-        ValueError: 'num_bad_epochs' must be >= 0, got -1
-    """
-
-    lrs: tuple[float, ...]
-    best: float
-    num_bad_epochs: int = 0
-    cooldown_counter: int = 0
-    last_epoch: int = 0
-    decision: Decision = Decision.START
-    num_reductions: int = 0
-    num_accumulated: int = 0
-    # A NaN mean (a NaN in the block) compares equal to a NaN mean: a state equals its copy.
-    accumulated_mean: float = attrs.field(default=0.0, eq=_nan_equal)
-    smoothed: float | None = None
-    base_lrs: tuple[float, ...] | None = None
-    warmup_epoch: int = 0
-
-    def __init__(
-        self,
-        *,
-        lrs: LrsLike,
-        best: SupportsFloat,
-        num_bad_epochs: int = 0,
-        cooldown_counter: int = 0,
-        last_epoch: int = 0,
-        decision: Decision = Decision.START,
-        num_reductions: int = 0,
-        num_accumulated: int = 0,
-        accumulated_mean: SupportsFloat = 0.0,
-        smoothed: SupportsFloat | None = None,
-        base_lrs: LrsLike | None = None,
-        warmup_epoch: int = 0,
-    ) -> None:
-        """Check each field (a refusal names it), then let attrs set them.
-
-        step() builds its states with _build instead: its values derive from checked ones.
-        """
-        self.__attrs_init__(
-            lrs=_check_lrs(lrs),
-            best=_check_best(best),
-            num_bad_epochs=check_int("num_bad_epochs", num_bad_epochs),
-            cooldown_counter=check_int("cooldown_counter", cooldown_counter),
-            last_epoch=check_int("last_epoch", last_epoch),
-            decision=_check_decision(decision),
-            num_reductions=check_int("num_reductions", num_reductions),
-            num_accumulated=check_int("num_accumulated", num_accumulated),
-            accumulated_mean=check_real("accumulated_mean", accumulated_mean),
-            smoothed=_check_smoothed(smoothed),
-            base_lrs=None if base_lrs is None else _check_lrs(base_lrs, "base_lrs"),
-            warmup_epoch=check_int("warmup_epoch", warmup_epoch),
-        )
-        if self.num_accumulated == 0 and self.accumulated_mean != 0.0:
-            # optax's formula relies on it: (0 * mean + value) / 1 must be the value.
-            raise ValueError(
-                "'accumulated_mean' must be 0.0 when 'num_accumulated' is 0, got "
-                f"{show(self.accumulated_mean)}"
-            )
-        if self.base_lrs is None and self.warmup_epoch != 0:
-            raise ValueError(
-                "'warmup_epoch' must be 0 when 'base_lrs' is None (no warmup in progress), "
-                f"got {self.warmup_epoch}"
-            )
-        if self.base_lrs is not None and len(self.base_lrs) != len(self.lrs):
-            raise ValueError(
-                f"'base_lrs' must hold one lr per lr ({len(self.lrs)}), got {len(self.base_lrs)}"
-            )
-
-    @property
-    def exhausted(self) -> bool:
-        """The stop signal: this step exceeded patience with nothing left to cut.
-
-        True when the decision is AT_FLOOR (every lr at its floor, or each cut
-        <= eps) or CAPPED (``max_reductions`` reached): the schedule has nothing
-        left to give, and a training loop can stop on it. It is the step's, like
-        the decision: with accumulation, the steps that follow read ACCUMULATING.
-
-        Example:
-            >>> config = PlateauConfig(patience=0, max_reductions=1)
-            >>> [s.exhausted for s in simulate([3, 3, 3], config)]
-            [False, False, True]
-        """
-        return self.decision in (Decision.AT_FLOOR, Decision.CAPPED)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly.
-
-        A non-finite best or accumulated_mean is written as "inf", "-inf" or "nan".
-
-        Example:
-            >>> import json
-            >>> config = PlateauConfig()
-            >>> state = init(0.1, config)
-            >>> PlateauState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
-            True
-        """
-        return {
-            "format": _STATE_FORMAT,
-            "version": FORMAT_VERSION,
-            "lrs": list(self.lrs),
-            "best": _float_to_json(self.best),
-            "num_bad_epochs": self.num_bad_epochs,
-            "cooldown_counter": self.cooldown_counter,
-            "last_epoch": self.last_epoch,
-            "decision": self.decision.value,
-            "num_reductions": self.num_reductions,
-            "num_accumulated": self.num_accumulated,
-            "accumulated_mean": _float_to_json(self.accumulated_mean),
-            "smoothed": self.smoothed,
-            "base_lrs": None if self.base_lrs is None else list(self.base_lrs),
-            "warmup_epoch": self.warmup_epoch,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PlateauState:
-        """Rebuild a state from :meth:`to_dict`'s output, validating every field.
-
-        Raises:
-            TypeError: `d` is not a mapping, or a field has the wrong type.
-            ValueError: wrong format or version, missing or unknown keys, or a bad value.
-        """
-        fields = check_envelope(d, _STATE_FORMAT, [a.name for a in attrs.fields(cls)])
-        for name in ("lrs", "base_lrs"):
-            if not (type(fields[name]) is list or (name == "base_lrs" and fields[name] is None)):
-                kind = "a list" if name == "lrs" else "None or a list"
-                raise TypeError(f"'{name}' must be {kind}, got {got(fields[name])}")
-        for name in ("best", "accumulated_mean"):
-            # Compared only once known to be a str: an array's `in` is elementwise.
-            if type(fields[name]) is str and fields[name] in _NONFINITE_TEXT:
-                fields[name] = float(fields[name])
-        decision = fields["decision"]
-        choices = [d.value for d in Decision]
-        if type(decision) is not str:
-            raise TypeError(f"'decision' must be a str, one of {choices}, got {got(decision)}")
-        if decision not in choices:
-            raise ValueError(f"'decision' must be one of {choices}, got {show(decision)}")
-        return cls(**{**fields, "decision": Decision(decision)})
+__all__ = [
+    "Decision",
+    "LrsLike",
+    "PlateauState",
+    "changed",
+    "init",
+    "scale_base",
+    "simulate",
+    "step",
+]
+# The optax adapter's name for as_tuple, until its rewrite imports nothing private.
+_as_tuple = as_tuple
 
 
 def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
@@ -437,7 +190,7 @@ def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:
         (0.05, 0.005)
     """
     _check_type("config", config, PlateauConfig)
-    lrs = _check_lrs(lrs)
+    lrs = check_lrs(lrs)
     config.min_lrs(len(lrs))
     best = math.inf if config.mode == "min" else -math.inf
     if not config.warmup_epochs:
@@ -485,19 +238,19 @@ def step(
     if lrs is None:
         lrs = state.lrs
     else:  # the ownership rule: the optimizer's lrs win
-        adopted = _check_lrs(lrs)
+        adopted = check_lrs(lrs)
         lrs = state.lrs if adopted == state.lrs else adopted
     floors = config.min_lrs(len(lrs))
     if state.base_lrs is not None:
         if state.warmup_epoch < config.warmup_epochs:
             return _warmup_step(state, state.base_lrs, config, lrs)
-        state = _replace(state, base_lrs=None, warmup_epoch=0)  # the config ended it
+        state = replace(state, base_lrs=None, warmup_epoch=0)  # the config ended it
 
     # Rule 1: the non-finite policy.
     if not math.isfinite(value) and config.on_nonfinite != "bad":
         if config.on_nonfinite == "raise":
             raise ValueError(f"'metric' must be finite (on_nonfinite='raise'), got {value!r}")
-        return _replace(state, lrs=lrs, decision=Decision.SKIPPED), lrs
+        return replace(state, lrs=lrs, decision=Decision.SKIPPED), lrs
     epoch = state.last_epoch + 1
     decay = config.ema_decay
     smoothed = state.smoothed if decay is not None else None
@@ -507,7 +260,7 @@ def step(
         count = state.num_accumulated + 1
         mean = (state.num_accumulated * state.accumulated_mean + value) / count
         if count < config.accumulation_size:
-            accumulating = _replace(
+            accumulating = replace(
                 state,
                 lrs=lrs,
                 last_epoch=epoch,
@@ -553,7 +306,7 @@ def step(
         cooldown, bad = config.cooldown, 0
 
     # Rule 5: last_epoch counts the step. The block is empty, and no warmup is in progress.
-    new = _build(
+    new = build(
         lrs=lrs,
         best=best,
         num_bad_epochs=bad,
@@ -614,22 +367,13 @@ def _warmup_step(
     else:  # the last warmup step: exactly b, and the warmup is over
         changes = {"lrs": base, "base_lrs": None}
         done = 0
-    new = _replace(
-        state,
-        last_epoch=state.last_epoch + 1,
-        decision=Decision.WARMUP,
-        warmup_epoch=done,
-        **changes,
-    )
+    epoch = state.last_epoch + 1
+    new = replace(state, last_epoch=epoch, decision=Decision.WARMUP, warmup_epoch=done, **changes)
     return new, new.lrs
 
 
 def _rebase(
-    base: tuple[float, ...],
-    held: tuple[float, ...],
-    lrs: tuple[float, ...],
-    ramp: float,
-    done: int,
+    base: tuple[float, ...], held: tuple[float, ...], lrs: tuple[float, ...], ramp: float, done: int
 ) -> tuple[float, ...]:
     """Warmup's ownership rule: each lr that differs from the state's gets the base lr / ramp."""
     new = []
@@ -645,18 +389,6 @@ def _rebase(
             )
         new.append(rebased)
     return tuple(new)
-
-
-def _build(**fields: Any) -> PlateauState:
-    """A state from values derived from checked ones (step()'s), set without checking again."""
-    state: PlateauState = object.__new__(PlateauState)
-    state.__attrs_init__(**fields)
-    return state
-
-
-def _replace(state: PlateauState, **changes: Any) -> PlateauState:
-    """`state` with `changes` derived from checked values (step()'s), set without checking again."""
-    return _build(**{**attrs.asdict(state, recurse=False), **changes})
 
 
 def _check_type(name: str, value: object, kind: type) -> None:
@@ -706,8 +438,7 @@ def scale_base(
         >>> scale_base(state, 0.3)
         (0.15,)
     """
-    if not isinstance(state, PlateauState):
-        raise TypeError(f"'state' must be a PlateauState, got {type(state).__name__}")
+    _check_type("state", state, PlateauState)
     lrs = state.lrs
     base = _per_lr("base_lrs", base_lrs, len(lrs))
     reference = _per_lr("reference_lrs", reference_lrs, len(lrs))
@@ -721,12 +452,10 @@ def scale_base(
 
 def _per_lr(name: str, value: LrsLike, count: int) -> tuple[float, ...]:
     """One finite float >= 0 per lr, each named; a single value applies to each lr."""
-    items = _as_tuple(value)
-    if len(items) == 1:
-        items = items * count
-    if len(items) != count:
-        raise ValueError(f"'{name}' must hold 1 or {count} values, got {len(items)}")
-    return tuple(check_non_negative(f"{name}[{i}]", v) for i, v in enumerate(items))
+    values = check_lrs(value, name)
+    if len(values) not in (1, count):
+        raise ValueError(f"'{name}' must hold 1 or {count} values, got {len(values)}")
+    return values if len(values) == count else values * count
 
 
 def simulate(

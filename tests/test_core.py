@@ -359,7 +359,7 @@ class TestState:
             (lambda d: d.update(best="1.0"), TypeError, "'best' must be a real number"),
             (lambda d: d.update(best=None), TypeError, "'best'"),
             (lambda d: d.update(lrs=[-0.1]), ValueError, r"'lrs\[0\]'"),
-            (lambda d: d.update(lrs="0.1"), TypeError, "'lrs' must be a list"),
+            (lambda d: d.update(lrs="0.1"), TypeError, r"'lrs\[0\]' must be a real number"),
             (lambda d: d.update(lrs=[]), ValueError, "at least one"),
             (lambda d: d.update(num_bad_epochs=-3), ValueError, "'num_bad_epochs' must be >= 0"),
             (lambda d: d.update(cooldown_counter=0.5), TypeError, "'cooldown_counter'"),

@@ -262,7 +262,7 @@ class TestState:
     @pytest.mark.parametrize(
         ("changes", "exc", "match"),
         [
-            ({"base_lrs": "x"}, TypeError, "'base_lrs' must be None or a list, got str"),
+            ({"base_lrs": "x"}, TypeError, r"'base_lrs\[0\]' must be a real number, got str"),
             ({"base_lrs": [-1.0]}, ValueError, r"'base_lrs\[0\]' must be finite and >= 0"),
             ({"base_lrs": [math.nan]}, ValueError, r"'base_lrs\[0\]'"),
             ({"base_lrs": []}, ValueError, "'base_lrs' must hold at least one"),

@@ -16,8 +16,11 @@ import operator
 from collections.abc import Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from math import isfinite
+from typing import Any
 
 MAX_INT = 2**63 - 1
+# The version of the dicts PlateauConfig.to_dict and PlateauState.to_dict write.
+FORMAT_VERSION = 1
 _SHOW_LIMIT = 60
 
 
@@ -224,3 +227,31 @@ def to_metric(metric: object) -> float:
         except (TypeError, ValueError, RuntimeError, OverflowError):
             pass
     raise TypeError(f"'metric' must be a single real number, got {got(metric)}")
+
+
+def check_envelope(d: object, fmt: str, names: list[str]) -> dict[str, Any]:
+    """Check a serialised dict's format, version and keys; return its fields.
+
+    Raises:
+        TypeError: `d` is not a mapping.
+        ValueError: wrong format or version, missing or unknown keys.
+    """
+    if not isinstance(d, Mapping):
+        raise TypeError(
+            f"'d' must be a mapping: expected a dict from {fmt}.to_dict(), got {got(d)}"
+        )
+    # Compared only once known to be of the right type: an array's == is elementwise.
+    form = d.get("format")
+    if type(form) is not str or form != fmt:
+        raise ValueError(f"'format' must be {fmt!r}, got {show(form)}")
+    version = d.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise ValueError(f"'version' must be {FORMAT_VERSION}, got {show(version)}")
+    fields = {k: v for k, v in d.items() if not (type(k) is str and k in ("format", "version"))}
+    missing = [n for n in names if n not in fields]
+    unknown = [k for k in fields if not (type(k) is str and k in names)]
+    if missing or unknown:
+        raise ValueError(
+            f"{fmt} dict has missing keys {missing} and unknown keys {show_keys(unknown)}"
+        )
+    return fields

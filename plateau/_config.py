@@ -14,14 +14,15 @@ from typing import Any, Literal
 import attrs
 
 from ._checks import (
+    FORMAT_VERSION,
     check_choice,
+    check_envelope,
     check_int,
     check_non_negative,
     check_real,
     got,
     is_real,
     show,
-    show_keys,
     to_float,
     to_int,
 )
@@ -30,7 +31,6 @@ Mode = Literal["min", "max"]
 ThresholdMode = Literal["rel", "abs", "rel_abs"]
 OnNonFinite = Literal["bad", "raise", "skip"]
 
-FORMAT_VERSION = 1
 _CONFIG_FORMAT = "plateau.PlateauConfig"
 
 
@@ -40,7 +40,7 @@ def _to_min_lr(value: float | Sequence[float]) -> float | tuple[float, ...]:
     return to_float(value)  # type: ignore[arg-type]  # a str is left for the validator
 
 
-def named(check: Callable[..., object], *args: Any) -> Any:
+def _named(check: Callable[..., object], *args: Any) -> Any:
     """An attrs validator running ``check(field name, value, *args)``: the message names it."""
 
     def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -110,29 +110,31 @@ class PlateauConfig:
         ValueError: 'factor' must be strictly between 0 and 1, got 1.0
     """
 
-    mode: Mode = attrs.field(default="min", validator=named(check_choice, ("min", "max")))
+    mode: Mode = attrs.field(default="min", validator=_named(check_choice, ("min", "max")))
     factor: float = attrs.field(default=0.1, converter=to_float)
-    patience: int = attrs.field(default=10, converter=to_int, validator=named(check_int))
+    patience: int = attrs.field(default=10, converter=to_int, validator=_named(check_int))
     threshold: float = attrs.field(default=1e-4, converter=to_float)
     threshold_mode: ThresholdMode = attrs.field(
-        default="rel", validator=named(check_choice, ("rel", "abs", "rel_abs"))
+        default="rel", validator=_named(check_choice, ("rel", "abs", "rel_abs"))
     )
-    cooldown: int = attrs.field(default=0, converter=to_int, validator=named(check_int))
+    cooldown: int = attrs.field(default=0, converter=to_int, validator=_named(check_int))
     min_lr: float | tuple[float, ...] = attrs.field(default=0.0, converter=_to_min_lr)
-    eps: float = attrs.field(default=1e-8, converter=to_float, validator=named(check_non_negative))
+    eps: float = attrs.field(default=1e-8, converter=to_float, validator=_named(check_non_negative))
     on_nonfinite: OnNonFinite = attrs.field(
-        default="bad", validator=named(check_choice, ("bad", "raise", "skip"))
+        default="bad", validator=_named(check_choice, ("bad", "raise", "skip"))
     )
     # Beyond torch: each default turns its feature off, and then torch's rules run exactly.
-    accumulation_size: int = attrs.field(default=1, converter=to_int, validator=named(check_int, 1))
+    accumulation_size: int = attrs.field(
+        default=1, converter=to_int, validator=_named(check_int, 1)
+    )
     ema_decay: float | None = attrs.field(
-        default=None, converter=_to_optional_float, validator=named(_check_ema_decay)
+        default=None, converter=_to_optional_float, validator=_named(_check_ema_decay)
     )
     max_reductions: int | None = attrs.field(
-        default=None, converter=_to_optional_int, validator=named(_check_optional_int)
+        default=None, converter=_to_optional_int, validator=_named(_check_optional_int)
     )
     # Steps of linear ramp before the plateau rule (see plateau._core, "Warmup").
-    warmup_epochs: int = attrs.field(default=0, converter=to_int, validator=named(check_int))
+    warmup_epochs: int = attrs.field(default=0, converter=to_int, validator=_named(check_int))
     warmup_start_factor: float = attrs.field(default=0.0, converter=to_float)
 
     @factor.validator
@@ -298,31 +300,3 @@ class PlateauConfig:
                 min_scale=min_scale,
             )
         )
-
-
-def check_envelope(d: object, fmt: str, names: list[str]) -> dict[str, Any]:
-    """Check a serialised dict's format, version and keys; return its fields.
-
-    Raises:
-        TypeError: `d` is not a mapping.
-        ValueError: wrong format or version, missing or unknown keys.
-    """
-    if not isinstance(d, Mapping):
-        raise TypeError(
-            f"'d' must be a mapping: expected a dict from {fmt}.to_dict(), got {got(d)}"
-        )
-    # Compared only once known to be of the right type: an array's == is elementwise.
-    form = d.get("format")
-    if type(form) is not str or form != fmt:
-        raise ValueError(f"'format' must be {fmt!r}, got {show(form)}")
-    version = d.get("version")
-    if type(version) is not int or version != FORMAT_VERSION:
-        raise ValueError(f"'version' must be {FORMAT_VERSION}, got {show(version)}")
-    fields = {k: v for k, v in d.items() if not (type(k) is str and k in ("format", "version"))}
-    missing = [n for n in names if n not in fields]
-    unknown = [k for k in fields if not (type(k) is str and k in names)]
-    if missing or unknown:
-        raise ValueError(
-            f"{fmt} dict has missing keys {missing} and unknown keys {show_keys(unknown)}"
-        )
-    return fields

@@ -19,8 +19,15 @@ from typing import Any, SupportsFloat
 
 import attrs
 
-from ._checks import check_int, check_non_negative, check_real, got, show
-from ._config import FORMAT_VERSION, check_envelope
+from ._checks import (
+    FORMAT_VERSION,
+    check_envelope,
+    check_int,
+    check_non_negative,
+    check_real,
+    got,
+    show,
+)
 
 _STATE_FORMAT = "plateau.PlateauState"
 _NONFINITE_TEXT = ("inf", "-inf", "nan")

@@ -212,8 +212,8 @@ def to_metric(metric: object) -> float:
         >>> to_metric(3), to_metric(0.5)
         (3.0, 0.5)
     """
-    if type(metric) is float:
-        return metric
+    if isinstance(metric, float):  # a Python float, or numpy's float64 (a subclass of it)
+        return float(metric)
     # Arrays (numpy, torch, jax) are judged by their dtype alone: an isinstance test
     # against a torch tensor costs as much as the conversion itself.
     dtype = getattr(metric, "dtype", None)

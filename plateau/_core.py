@@ -156,7 +156,7 @@ from typing import Any, SupportsFloat
 
 from ._checks import check_ordered, show, to_metric
 from ._config import PlateauConfig
-from ._state import Decision, LrsLike, PlateauState, as_tuple, build, check_lrs, replace
+from ._state import Decision, LrsLike, PlateauState, as_tuple, check_lrs, replace
 
 __all__ = [
     "Decision",
@@ -232,15 +232,17 @@ def step(
         >>> lrs, state.decision
         ((0.1,), <Decision.REDUCED: 'reduced'>)
     """
-    _check_type("state", state, PlateauState)
-    _check_type("config", config, PlateauConfig)
+    if not (isinstance(state, PlateauState) and isinstance(config, PlateauConfig)):
+        _check_type("state", state, PlateauState)
+        _check_type("config", config, PlateauConfig)
     value = to_metric(metric)
     if lrs is None:
         lrs = state.lrs
     else:  # the ownership rule: the optimizer's lrs win
         adopted = check_lrs(lrs)
         lrs = state.lrs if adopted == state.lrs else adopted
-    floors = config.min_lrs(len(lrs))
+    if isinstance(config.min_lr, tuple):  # a per-lr floor must fit the lrs (a scalar fits any)
+        config.min_lrs(len(lrs))
     if state.base_lrs is not None:
         if state.warmup_epoch < config.warmup_epochs:
             return _warmup_step(state, state.base_lrs, config, lrs)
@@ -297,7 +299,7 @@ def step(
         if config.max_reductions is not None and reductions >= config.max_reductions:
             decision = Decision.CAPPED
         else:
-            reduced = _cut(lrs, floors, config)
+            reduced = _cut(lrs, config)
             if reduced != lrs:
                 decision, reductions = Decision.REDUCED, reductions + 1
             else:
@@ -306,7 +308,8 @@ def step(
         cooldown, bad = config.cooldown, 0
 
     # Rule 5: last_epoch counts the step. The block is empty, and no warmup is in progress.
-    new = build(
+    new: PlateauState = object.__new__(PlateauState)  # build() written out: one step's cost
+    new.__attrs_init__(
         lrs=lrs,
         best=best,
         num_bad_epochs=bad,
@@ -333,12 +336,10 @@ def _improves(value: float, best: float, config: PlateauConfig) -> bool:
     return value < bound if minimize else value > bound
 
 
-def _cut(
-    lrs: tuple[float, ...], floors: tuple[float, ...], config: PlateauConfig
-) -> tuple[float, ...]:
+def _cut(lrs: tuple[float, ...], config: PlateauConfig) -> tuple[float, ...]:
     """Rule 4's cut: each lr to max(lr * factor, its floor), unless that is <= eps."""
     new_lrs = []
-    for lr, floor in zip(lrs, floors, strict=True):
+    for lr, floor in zip(lrs, config.min_lrs(len(lrs)), strict=True):
         new = max(lr * config.factor, floor)
         new_lrs.append(new if lr - new > config.eps else lr)
     return tuple(new_lrs)

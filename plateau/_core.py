@@ -308,7 +308,7 @@ def step(
         cooldown, bad = config.cooldown, 0
 
     # Rule 5: last_epoch counts the step. The block is empty, and no warmup is in progress.
-    new: PlateauState = object.__new__(PlateauState)  # build() written out: one step's cost
+    new: PlateauState = object.__new__(PlateauState)  # set by attrs, unchecked (see _state)
     new.__attrs_init__(
         lrs=lrs,
         best=best,

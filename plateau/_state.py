@@ -4,10 +4,11 @@ The rules that move it are in :mod:`plateau._core` (its theory of operation
 says what each field means to them). Here: the fields, their checks, and the
 strict-JSON form. A state built directly -- and so by ``attrs.evolve`` and
 :meth:`PlateauState.from_dict` -- checks every field, and a refusal names it.
-step() builds its states with :func:`build` and :func:`replace` instead: every
-value it writes derives from checked ones, and a state built at every step
-should not pay for checking them again (tests/test_properties.py checks that
-each state step() builds is one the constructor accepts).
+step() builds its states with attrs's own ``__attrs_init__`` instead (directly,
+or through :func:`replace`): every value it writes derives from checked ones, and
+a state built at every step should not pay for checking them again
+(tests/test_properties.py checks that each state step() builds is one the
+constructor accepts).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class PlateauState:
     ) -> None:
         """Check each field (a refusal names it), then let attrs set them.
 
-        step() builds its states with build() instead: its values derive from checked ones.
+        step() sets its states with ``__attrs_init__``: its values derive from checked ones.
         """
         self.__attrs_init__(
             lrs=check_lrs(lrs),
@@ -256,13 +257,8 @@ class PlateauState:
         return cls(**{**fields, "decision": Decision(decision)})
 
 
-def build(**fields: Any) -> PlateauState:
-    """A state from values derived from checked ones (step()'s), set without checking again."""
-    state: PlateauState = object.__new__(PlateauState)
-    state.__attrs_init__(**fields)
-    return state
-
-
 def replace(state: PlateauState, **changes: Any) -> PlateauState:
     """`state` with `changes` derived from checked values (step()'s), set without checking again."""
-    return build(**{**attrs.asdict(state, recurse=False), **changes})
+    new: PlateauState = object.__new__(PlateauState)
+    new.__attrs_init__(**{**attrs.asdict(state, recurse=False), **changes})
+    return new

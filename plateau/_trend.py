@@ -67,13 +67,14 @@ def _beta_fraction(a: float, b: float, x: float, y: float) -> float:
 
     Lentz's recurrences are Numerical Recipes', but for large a and x near 1 each odd
     term is close to -1, and the textbook ``1 + term * D`` cancels three digits at
-    df = 10 000. So 1 + term is written out (P - Q x) / P with the one-signed form of
-    its numerator, and the even step's D and C are carried as offsets from 1.
+    df = 10 000. So 1 + term is written out, (P - Q x) / P with its numerator in the
+    form whose two parts have one sign ((P - Q) + Q y, or P - Q x), and the even
+    step's D and C are carried as offsets from 1.
     """
 
     def odd(m: int) -> tuple[float, float]:  # the odd term, and 1 + it without cancelling
-        p, q = (a + 2 * m) * (a + 2 * m + 1), (a + m) * (a + b + m)
-        return -q * x / p, ((p - q) + q * y if p >= q else p - q * x) / p
+        p_m, q_m = (a + 2 * m) * (a + 2 * m + 1), (a + m) * (a + b + m)  # term = -q_m x / p_m
+        return -q_m * x / p_m, ((p_m - q_m) + q_m * y if p_m >= q_m else p_m - q_m * x) / p_m
 
     c, d = 1.0, 1.0 / _nonzero(odd(0)[1])
     fraction = d

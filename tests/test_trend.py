@@ -43,7 +43,7 @@ POINTS = [(sign * t, df) for df in DFS for t in T_GRID for sign in (-1.0, 1.0)]
 POINTS += _random_points(1500)
 
 
-def _in_bounds(value: float, reference: float) -> float:
+def _error_over_bound(value: float, reference: float) -> float:
     """The relative error in units of the stated bound, 1.5e-14 + |ln p| * 2**-51.
 
     The |ln p| term: x = df / (df + t**2) must be rounded, and ln p is about
@@ -62,7 +62,7 @@ def test_t_cdf_matches_scipy_cdf_and_sf():
             (student_t_cdf(-t, df), float(stats.t.sf(t, df))),
         ):
             if theirs >= SMALLEST:
-                worst = max(worst, _in_bounds(ours, theirs))
+                worst = max(worst, _error_over_bound(ours, theirs))
     # scipy's own error is of the same size as ours (against mpmath, up to 2e-13 at
     # df = 2000 near p = 1e-190): twice the bound covers both.
     assert worst <= 2.0, worst
@@ -80,7 +80,7 @@ def test_t_cdf_within_its_stated_accuracy_of_mpmath():
             (student_t_cdf(abs(t), df), 1 - tail),
         ):
             if exact >= SMALLEST:
-                worst = max(worst, _in_bounds(ours, float(exact)))
+                worst = max(worst, _error_over_bound(ours, float(exact)))
     assert worst <= 1.0, worst
 
 

@@ -30,6 +30,7 @@ from ._checks import (
 Mode = Literal["min", "max"]
 ThresholdMode = Literal["rel", "abs", "rel_abs"]
 OnNonFinite = Literal["bad", "raise", "skip"]
+Detector = Literal["best", "window_best", "slope"]
 
 _CONFIG_FORMAT = "plateau.PlateauConfig"
 
@@ -49,14 +50,6 @@ def _named(check: Callable[..., object], *args: Any) -> Any:
     return validate
 
 
-def _to_optional_float(value: float | None) -> float | None:
-    return None if value is None else to_float(value)
-
-
-def _to_optional_int(value: int | None) -> int | None:
-    return None if value is None else to_int(value)
-
-
 def _check_ema_decay(name: str, value: object) -> None:
     if value is None:
         return
@@ -66,6 +59,11 @@ def _check_ema_decay(name: str, value: object) -> None:
         raise ValueError(
             f"'{name}' must be in [0, 1) (the weight kept on the old average), got {show(value)}"
         )
+
+
+def _check_fraction(name: str, value: object) -> None:
+    if not 0.0 < check_real(name, value) < 1.0:
+        raise ValueError(f"'{name}' must be strictly between 0 and 1, got {show(value)}")
 
 
 def _check_optional_int(name: str, value: object) -> None:
@@ -100,6 +98,12 @@ class PlateauConfig:
             They do not observe the metric; the lrs ramp from ``lr * warmup_start_factor``
             to the lrs given to :func:`plateau.init`, reached exactly on the last one.
         warmup_start_factor: The fraction of each lr that warmup starts from, in [0, 1].
+        detector: Rule 2's improvement test: "best" (torch's: beat the best ever),
+            "window_best" (beat the best of the previous ``window`` judged values) or
+            "slope" (a one-sided t-test of the least-squares slope over the last
+            ``window`` judged values, at level ``alpha``).
+        window: The judged values "window_best" and "slope" look at (>= 3 for "slope").
+        alpha: The slope test's significance level, strictly between 0 and 1.
 
     Example:
         >>> PlateauConfig(patience=2, factor=0.5).patience
@@ -111,7 +115,7 @@ class PlateauConfig:
     """
 
     mode: Mode = attrs.field(default="min", validator=_named(check_choice, ("min", "max")))
-    factor: float = attrs.field(default=0.1, converter=to_float)
+    factor: float = attrs.field(default=0.1, converter=to_float, validator=_named(_check_fraction))
     patience: int = attrs.field(default=10, converter=to_int, validator=_named(check_int))
     threshold: float = attrs.field(default=1e-4, converter=to_float)
     threshold_mode: ThresholdMode = attrs.field(
@@ -128,20 +132,24 @@ class PlateauConfig:
         default=1, converter=to_int, validator=_named(check_int, 1)
     )
     ema_decay: float | None = attrs.field(
-        default=None, converter=_to_optional_float, validator=_named(_check_ema_decay)
+        default=None,
+        converter=attrs.converters.optional(to_float),
+        validator=_named(_check_ema_decay),
     )
     max_reductions: int | None = attrs.field(
-        default=None, converter=_to_optional_int, validator=_named(_check_optional_int)
+        default=None,
+        converter=attrs.converters.optional(to_int),
+        validator=_named(_check_optional_int),
     )
     # Steps of linear ramp before the plateau rule (see plateau._core, "Warmup").
     warmup_epochs: int = attrs.field(default=0, converter=to_int, validator=_named(check_int))
     warmup_start_factor: float = attrs.field(default=0.0, converter=to_float)
-
-    @factor.validator
-    def _check_factor(self, attribute: attrs.Attribute[float], value: object) -> None:
-        number = check_real("factor", value)
-        if not 0.0 < number < 1.0:
-            raise ValueError(f"'factor' must be strictly between 0 and 1, got {show(value)}")
+    # Rule 2's detector (see plateau._core, rule 2); "best" is torch's test.
+    detector: Detector = attrs.field(
+        default="best", validator=_named(check_choice, ("best", "window_best", "slope"))
+    )
+    window: int = attrs.field(default=10, converter=to_int, validator=_named(check_int, 1))
+    alpha: float = attrs.field(default=0.05, converter=to_float, validator=_named(_check_fraction))
 
     @threshold.validator
     def _check_threshold(self, attribute: attrs.Attribute[float], value: object) -> None:
@@ -154,6 +162,14 @@ class PlateauConfig:
             raise ValueError(
                 f"'threshold' must be < 1 with mode='min' and threshold_mode='rel' "
                 f"(nothing could ever improve), got {show(value)}"
+            )
+
+    @window.validator
+    def _check_window(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if self.detector == "slope" and value < 3:
+            raise ValueError(
+                f"'window' must be >= 3 with detector='slope' (a line through fewer values "
+                f"leaves no noise to test), got {show(value)}"
             )
 
     @warmup_start_factor.validator

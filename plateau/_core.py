@@ -44,6 +44,15 @@ reduce on different epochs):
    An improvement sets best and zeroes num_bad_epochs; otherwise it counts one
    more bad epoch. best starts at +inf (min) or -inf (max), so any finite first
    metric improves.
+   Beyond torch, ``detector`` (torch's "best" by default) can replace the test;
+   the judged values then join ``window``, the last ``config.window`` of them,
+   and best records the best judged value (never NaN), improvement or not:
+   "window_best" applies the test above to the best of the previous values in
+   the window (+-inf while it is empty) instead of best; "slope" improves when
+   the least-squares slope over the window (x = 0, 1, ...) points the right way
+   with a one-sided Student-t p-value below ``alpha`` (plateau._trend; no
+   threshold), and while the window holds fewer than 3 values the test above
+   decides against best.
 3. Cooldown: if cooldown_counter > 0, decrement it and zero num_bad_epochs. The
    test runs *after* the improvement test, so best still moves during cooldown.
 4. Reduction: if num_bad_epochs > patience (strictly: patience=10 cuts on the
@@ -52,7 +61,9 @@ reduce on different epochs):
    cooldown_counter = cooldown and num_bad_epochs = 0 -- even when no lr changed.
    A step where an lr changed adds one to num_reductions. Beyond torch: once
    num_reductions reaches ``max_reductions``, no cut is computed (CAPPED), and
-   cooldown is entered all the same, as at the floor.
+   cooldown is entered all the same, as at the floor. Whenever patience runs
+   out (a cut, the floor or the cap), "slope" empties its window: a new lr is a
+   new regime.
 5. last_epoch counts the steps taken (accumulating steps included).
 
 Who owns the learning rates: the optimizer. ``step(..., lrs=current)`` takes the
@@ -157,6 +168,7 @@ from typing import Any, SupportsFloat
 from ._checks import check_ordered, show, to_metric
 from ._config import PlateauConfig
 from ._state import Decision, LrsLike, PlateauState, as_tuple, check_lrs, replace
+from ._trend import slope_improves, window_best
 
 __all__ = [
     "Decision",
@@ -280,11 +292,12 @@ def step(
             value = decay * smoothed + (1.0 - decay) * value
         smoothed = value if math.isfinite(value) else None
 
-    # Rule 2: the improvement test.
-    if _improves(value, state.best, config):
-        best, bad, decision = value, 0, Decision.IMPROVED
+    # Rule 2: the improvement test, by the config's detector.
+    improved, best, window = _judge(value, state, config)
+    if improved:
+        bad, decision = 0, Decision.IMPROVED
     else:
-        best, bad, decision = state.best, state.num_bad_epochs + 1, Decision.NO_IMPROVEMENT
+        bad, decision = state.num_bad_epochs + 1, Decision.NO_IMPROVEMENT
 
     # Rule 3: cooldown, after the improvement test.
     cooldown = state.cooldown_counter
@@ -306,6 +319,8 @@ def step(
                 decision = Decision.AT_FLOOR
             lrs = reduced
         cooldown, bad = config.cooldown, 0
+        if config.detector == "slope":  # a new lr is a new regime: the trend starts over
+            window = ()
 
     # Rule 5: last_epoch counts the step. The block is empty, and no warmup is in progress.
     new: PlateauState = object.__new__(PlateauState)  # set by attrs, unchecked (see _state)
@@ -318,12 +333,31 @@ def step(
         decision=decision,
         num_reductions=reductions,
         smoothed=smoothed,
+        window=window,
     )
     return new, lrs
 
 
+def _judge(
+    value: float, state: PlateauState, config: PlateauConfig
+) -> tuple[bool, float, tuple[float, ...]]:
+    """Rule 2: whether `value` improves, the best after it, and the window of judged values."""
+    if config.detector == "best":
+        improved = _improves(value, state.best, config)
+        return improved, value if improved else state.best, ()
+    window = (*state.window, value)[-config.window :]
+    best = min(state.best, value) if config.mode == "min" else max(state.best, value)  # not NaN
+    if config.detector == "window_best":
+        improved = _improves(value, window_best(state.window, config.mode), config)
+    elif len(window) < 3:
+        improved = _improves(value, state.best, config)
+    else:
+        improved = slope_improves(window, config.mode, config.alpha)
+    return improved, best, window
+
+
 def _improves(value: float, best: float, config: PlateauConfig) -> bool:
-    """Rule 2: whether `value` beats `best` by the threshold, in torch's exact expressions."""
+    """Whether `value` beats `best` by the threshold, in torch's exact expressions."""
     threshold, minimize = config.threshold, config.mode == "min"
     if config.threshold_mode == "rel":
         bound = best * (1.0 - threshold) if minimize else best * (threshold + 1.0)

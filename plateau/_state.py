@@ -90,6 +90,12 @@ def _float_to_json(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
+def _float_from_json(value: object) -> object:
+    """The strings "inf", "-inf" and "nan" as floats; anything else as it is, for the checks."""
+    # Compared only once known to be a str: an array's `in` is elementwise.
+    return float(value) if type(value) is str and value in _NONFINITE_TEXT else value
+
+
 @attrs.frozen(kw_only=True, init=False)
 class PlateauState:
     """Everything a plateau schedule needs to resume: plain Python values only.
@@ -114,6 +120,8 @@ class PlateauState:
         base_lrs: While a warmup is in progress, the lrs it ramps to (one per lr);
             None otherwise.
         warmup_epoch: While a warmup is in progress, the warmup steps taken; 0 otherwise.
+        window: The last judged values, oldest first, that ``detector="window_best"``
+            or ``"slope"`` looks at; empty under torch's detector.
 
     Example:
         >>> PlateauState(lrs=[0.1], best=2).lrs
@@ -132,11 +140,12 @@ class PlateauState:
     decision: Decision = Decision.START
     num_reductions: int = 0
     num_accumulated: int = 0
-    # A NaN mean (a NaN in the block) compares equal to a NaN mean: a state equals its copy.
+    # A NaN (a NaN in the block or window) equals a NaN there: a state equals its copy.
     accumulated_mean: float = attrs.field(default=0.0, eq=_nan_equal)
     smoothed: float | None = None
     base_lrs: tuple[float, ...] | None = None
     warmup_epoch: int = 0
+    window: tuple[float, ...] = attrs.field(default=(), eq=lambda w: tuple(map(_nan_equal, w)))
 
     def __init__(
         self,
@@ -153,6 +162,7 @@ class PlateauState:
         smoothed: SupportsFloat | None = None,
         base_lrs: LrsLike | None = None,
         warmup_epoch: int = 0,
+        window: Sequence[SupportsFloat] = (),
     ) -> None:
         """Check each field (a refusal names it), then let attrs set them.
 
@@ -171,6 +181,7 @@ class PlateauState:
             smoothed=None if smoothed is None else check_real("smoothed", smoothed),
             base_lrs=None if base_lrs is None else check_lrs(base_lrs, "base_lrs"),
             warmup_epoch=check_int("warmup_epoch", warmup_epoch),
+            window=tuple(check_real(f"window[{i}]", v) for i, v in enumerate(as_tuple(window))),
         )
         if math.isnan(self.best):
             raise ValueError("'best' must be a float other than NaN, got nan")
@@ -214,7 +225,8 @@ class PlateauState:
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that passes ``json.dumps(d, allow_nan=False)`` and round-trips exactly.
 
-        A non-finite best or accumulated_mean is written as "inf", "-inf" or "nan".
+        A non-finite best, accumulated_mean or window value is written as "inf",
+        "-inf" or "nan".
 
         Example:
             >>> import json
@@ -233,6 +245,7 @@ class PlateauState:
             "decision": self.decision.value,
             "accumulated_mean": _float_to_json(self.accumulated_mean),
             "base_lrs": None if self.base_lrs is None else list(self.base_lrs),
+            "window": [_float_to_json(value) for value in self.window],
         }
 
     @classmethod
@@ -245,9 +258,9 @@ class PlateauState:
         """
         fields = check_envelope(d, _STATE_FORMAT, [a.name for a in attrs.fields(cls)])
         for name in ("best", "accumulated_mean"):
-            # Compared only once known to be a str: an array's `in` is elementwise.
-            if type(fields[name]) is str and fields[name] in _NONFINITE_TEXT:
-                fields[name] = float(fields[name])
+            fields[name] = _float_from_json(fields[name])
+        if type(fields["window"]) is list:
+            fields["window"] = [_float_from_json(value) for value in fields["window"]]
         decision = fields["decision"]
         choices = [d.value for d in Decision]
         if type(decision) is not str:

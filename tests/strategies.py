@@ -42,7 +42,8 @@ def setups(
 
     Args:
         draw: hypothesis's.
-        beyond: also draw accumulation, smoothing, a cap and "rel_abs", each on or off.
+        beyond: also draw accumulation, smoothing, a cap, "rel_abs" and a trend
+            detector, each on or off.
         warmup_epochs: the warmup's length (none by default).
         on_nonfinite: the policies to draw from ("raise" raises on a non-finite metric).
         lrs: each lr's values.
@@ -73,4 +74,8 @@ def setups(
         fields["max_reductions"] = draw(st.integers(0, 3))
     if beyond and draw(st.booleans()):
         fields["threshold_mode"] = "rel_abs"
+    if beyond and draw(st.booleans()):
+        fields["detector"] = draw(st.sampled_from(["window_best", "slope"]))
+        fields["window"] = draw(st.integers(3, 8))
+        fields["alpha"] = draw(st.sampled_from([0.05, 0.2, 0.6]))
     return PlateauConfig(**fields), draw(st.lists(lrs, min_size=n, max_size=n))

@@ -21,7 +21,7 @@ Beyond torch's rules (issue 12):
   the stream of block means;
 - mirror law: with threshold_mode "rel_abs" (or "abs"), a stream x in min mode
   and the stream -x in max mode take the same decisions, lrs and counters, with
-  best, smoothed and accumulated_mean negated -- whatever the signs in x. For
+  best, smoothed, accumulated_mean and the window negated -- whatever the signs in x. For
   torch's "rel" this fails (a negative best's margin points the wrong way).
 """
 
@@ -186,7 +186,11 @@ def test_rel_abs_mirrors_min_and_max(setup, metrics):
     for a, b in zip(low, high, strict=True):
         assert (
             attrs.evolve(
-                b, best=-b.best, smoothed=_negated(b.smoothed), accumulated_mean=-b.accumulated_mean
+                b,
+                best=-b.best,
+                smoothed=_negated(b.smoothed),
+                accumulated_mean=-b.accumulated_mean,
+                window=tuple(-v for v in b.window),
             )
             == a
         )

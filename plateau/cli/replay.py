@@ -7,7 +7,7 @@ Example:
     >>> from array import array
     >>> from .readers import MetricLog
     >>> log = MetricLog("log", "val_loss", array("d", [1.0, 0.9, 0.95, 0.95]),
-    ...                 array("q", range(4)), 0, str)
+    ...                 array("q", range(4)), "epoch", 0, 0, str)
     >>> runs = [Run("base", PlateauConfig(patience=1))]
     >>> [states[0].lrs for _, _, states in replay(log, runs, (1.0,))]
     [(1.0,), (1.0,), (1.0,), (0.1,)]
@@ -25,7 +25,7 @@ from .readers import MetricLog
 
 BASE_LABEL = "base"
 
-# One replayed row: the epoch shown, the metric, and each run's state after it.
+# One replayed row: the epoch (step, row) shown, the metric, and each run's state after it.
 ReplayRow = tuple[int, float, tuple[PlateauState, ...]]
 
 
@@ -51,12 +51,12 @@ def replay(log: MetricLog, runs: Sequence[Run], lrs: tuple[float, ...]) -> Itera
     if len(configs) == 1:
         (config,) = configs
         state = init(lrs, config)
-        for epoch, metric in zip(log.epochs, log.metrics, strict=True):
+        for epoch, metric in zip(log.index, log.metrics, strict=True):
             state = step(state, metric, config)[0]
             yield epoch, metric, (state,)
         return
     states = [init(lrs, config) for config in configs]
-    for epoch, metric in zip(log.epochs, log.metrics, strict=True):
+    for epoch, metric in zip(log.index, log.metrics, strict=True):
         states = [
             step(state, metric, config)[0] for state, config in zip(states, configs, strict=True)
         ]
@@ -79,15 +79,18 @@ def start_lrs(run: Run, lrs: tuple[float, ...]) -> tuple[float, ...]:
 
 
 def describe(config: PlateauConfig) -> str:
-    """The config as ``key=value`` pairs, in field order.
+    """The fields of `config` that differ from PlateauConfig's defaults, as ``key=value``.
 
     Example:
-        >>> describe(PlateauConfig(patience=3))[:30]
-        'mode=min factor=0.1 patience=3'
+        >>> describe(PlateauConfig(patience=3, factor=0.5))
+        'factor=0.5 patience=3'
+        >>> describe(PlateauConfig())
+        'defaults'
     """
-    fields = config.to_dict()
-    del fields["format"], fields["version"]
-    return " ".join(
+    fields, defaults = config.to_dict(), PlateauConfig().to_dict()
+    changed = [
         f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}"
         for key, value in fields.items()
-    )
+        if value != defaults.get(key)
+    ]
+    return " ".join(changed) or "defaults"

@@ -1,25 +1,25 @@
-"""What every reader hands on, and the rules every reader shares.
+"""What every reader keeps while it reads, and how the column and the values are chosen.
 
-A reader turns a log into a :class:`MetricLog`: the chosen metric's values, the
-epoch shown beside each, and where each came from (for messages). The values are
-kept in compact arrays, 8 bytes each, so a log of millions of rows costs a few
-tens of megabytes whatever its other columns hold.
+A reader adds each value it meets to a :class:`Columns`: per column, the value, the
+index it was logged at (an ``epoch`` or a ``step``) and its place in the log (a line,
+an item), 24 bytes in all, so a replay's memory is what it keeps per row, never
+the file. :meth:`Columns.choose` then picks the column and, where the log has an
+epoch, keeps the last value of each epoch: what an epoch-level scheduler was given.
 
 Shared rules:
 
 - A missing value -- an empty CSV cell, Keras's ``NA``, a JSON ``null`` or an
   absent key -- skips the row.
 - ``nan`` and ``inf`` are numbers: what they do is the config's ``on_nonfinite``.
-- A number in text is one as loggers write it (:func:`plateau.cli.numbers.parse_decimal`):
-  ASCII digits, no underscores, padded with spaces or tabs at most.
-- Any other value that is not a number is an error naming file, row and column.
+- A number in text is one as loggers write it (:func:`plateau.cli.numbers.parse_decimal`).
 - The column, unless asked for: the format's default (``val_loss``; ``eval_loss``
-  for HF Trainer) when it holds any value; else the only column that holds a
-  number, not counting ``epoch``, ``step`` and learning rates.
+  for HF Trainer) when it holds a value; else the only column holding numbers,
+  not counting the index columns (``epoch``, ``step``) and learning rates.
 """
 
 from __future__ import annotations
 
+import bisect
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -35,6 +35,8 @@ LR_COLUMNS = ("lr", "learning_rate")
 LR_PREFIXES = ("learning_rate_", "lr-")  # Keras; Lightning's LearningRateMonitor (lr-SGD)
 # "NA" is what keras.callbacks.CSVLogger writes for a key absent from an epoch's logs.
 MISSING_CELLS = frozenset({"", "NA"})
+_NOT_A_NUMBER = float("nan")
+_LISTED = 12  # names in a message, at most: a log of 100,000 columns gets one short line
 
 
 class LogError(ValueError):
@@ -46,18 +48,21 @@ class MetricLog:
     """The metric sequence read from a log, ready for :func:`plateau.simulate`.
 
     Attributes:
-        source: The file name as given, or ``<stdin>``.
-        column: The column (tag, key) the metrics came from (``metric`` for a bare
-            JSON list).
+        source: What was replayed: the file (``version_0/metrics.csv``), with the
+            run for a store (``mlflow.db, run 3f2a... (brave-owl)``).
+        column: The column (tag, key) the metrics came from (``metric`` for bare numbers).
         metrics: One value per replayed row, in log order; may hold nan or inf.
-        epochs: The epoch (or logged step) shown beside each metric.
-        skipped: Rows skipped because the column was empty there.
-        where_of: Maps a metric's index to its place, as messages name it
-            (``row 3 (line 4)``).
+        index: The epoch, step or position shown beside each metric.
+        index_name: ``epoch``, ``step``, or ``row`` (a position: the log has neither).
+        skipped: Rows without a value in the column.
+        superseded: Values replaced by a later one of the same epoch (0 with --every-row).
+        where_of: Maps a metric's index to its place, as messages name it (``line 4``).
+        warnings: Things worth saying that do not stop the replay.
+        last_of_epoch: Only the last value of each epoch was kept.
 
     Example:
-        >>> log = MetricLog("a.json", "metric", array("d", [0.5]), array("q", [0]), 0,
-        ...                 lambda i: f"item {i}")
+        >>> log = MetricLog("a.json", "metric", array("d", [0.5]), array("q", [0]), "row",
+        ...                 0, 0, lambda i: f"item {i}")
         >>> log.where(0), len(log)
         ('item 0', 1)
     """
@@ -65,9 +70,13 @@ class MetricLog:
     source: str
     column: str
     metrics: Sequence[float]
-    epochs: Sequence[int]
+    index: Sequence[int]
+    index_name: str
     skipped: int
+    superseded: int
     where_of: Callable[[int], str] = attrs.field(repr=False)
+    warnings: tuple[str, ...] = ()
+    last_of_epoch: bool = False
 
     def where(self, index: int) -> str:
         """The place of metric number `index` in the log."""
@@ -75,6 +84,20 @@ class MetricLog:
 
     def __len__(self) -> int:
         return len(self.metrics)
+
+
+def listing(names: Iterable[str]) -> str:
+    """Names for a message, at most a dozen: ``a, b, ... (N more)``.
+
+    Example:
+        >>> listing(f"c{i}" for i in range(14))
+        'c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, ... (2 more)'
+    """
+    names = list(names)
+    shown = ", ".join(
+        show(name)[1:-1] if not name.isprintable() else name for name in names[:_LISTED]
+    )
+    return shown + (f", ... ({len(names) - _LISTED} more)" if len(names) > _LISTED else "")
 
 
 def number(value: object) -> float | None:
@@ -90,33 +113,21 @@ def number(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return None if is_blank(value) else parse_decimal(value)
+        try:  # the fast way first: float() of what loggers write
+            metric = float(value)
+        except ValueError:
+            metric = _NOT_A_NUMBER
+        # float() takes more than loggers write (1_0, non-ASCII digits, Unicode
+        # spaces): what is not plainly a finite ASCII number is judged the strict way.
+        if metric - metric == 0.0 and value.isascii() and value.isprintable() and "_" not in value:
+            return metric
+        return None if value.strip(" \t") in MISSING_CELLS else parse_decimal(value)
     if is_real(value):
         try:
             return float(value)  # type: ignore[arg-type]
         except OverflowError:
             raise ValueError(f"{show(value)} is too large for a float") from None
     raise ValueError(f"{show(value)} is not a number")
-
-
-def is_blank(text: str) -> bool:
-    """Whether a text cell is a missing value: empty, ``NA``, or only spaces and tabs around it."""
-    return text.strip(" \t") in MISSING_CELLS
-
-
-def is_present(value: object) -> bool:
-    """Whether a cell holds a value at all (a number or not)."""
-    if value is None:
-        return False
-    return not (isinstance(value, str) and is_blank(value))
-
-
-def is_number(value: object) -> bool:
-    """Whether a cell holds a number."""
-    try:
-        return number(value) is not None
-    except ValueError:
-        return False
 
 
 def is_lr_column(name: str) -> bool:
@@ -129,20 +140,15 @@ def is_lr_column(name: str) -> bool:
     return name in LR_COLUMNS or name.startswith(LR_PREFIXES)
 
 
-def is_candidate(name: str) -> bool:
-    """Whether `name` may be the metric when none is asked for: not an index nor an lr."""
-    return name not in INDEX_COLUMNS and not is_lr_column(name)
-
-
-def epoch_number(value: object) -> int | None:
-    """`value` as an epoch (an integral number within 64 bits), or None.
+def index_number(value: object) -> int | None:
+    """`value` as an epoch or step (an integral number within 64 bits), or None.
 
     Example:
-        >>> epoch_number("3"), epoch_number(4.0), epoch_number("one"), epoch_number(0.5)
+        >>> index_number("3"), index_number(4.0), index_number("one"), index_number(0.5)
         (3, 4, None, None)
     """
     if is_int(value):
-        number_ = int(value)  # type: ignore[call-overload]
+        whole = int(value)  # type: ignore[call-overload]
     else:
         try:
             parsed = number(value)
@@ -150,142 +156,173 @@ def epoch_number(value: object) -> int | None:
             return None
         if parsed is None or not parsed.is_integer():
             return None
-        number_ = int(parsed)
-    return number_ if -MAX_INT <= number_ <= MAX_INT else None
+        whole = int(parsed)
+    return whole if -MAX_INT <= whole <= MAX_INT else None
 
 
-def choose(
-    source: str,
-    columns: Sequence[str],
-    present: Callable[[str], bool],
-    numeric: Callable[[str], bool],
-    column: str | None,
-    *,
-    default: str = DEFAULT_COLUMN,
-    kind: str = "column",
-) -> str:
-    """The column to replay: `column`, else `default` if `present`, else the only candidate.
+class _Column:
+    """One column's values as read: value, index (-1 where none) and place of each."""
+
+    def __init__(self) -> None:
+        self.values, self.index, self.places = array("d"), array("q"), array("q")
+        self.bad: tuple[int, str] | None = None  # the first value that is no number
+
+
+class Columns:
+    """The columns of one log, filled row by row (tables) or value by value (series).
 
     Args:
         source: Names the log in messages.
-        columns: Every column, in log order.
-        present: Whether a column holds any value.
-        numeric: Whether a column holds any number.
-        column: The column asked for (``--column``), or None.
+        place: How a place is named, with ``{}`` for its number (``line {}``).
+        column: The column asked for; None keeps every column, to choose from at the end.
+        index_columns: The columns that index rows, first found first used.
         default: The format's default metric.
-        kind: What the format calls a column (``tag``, ``metric``), for messages.
-
-    Raises:
-        LogError: the column asked for does not exist, or there is no single choice.
     """
-    listed = ", ".join(columns)
-    if column is not None:
-        if column not in columns:
-            raise LogError(f"{source}: no {kind} {column!r}; {kind}s: {listed}")
-        return column
-    default_present = default in columns
-    if default_present and present(default):
-        return default
-    candidates = [name for name in columns if is_candidate(name) and numeric(name)]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise LogError(
-            f"{source}: no numeric {kind} besides epoch, step and learning rates; "
-            f"{kind}s: {listed}; choose one with --column"
+
+    def __init__(
+        self,
+        source: str,
+        place: str,
+        column: str | None,
+        index_columns: Sequence[str] = INDEX_COLUMNS,
+        default: str = DEFAULT_COLUMN,
+    ) -> None:
+        self.source, self.place, self.asked, self.default = source, place, column, default
+        self.index_columns = index_columns
+        self.columns: dict[str, _Column] = {}
+        self.index_name = "row"
+        self.rows = 0
+        self.warnings: list[str] = []
+
+    def add_row(self, place: int, cells: Mapping[str, object]) -> None:
+        """Add a table row: each column's value at the row's epoch (or step)."""
+        self.rows += 1
+        index = -1
+        for name in self.index_columns:
+            raw = cells.get(name)
+            if raw is not None and raw != "":
+                index = index_number(raw)
+                if index is None:
+                    where = self.place.format(place)
+                    raise LogError(
+                        f"{self.source}, {where}, column {name!r}: {show(raw)} is not a whole number"
+                    )
+                self.index_name = name
+                break
+        if self.asked is not None:
+            if self.asked in cells:
+                self.add(self.asked, cells[self.asked], index, place)
+            return
+        for name, value in cells.items():
+            self.add(name, value, index, place)
+
+    def add(self, name: str, value: object, index: int, place: int) -> None:
+        """Add one value of column `name`, logged at `index` (-1: none)."""
+        column = self.columns.get(name)
+        if column is None:
+            column = self.columns[name] = _Column()
+        try:
+            metric = number(value)
+        except ValueError as exc:
+            if column.bad is None:
+                column.bad = (place, str(exc))
+            return
+        if metric is not None:
+            column.values.append(metric)
+            column.index.append(index)
+            column.places.append(place)
+
+    def candidates(self) -> list[str]:
+        """The columns that may be the metric when none is asked for."""
+        return [
+            name
+            for name, column in self.columns.items()
+            if name not in INDEX_COLUMNS and not is_lr_column(name) and column.values
+        ]
+
+    def choose(self, every_row: bool, epochs: Columns | None = None) -> MetricLog:
+        """The chosen column's values; the last of each epoch unless `every_row`.
+
+        Args:
+            every_row: Replay every value, not one per epoch.
+            epochs: A series log's ``epoch`` tag (its values by step), to tell each
+                step's epoch; None for a table, whose rows carry their own.
+
+        Raises:
+            LogError: the column asked for is absent, there is no single choice, the
+                column holds a value that is not a number, or no value at all.
+        """
+        name = self._chosen()
+        column = self.columns[name]
+        if column.bad is not None:
+            place, message = column.bad
+            raise LogError(f"{self.source}, {self.place.format(place)}, column {name!r}: {message}")
+        if not column.values:
+            raise LogError(
+                f"{self.source}: column {name!r} has no values ({self.rows} rows, all empty)"
+            )
+        index_name, index = self.index_name, column.index
+        if epochs is not None and "epoch" in epochs.columns and name != "epoch":
+            steps, marks = epochs.columns["epoch"].index, epochs.columns["epoch"].values
+            index = array(
+                "q", (int(marks[max(bisect.bisect_right(steps, s) - 1, 0)]) for s in index)
+            )
+            index_name = "epoch"
+        if -1 in index:  # some rows have no index: number the values instead
+            index_name, index = "row", array("q", range(len(column.values)))
+        values, places = column.values, column.places
+        superseded = 0
+        if index_name == "epoch" and not every_row:
+            values, index, places = _last_of_each_epoch(values, index, places)
+            superseded = len(column.values) - len(values)
+        where = self.place
+        return MetricLog(
+            self.source,
+            name,
+            values,
+            index,
+            index_name,
+            max(self.rows - len(column.values), 0),
+            superseded,
+            lambda i: where.format(places[i]),
+            tuple(self.warnings),
+            index_name == "epoch" and not every_row,
         )
-    no_default = f"{default} has no values" if default_present else f"no {default}"
-    raise LogError(
-        f"{source}: several metric {kind}s ({', '.join(candidates)}) and {no_default}; "
-        "choose one with --column"
-    )
 
-
-@attrs.frozen
-class Row:
-    """One row of a log held in memory (JSON shapes, trainer_state.json).
-
-    Attributes:
-        where: The row's place, as messages name it.
-        cells: The row's values by column.
-        epoch: The epoch the row's position implies, when the shape fixes one.
-    """
-
-    where: str
-    cells: Mapping[str, object]
-    epoch: int | None = None
-
-
-def rows_log(
-    source: str,
-    columns: Sequence[str],
-    rows: Sequence[Row],
-    column: str | None,
-    *,
-    default: str = DEFAULT_COLUMN,
-    epoch_column: str = "epoch",
-) -> MetricLog:
-    """Choose the column of in-memory `rows` and pull its values out.
-
-    The epoch shown is the row's `epoch_column` when the log has that column, else
-    the row's own epoch, else the metric's position.
-
-    Raises:
-        LogError: no rows, no single column, or a value that is not a number.
-    """
-    if not rows:
-        raise LogError(f"{source}: no rows under the header")
-
-    def present(name: str) -> bool:
-        return any(is_present(row.cells.get(name)) for row in rows)
-
-    def numeric(name: str) -> bool:
-        return any(is_number(row.cells.get(name)) for row in rows)
-
-    chosen = choose(source, columns, present, numeric, column, default=default)
-    has_epoch = epoch_column in columns and chosen != epoch_column
-    metrics, epochs, where = array("d"), array("q"), []
-    for row in rows:
-        value = row.cells.get(chosen)
-        metric = cell_number(source, row.where, chosen, value)
-        if metric is None:
-            continue
-        if has_epoch:
-            epoch = epoch_number(row.cells.get(epoch_column))
-            if epoch is None:
+    def _chosen(self) -> str:
+        names = list(self.columns)
+        if self.asked is not None:
+            if self.asked not in self.columns:
                 raise LogError(
-                    f"{source}, {row.where}, column {epoch_column!r}: "
-                    f"{show(row.cells.get(epoch_column))} is not an epoch number"
+                    f"{self.source}: no column {self.asked!r}; columns: {listing(names)}"
                 )
-        else:
-            epoch = len(metrics) if row.epoch is None else row.epoch
-        metrics.append(metric)
-        epochs.append(epoch)
-        where.append(row.where)
-    return finish(source, chosen, columns, metrics, epochs, len(rows), where.__getitem__)
-
-
-def cell_number(source: str, where: str, column: str, value: object) -> float | None:
-    """:func:`number`, with a :class:`LogError` naming file, place and column."""
-    try:
-        return number(value)
-    except ValueError as exc:
-        raise LogError(f"{source}, {where}, column {column!r}: {exc}") from None
-
-
-def finish(
-    source: str,
-    column: str,
-    columns: Iterable[str],
-    metrics: Sequence[float],
-    epochs: Sequence[int],
-    rows: int,
-    where_of: Callable[[int], str],
-) -> MetricLog:
-    """The :class:`MetricLog`, or a :class:`LogError` if the column had no value."""
-    if not metrics:
+            return self.asked
+        default = self.columns.get(self.default)
+        if default is not None and (default.values or default.bad):
+            return self.default
+        candidates = self.candidates()
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise LogError(
+                f"{self.source}: no numeric column besides epoch, step and learning rates; "
+                f"columns: {listing(names)}; choose one with --column"
+            )
+        no_default = f"{self.default} has no values" if default else f"no {self.default}"
         raise LogError(
-            f"{source}: column {column!r} has no values ({rows} rows, all empty); "
-            f"columns: {', '.join(columns)}"
+            f"{self.source}: several metric columns ({listing(candidates)}) and {no_default}; "
+            "choose one with --column"
         )
-    return MetricLog(source, column, metrics, epochs, rows - len(metrics), where_of)
+
+
+def _last_of_each_epoch(
+    values: array[float], index: array[int], places: array[int]
+) -> tuple[array[float], array[int], array[int]]:
+    """Of each run of values logged in one epoch, the last."""
+    kept: tuple[array[float], array[int], array[int]] = (array("d"), array("q"), array("q"))
+    for i, epoch in enumerate(index):
+        if i + 1 == len(index) or index[i + 1] != epoch:
+            kept[0].append(values[i])
+            kept[1].append(epoch)
+            kept[2].append(places[i])
+    return kept

@@ -1,35 +1,35 @@
-"""MLflow runs: the file store's directories and the SQLite store, read with the stdlib.
+"""MLflow runs: ``mlflow.db`` through mlflow's own client, the file store with the stdlib.
 
-- File store (``mlruns/``): ``<experiment>/<run>/metrics/<key>`` holds one line
-  per logged value, ``<timestamp_ms> <value> <step>`` (older MLflow wrote no
-  step: 0); a ``/`` in a key makes subfolders. PATH may be a run directory, an
-  experiment directory or the ``mlruns`` root.
-- SQLite store (``mlflow.db``, MLflow 3's default): table
-  ``metrics(key, value, timestamp, run_uuid, step, is_nan)``; a NaN is stored as
-  0.0 with ``is_nan`` 1, and MLflow stores +-inf as +-1.7976931348623157e308 (the
-  largest float), which is what is replayed.
+- SQLite store (``mlflow.db``, MLflow 3's default): read with
+  ``mlflow.MlflowClient`` (needs ``plateau-lr[mlflow]``), which reads whatever
+  schema its own migrations left. A NaN is NaN; MLflow stores +-inf as the largest
+  float, which is what is replayed.
+- File store (``mlruns/``, which MLflow 3 keeps in maintenance mode): each
+  ``<experiment>/<run>/metrics/<key>`` holds one line per value,
+  ``<timestamp_ms> <value> <step>``; a ``/`` in a key makes subfolders. PATH may be
+  a run directory, an experiment directory or the ``mlruns`` root.
 
 A store holding several runs needs ``--run`` (a run id or name); the error lists
-the runs. Each metric key is one series, in step order (ties in logging order);
-the epoch shown is the logged step.
+the runs and the metrics each holds. A key's values are replayed in step order
+(ties in logging order), each at its step; an ``epoch`` key tells each step's epoch.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 import os
 import sqlite3
-from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..._checks import is_real, show
+from ..._checks import show
 from ..numbers import parse_decimal, parse_integer
-from ._metrics import LogError, MetricLog, choose, finish
+from ._metrics import Columns, LogError, MetricLog, listing
 
+EXTRA = "plateau-lr[mlflow]"
 SQLITE_MAGIC = b"SQLite format 3\x00"
-# (step, timestamp, value, where) of each logged value of one key.
-_Point = tuple[int, int, float, str]
+# (run id, run name, metric keys) of each run of a store.
+_Run = tuple[str, str, list[str]]
 
 
 def is_run_dir(path: str) -> bool:
@@ -44,14 +44,65 @@ def run_dirs(path: str) -> list[str]:
     if is_run_dir(path):
         return [path]
     for depth in (1, 2):
-        found = sorted(
-            str(candidate)
-            for candidate in Path(path).glob("/".join(["[!.]*"] * depth))
-            if is_run_dir(str(candidate))
-        )
+        pattern = "/".join(["[!.]*"] * depth)
+        found = sorted(str(p) for p in Path(path).glob(pattern) if is_run_dir(str(p)))
         if found:
             return found
     return []
+
+
+def pick(source: str, runs: Sequence[_Run], run: str | None, what: str = "metrics") -> int:
+    """The index of the run asked for (id or name), or of the only one.
+
+    Raises:
+        LogError: no run, or several and none (or no single one) asked for; the
+            message lists each run and what it holds.
+    """
+    if run is not None:
+        matches = [i for i, (run_id, name, _) in enumerate(runs) if run in (run_id, name)]
+        if len(matches) == 1:
+            return matches[0]
+    elif len(runs) == 1:
+        return 0
+    if not runs:
+        raise LogError(f"{source}: no run logged any metric")
+    listed = "; ".join(
+        f"{run_id}{f' ({name})' if name else ''}: {listing(keys) or f'no {what}'}"
+        for run_id, name, keys in runs[:6]
+    ) + (f"; ... ({len(runs) - 6} more)" if len(runs) > 6 else "")
+    asked = "choose one with --run" if run is None else f"none is {run!r}"
+    raise LogError(f"{source}: {len(runs)} runs ({listed}); {asked}")
+
+
+def described(source: str, run: _Run) -> str:
+    """What the output names as replayed: the store and its run."""
+    run_id, name, _ = run
+    return f"{source}, run {run_id}" + (f" ({name})" if name else "")
+
+
+def read_file_store(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:
+    """Read one metric of one run of an MLflow file store at `path`.
+
+    Raises:
+        LogError: no run, several runs and no ``--run``, a malformed metric file,
+            or no single metric to replay.
+    """
+    runs = []
+    for run_dir in run_dirs(path):
+        metrics = os.path.join(run_dir, "metrics")
+        keys = sorted(
+            os.path.relpath(os.path.join(root, name), metrics).replace(os.sep, "/")
+            for root, _, names in os.walk(metrics)
+            for name in names
+        )
+        runs.append((os.path.basename(run_dir), _run_name(run_dir), keys))
+    chosen = runs[pick(path, runs, run)]
+    run_dir = next(d for d in run_dirs(path) if os.path.basename(d) == chosen[0])
+    series = Columns(described(path, chosen), "line {}", column, index_columns=())
+    for key in chosen[2]:
+        if column is None or key in (column, "epoch"):
+            _metric_file(os.path.join(run_dir, "metrics", *key.split("/")), key, series)
+    return _chosen(series, every_row)
 
 
 def _run_name(run_dir: str) -> str:
@@ -65,126 +116,80 @@ def _run_name(run_dir: str) -> str:
     return ""
 
 
-def _pick(source: str, runs: Sequence[tuple[str, str]], run: str | None) -> int:
-    """The index of the run asked for (id or name), or the only one."""
-    if run is not None:
-        matches = [i for i, (run_id, name) in enumerate(runs) if run in (run_id, name)]
-        if len(matches) == 1:
-            return matches[0]
-    elif len(runs) == 1:
-        return 0
-    listed = ", ".join(f"{run_id} ({name})" if name else run_id for run_id, name in runs)
-    if run is None:
-        raise LogError(f"{source}: {len(runs)} runs ({listed}); choose one with --run")
-    raise LogError(f"{source}: no single run {run!r}; runs: {listed}")
-
-
-def read_file_store(path: str, column: str | None = None, run: str | None = None) -> MetricLog:
-    """Read one metric of one run of an MLflow file store at `path`.
-
-    Raises:
-        LogError: no run, several runs and no ``--run``, a malformed metric file,
-            or no single metric to replay.
-    """
-    dirs = run_dirs(path)
-    if not dirs:
-        raise LogError(f"{path}: no MLflow run (a directory with meta.yaml and metrics/)")
-    chosen_dir = dirs[_pick(path, [(os.path.basename(d), _run_name(d)) for d in dirs], run)]
-    metrics_dir = os.path.join(chosen_dir, "metrics")
-    series: dict[str, list[_Point]] = {}
-    for root, _, names in sorted(os.walk(metrics_dir)):
-        for name in sorted(names):
-            file = os.path.join(root, name)
-            key = os.path.relpath(file, metrics_dir).replace(os.sep, "/")
-            series[key] = _metric_file(file)
-    return _log(path, series, column)
-
-
-def _metric_file(file: str) -> list[_Point]:
-    points: list[_Point] = []
+def _metric_file(file: str, key: str, series: Columns) -> None:
+    points = []
     try:
         with open(file, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 parts = line.split()
                 if not parts:
                     continue
-                if len(parts) not in (2, 3):
-                    raise LogError(
-                        f"{file}, line {number}: expected '<timestamp> <value> <step>', "
-                        f"got {show(line.strip())}"
-                    )
                 try:
+                    if len(parts) not in (2, 3):
+                        raise ValueError(line)
                     timestamp, value = parse_integer(parts[0]), parse_decimal(parts[1])
                     step = parse_integer(parts[2]) if len(parts) == 3 else 0
                 except ValueError:
                     raise LogError(
-                        f"{file}, line {number}: {show(line.strip())} is not "
-                        "'<timestamp> <value> <step>' numbers"
+                        f"{file}, line {number}: expected '<timestamp> <value> <step>', "
+                        f"got {show(line.strip())}"
                     ) from None
-                points.append((step, timestamp, value, f"line {number} (step {step})"))
+                points.append((step, timestamp, value, number))
     except OSError as exc:
         raise LogError(f"{file}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise LogError(f"{file}: not UTF-8 text") from None
-    return points
+    for step, _, value, number in sorted(points, key=lambda p: p[:2]):
+        series.add(key, value, step, number)
 
 
-def read_sqlite(path: str, column: str | None = None, run: str | None = None) -> MetricLog:
+def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:
     """Read one metric of one run of an MLflow SQLite store (``mlflow.db``).
 
     Raises:
-        LogError: not an MLflow store, several runs and no ``--run``, or no single
-            metric to replay.
+        LogError: no ``mlflow``, not an MLflow store, several runs and no ``--run``,
+            or no single metric to replay.
     """
+    _check_tables(path)  # the client would create its tables in any other SQLite file
+    try:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        raise LogError(f"{path}: reading an MLflow SQLite store needs '{EXTRA}'") from None
+    try:
+        client = MlflowClient(
+            tracking_uri=Path(path).resolve().as_uri().replace("file:", "sqlite:", 1)
+        )
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        found = client.search_runs(experiments, max_results=50_000) if experiments else []
+        runs = sorted((r.info.run_id, r.info.run_name or "", sorted(r.data.metrics)) for r in found)
+        chosen = runs[pick(path, runs, run)]
+        series = Columns(described(path, chosen), "step {}", column, index_columns=())
+        history: Callable[[str], list[object]] = lambda key: client.get_metric_history(
+            chosen[0], key
+        )
+        for key in chosen[2]:
+            if column is None or key in (column, "epoch"):
+                # Step order, ties in logging order (the sort is stable).
+                for metric in sorted(history(key), key=lambda m: (m.step, m.timestamp)):  # type: ignore[attr-defined]
+                    series.add(key, metric.value, metric.step, metric.step)  # type: ignore[attr-defined]
+    except MlflowException as exc:
+        raise LogError(f"{path}: mlflow cannot read it: {exc.message}") from None
+    return _chosen(series, every_row)
+
+
+def _check_tables(path: str) -> None:
     uri = Path(path).resolve().as_uri() + "?mode=ro"
     try:
-        connection = sqlite3.connect(uri, uri=True)
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as exc:
-        raise LogError(f"{path}: cannot open the SQLite file: {exc}") from None
-    try:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-        if "metrics" not in tables:
-            raise LogError(f"{path}: an SQLite file without MLflow's metrics table")
-        names: dict[str, str] = {}
-        if "runs" in tables:
-            names = dict(connection.execute("SELECT run_uuid, COALESCE(name, '') FROM runs"))
-        ids = [row[0] for row in connection.execute("SELECT DISTINCT run_uuid FROM metrics")]
-        runs = sorted((str(run_id), names.get(run_id, "")) for run_id in ids)
-        if not runs:
-            raise LogError(f"{path}: no metrics logged")
-        run_id = runs[_pick(path, runs, run)][0]
-        rows = connection.execute(
-            "SELECT key, step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ?",
-            (run_id,),
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise LogError(f"{path}: not a readable MLflow store: {exc}") from None
-    finally:
-        connection.close()
-    series: dict[str, list[_Point]] = {}
-    for key, step, timestamp, value, is_nan in rows:
-        if not (is_real(value) and isinstance(step, int) and isinstance(timestamp, int)):
-            raise LogError(
-                f"{path}, run {run_id}, metric {key!r} step {show(step)}: "
-                f"{show(value)} is not a number"
-            )
-        number = math.nan if is_nan else float(value)
-        series.setdefault(str(key), []).append(
-            (step, timestamp, number, f"run {run_id} step {step}")
-        )
-    return _log(path, series, column)
+        raise LogError(f"{path}: not a readable SQLite file: {exc}") from None
+    if not {"runs", "metrics", "experiments"} <= tables:
+        raise LogError(f"{path}: an SQLite file without MLflow's tables (runs, metrics)")
 
 
-def _log(source: str, series: dict[str, list[_Point]], column: str | None) -> MetricLog:
-    keys = sorted(series)
-    if not keys:
-        raise LogError(f"{source}: the run logged no metrics")
-    chosen = choose(
-        source, keys, lambda k: bool(series[k]), lambda k: bool(series[k]), column, kind="metric"
-    )
-    # Step order, ties by time then by logging order (sort is stable).
-    points = sorted(series[chosen], key=lambda p: (p[0], p[1]))
-    values = array("d", (p[2] for p in points))
-    steps = array("q", (p[0] for p in points))
-    where = [p[3] for p in points]
-    return finish(source, chosen, keys, values, steps, len(points), where.__getitem__)
+def _chosen(series: Columns, every_row: bool) -> MetricLog:
+    series.index_name = "step"
+    series.rows = 0
+    return series.choose(every_row, epochs=series)

@@ -1,0 +1,292 @@
+r"""Text logs, read once as a stream with the standard library: CSV, JSON, JSON lines.
+
+- CSV with a header row (Lightning's and Keras's ``CSVLogger``, any table); a
+  file whose first line is a bare number is a column of numbers, read whole.
+- JSON lines, one object per line (split on ``\n`` only: a U+2028 inside a string
+  is text), or one JSON document: a list of numbers or of objects, an object of
+  equal-length lists (``json.dump(history.history, f)`` of a Keras ``History``:
+  row i is epoch i), or HF Trainer's ``trainer_state.json`` (its ``log_history``
+  entries, indexed by their global ``step``; the default column is ``eval_loss``).
+
+The stream is read line by line from bytes, so a byte that is not UTF-8 is named by
+its line; a last line without a line end (a log cut short) is warned about.
+
+Example:
+    >>> import io
+    >>> text = b"epoch,step,train_loss,val_loss\n0,9,2.0,\n0,19,1.5,1.3\n1,39,0.9,0.8\n"
+    >>> log = read_text("metrics.csv", io.BytesIO(text), None, every_row=False)
+    >>> log.column, list(log.metrics), list(log.index), log.index_name, log.skipped
+    ('val_loss', [1.3, 0.8], [0, 1], 'epoch', 1)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO
+
+from ..._checks import show
+from ..numbers import parse_decimal
+from ._metrics import Columns, LogError, MetricLog, listing
+
+_BOM = b"\xef\xbb\xbf"
+TRAINER_STATE = "trainer_state.json"
+
+
+class _Lines:
+    r"""A binary stream's lines (split on ``\n`` only), decoded, counted as they go."""
+
+    def __init__(self, source: str, stream: BinaryIO) -> None:
+        self.source, self.stream, self.number, self.ended = source, stream, 0, True
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.stream:
+            self.number += 1
+            if self.number == 1 and raw.startswith(_BOM):  # spreadsheets save CSV with one
+                raw = raw[len(_BOM) :]
+            self.ended = raw.endswith(b"\n")
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                gzip = " (a gzip file: gunzip it first)" if raw.startswith(b"\x1f\x8b") else ""
+                raise LogError(
+                    f"{self.source}, line {self.number}: not UTF-8 text (byte {exc.start + 1} "
+                    f"of the line){gzip}"
+                ) from None
+
+    def warnings(self) -> list[str]:
+        if self.ended:
+            return []
+        return [
+            f"{self.source}, line {self.number}: the last line has no line end, so it may "
+            "be cut short (a log still being written?); it is replayed as read"
+        ]
+
+
+def read_text(source: str, stream: BinaryIO, column: str | None, every_row: bool) -> MetricLog:
+    """Read the metric `column` (or the default one) from a text log's bytes.
+
+    Raises:
+        LogError: a malformed log, no single column, or a value that is not a number.
+    """
+    return text_columns(source, stream, column).choose(every_row)
+
+
+def text_columns(source: str, stream: BinaryIO, column: str | None) -> Columns:
+    """The columns of a text log, to choose from (`column` only, when given).
+
+    Raises:
+        LogError: a malformed log.
+    """
+    lines = _Lines(source, stream)
+    rows = iter(lines)
+    first = next((line for line in rows if line.strip()), None)
+    if first is None:
+        raise LogError(f"{source}: empty log")
+    if first.lstrip()[:1] in ("[", "{"):
+        columns = _json(source, first, rows, lines, column)
+    else:
+        columns = _csv(source, first, rows, lines, column)
+    columns.warnings += lines.warnings()
+    return columns
+
+
+def _csv(
+    source: str, first: str, rest: Iterator[str], lines: _Lines, column: str | None
+) -> Columns:
+    columns = Columns(source, "line {}", column)
+    reader = csv.reader(_chain(first, rest))
+    try:
+        header = [name.strip() for name in next(reader)]
+        start = lines.number
+        bare = len(header) == 1 and _is_number(header[0])
+        if bare:  # a column of numbers: no header to take
+            if column is not None:
+                raise LogError(f"{source}: a file of bare numbers has no column {column!r}")
+            columns.add("metric", header[0], -1, start)
+            columns.rows = 1
+        elif column is not None and column not in header:
+            raise LogError(f"{source}: no column {column!r}; columns: {listing(header)}")
+        elif len(set(header)) < len(header):
+            duplicate = next(name for name in header if header.count(name) > 1)
+            raise LogError(f"{source}, line {start}: duplicate column {duplicate!r}")
+        width = len(header)
+        for cells in reader:
+            if not cells:
+                continue
+            if len(cells) != width:
+                raise LogError(
+                    f"{source}, line {lines.number}: {len(cells)} cells, but "
+                    + ("line 1 has" if bare else "the header has")
+                    + f" {width}"
+                )
+            if bare:
+                columns.rows += 1
+                columns.add("metric", cells[0], -1, lines.number)
+            else:
+                columns.add_row(lines.number, dict(zip(header, cells)))
+    except csv.Error as exc:
+        raise LogError(f"{source}, line {lines.number}: malformed CSV: {exc}") from None
+    if not columns.rows:
+        raise LogError(f"{source}: no rows under the header")
+    return columns
+
+
+def _is_number(text: str) -> bool:
+    try:
+        parse_decimal(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+class _Refused(Exception):
+    """A value the JSON parser refuses; the message says what."""
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """An object's keys, each once: json would keep only a repeated key's last value."""
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Refused(f"duplicate key {show(key)} in a JSON object")
+        result[key] = value
+    return result
+
+
+def _integer(text: str) -> int:
+    if len(text) > 4300:  # int() of more digits raises a bare ValueError
+        raise _Refused(f"an integer of {len(text)} digits, too long to be a number")
+    return int(text)
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_integer)
+
+
+def _decode(source: str, text: str, start: int, line: int = 0) -> tuple[object, int]:
+    """The JSON value at `start` of `text` and where it ends; errors name the line."""
+    try:
+        return _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        where = f"line {line or exc.lineno} char {exc.colno}"
+        raise LogError(f"{source}, {where}: invalid JSON: {exc.msg}") from None
+    except _Refused as exc:
+        raise LogError(
+            f"{source}, line {line or text.count(chr(10), 0, start) + 1}: {exc}"
+        ) from None
+    except RecursionError:
+        raise LogError(f"{source}: JSON nested too deeply") from None
+
+
+def _json(
+    source: str, first: str, rest: Iterator[str], lines: _Lines, column: str | None
+) -> Columns:
+    if first.lstrip().startswith("{"):
+        try:
+            item = _DECODER.decode(first)
+        except (json.JSONDecodeError, _Refused, RecursionError):
+            item = None  # an object over several lines: one document
+        if isinstance(item, dict) and not _is_document(item):
+            columns = Columns(source, "line {}", column)
+            columns.add_row(lines.number, item)
+            for line in rest:
+                if line.strip():
+                    row, _ = _decode(source, line.strip(), 0, lines.number)
+                    if not isinstance(row, dict):
+                        raise LogError(
+                            f"{source}, line {lines.number}: expected a JSON object, got {show(row)}"
+                        )
+                    columns.add_row(lines.number, row)
+            return columns
+    # One document: a list is read item by item from its text, never held as objects.
+    text = first + "".join(rest)
+    start = len(text) - len(text.lstrip())
+    if text[start] == "[":
+        return _json_list(source, text, start + 1, column)
+    document, end = _decode(source, text, start)
+    if text[end:].strip() or not isinstance(document, dict):
+        line = text.count("\n", 0, end) + 1
+        raise LogError(f"{source}, line {line}: more than one JSON value, or not an object")
+    if isinstance(document.get("log_history"), list):
+        history = Columns(source, "log_history[{}]", column, ("step",), "eval_loss")
+        for number, entry in enumerate(document["log_history"]):
+            if not isinstance(entry, Mapping):
+                raise LogError(
+                    f"{source}, log_history[{number}]: expected an object, got {show(entry)}"
+                )
+            history.add_row(number, entry)
+        if not history.rows:
+            raise LogError(f"{source}: log_history is empty (no logging step reached yet?)")
+        return history
+    if not document or not all(isinstance(values, list) for values in document.values()):
+        raise LogError(
+            f"{source}: a JSON object is read as JSON lines (one object per line) or as "
+            "an object of columns (every value a list, as json.dump(history.history, f) writes)"
+        )
+    lengths = {name: len(values) for name, values in document.items()}
+    if len(set(lengths.values())) > 1:
+        listed = listing(f"{name}: {count}" for name, count in lengths.items())
+        raise LogError(
+            f"{source}: the JSON object's columns differ in length ({listed}), "
+            "so row i cannot be lined up across them (Keras's history.history does this under "
+            "validation_freq > 1; its CSVLogger file marks those epochs NA instead)"
+        )
+    history = Columns(source, "index {}", column)
+    for i in range(next(iter(lengths.values()))):
+        history.add_row(i, {"epoch": i, **{name: values[i] for name, values in document.items()}})
+    return history
+
+
+def _is_document(item: Mapping[str, object]) -> bool:
+    """Whether a one-line object is a whole log (columns, trainer state), not a row."""
+    return isinstance(item.get("log_history"), list) or any(
+        isinstance(value, list) for value in item.values()
+    )
+
+
+def _json_list(source: str, text: str, start: int, column: str | None) -> Columns:
+    """A JSON list's items, decoded one at a time: numbers, or objects (rows)."""
+    columns = Columns(source, "item {}", column)
+    bare: bool | None = None
+    number = 0
+    position = _skip(text, start)
+    while text[position : position + 1] != "]":
+        if number:
+            if text[position : position + 1] != ",":
+                _decode(source, text, position)  # names the place
+            position = _skip(text, position + 1)
+        item, position = _decode(source, text, position)
+        position = _skip(text, position)
+        if item is not None:
+            if bare is None:
+                bare = not isinstance(item, dict)
+                if bare and column is not None:
+                    raise LogError(f"{source}: a JSON list of numbers has no column {column!r}")
+            if isinstance(item, dict) == bare or isinstance(item, list):
+                what = "a number" if bare else "an object"
+                raise LogError(
+                    f"{source}, item {number}: expected {what} like the items before it, "
+                    f"got {show(item)}"
+                )
+        if isinstance(item, dict):
+            columns.add_row(number, item)
+        else:
+            columns.rows += 1
+            if item is not None:
+                columns.add("metric", item, -1, number)
+        number += 1
+    if not number:
+        raise LogError(f"{source}: empty JSON list")
+    return columns
+
+
+def _skip(text: str, position: int) -> int:
+    while text[position : position + 1] in (" ", "\t", "\n", "\r"):
+        position += 1
+    return position

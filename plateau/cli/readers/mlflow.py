@@ -157,9 +157,7 @@ def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool)
     except ImportError:
         raise LogError(f"{path}: reading an MLflow SQLite store needs '{EXTRA}'") from None
     try:
-        client = MlflowClient(
-            tracking_uri=Path(path).resolve().as_uri().replace("file:", "sqlite:", 1)
-        )
+        client = MlflowClient(tracking_uri=f"sqlite:///{Path(path).resolve()}")
         experiments = [e.experiment_id for e in client.search_experiments()]
         found = client.search_runs(experiments, max_results=50_000) if experiments else []
         runs = sorted((r.info.run_id, r.info.run_name or "", sorted(r.data.metrics)) for r in found)

@@ -88,7 +88,8 @@ def text_columns(source: str, stream: BinaryIO, column: str | None) -> Columns:
         columns = _json(source, first, rows, lines, column)
     else:
         columns = _csv(source, first, rows, lines, column)
-    columns.warnings += lines.warnings()
+    if columns.place == "line {}":  # line by line (CSV, JSON lines): a cut is not caught
+        columns.warnings += lines.warnings()
     return columns
 
 

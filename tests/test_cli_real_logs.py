@@ -12,7 +12,6 @@ import sys
 import threading
 
 import pytest
-
 from cli.support import assert_one_line_error, cli, csv_rows, ok
 
 PATIENCE = 1
@@ -51,7 +50,10 @@ def lightning_run(tmp_path_factory):
         def configure_optimizers(self):
             optimizer = torch.optim.SGD(self.parameters(), lr=0.5)
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=PATIENCE)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"},
+            }
 
     torch.manual_seed(0)
     x = torch.randn(64, 4)
@@ -132,7 +134,9 @@ def test_keras_csvlogger_and_history_replay_under_keras_rules(tmp_path):
     (tmp_path / "history.json").write_text(__import__("json").dumps(history.history))
     keras_lrs = [float(lr) / 0.3 for lr in history.history["learning_rate"][1:]]
     for log in ("training.log", "history.json"):
-        rows = csv_rows(tmp_path / log, "--rules", "keras", "--patience", "2", "--min-delta", "0.01")
+        rows = csv_rows(
+            tmp_path / log, "--rules", "keras", "--patience", "2", "--min-delta", "0.01"
+        )
         # Keras logs each epoch's lr before its callback acts: row i's lr is epoch i+1's.
         assert lrs_of(rows)[:-1] == pytest.approx(keras_lrs, rel=1e-6)
 
@@ -185,7 +189,9 @@ def mlflow_stores(tmp_path_factory):
 @pytest.mark.parametrize("store", ["file", "sqlite"])
 def test_mlflow_stores_name_the_run_replayed_and_list_runs(mlflow_stores, store):
     path = mlflow_stores[store]
-    assert_one_line_error(cli(path), "2 runs", "(brave-owl): epoch, val_loss", "(calm-fox)", "--run")
+    assert_one_line_error(
+        cli(path), "2 runs", "(brave-owl): epoch, val_loss", "(calm-fox)", "--run"
+    )
     out = ok(cli(path, "--run", "brave-owl", "--patience", "1"))
     assert out.splitlines()[0].startswith(f"{path}, run ")
     assert "(brave-owl): val_loss, the last value of each epoch: 4 values" in out.splitlines()[0]

@@ -66,11 +66,21 @@ _OPTIONS: tuple[tuple[str, Callable[[str], object], frozenset[str], str], ...] =
     ("rtol", decimal_option, frozenset({"optax"}), "optax's relative margin"),
     ("atol", decimal_option, frozenset({"optax"}), "optax's absolute margin"),
     ("cooldown", integer_option, _ALL, "epochs after a cut during which none is counted bad"),
-    ("min_lr", decimal_option, frozenset({"torch", "keras"}), "floor of the lr; repeat: one per --lr"),
+    (
+        "min_lr",
+        decimal_option,
+        frozenset({"torch", "keras"}),
+        "floor of the lr; repeat: one per --lr",
+    ),
     ("min_scale", decimal_option, frozenset({"optax"}), "optax's floor of the lr scale"),
     ("eps", decimal_option, _TORCH, "a cut of eps or less is not applied"),
     ("on_nonfinite", str, _TORCH, "what a nan/inf metric does: bad (as torch), raise or skip"),
-    ("accumulation_size", integer_option, frozenset({"torch", "optax"}), "values averaged per decision"),
+    (
+        "accumulation_size",
+        integer_option,
+        frozenset({"torch", "optax"}),
+        "values averaged per decision",
+    ),
     ("ema_decay", _or_none(decimal_option), _TORCH, "smooth the metric by this EMA decay, or none"),
     ("max_reductions", _or_none(integer_option), _TORCH, "cuts allowed at most, or none"),
     ("warmup_epochs", integer_option, _TORCH, "epochs of linear warmup before the plateau rule"),
@@ -107,7 +117,9 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
     """The schedule options given on the command line, by field name."""
     values = {name: getattr(args, "config_" + name) for name in _BY_NAME}
     if values["min_lr"] is not None:
-        values["min_lr"] = values["min_lr"][0] if len(values["min_lr"]) == 1 else tuple(values["min_lr"])
+        values["min_lr"] = (
+            values["min_lr"][0] if len(values["min_lr"]) == 1 else tuple(values["min_lr"])
+        )
     return {name: value for name, value in values.items() if value is not None}
 
 
@@ -150,7 +162,9 @@ def compare_config(args: argparse.Namespace, text: str) -> PlateauConfig:
         if not equals or not key:
             raise UsageError(f"--compare {show(text)}: expected KEY=VALUE, got {show(item)}")
         if key not in _BY_NAME:
-            raise UsageError(f"--compare {show(text)}: unknown key {show(key)}; keys: {', '.join(_BY_NAME)}")
+            raise UsageError(
+                f"--compare {show(text)}: unknown key {show(key)}; keys: {', '.join(_BY_NAME)}"
+            )
         if key in changed:
             raise UsageError(f"--compare {show(text)}: {key!r} given twice")
         changed.add(key)

@@ -205,7 +205,7 @@ class Columns:
                 if index is None:
                     where = self.place.format(place)
                     raise LogError(
-                        f"{self.source}, {where}, column {name!r}: {show(raw)} is not a whole number"
+                        f"{self.source}, {where},  column {name!r}: {show(raw)} is not a whole number"
                     )
                 self.index_name = name
                 break
@@ -215,6 +215,10 @@ class Columns:
             return
         for name, value in cells.items():
             self.add(name, value, index, place)
+
+    def seen(self, name: str) -> None:
+        """Note that the log has column `name`, without keeping its values."""
+        self.columns.setdefault(name, _Column())
 
     def add(self, name: str, value: object, index: int, place: int) -> None:
         """Add one value of column `name`, logged at `index` (-1: none)."""

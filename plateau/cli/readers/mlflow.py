@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..._checks import show
@@ -163,14 +163,12 @@ def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool)
         runs = sorted((r.info.run_id, r.info.run_name or "", sorted(r.data.metrics)) for r in found)
         chosen = runs[pick(path, runs, run)]
         series = Columns(described(path, chosen), "step {}", column, index_columns=())
-        history: Callable[[str], list[object]] = lambda key: client.get_metric_history(
-            chosen[0], key
-        )
         for key in chosen[2]:
             if column is None or key in (column, "epoch"):
                 # Step order, ties in logging order (the sort is stable).
-                for metric in sorted(history(key), key=lambda m: (m.step, m.timestamp)):  # type: ignore[attr-defined]
-                    series.add(key, metric.value, metric.step, metric.step)  # type: ignore[attr-defined]
+                history = client.get_metric_history(chosen[0], key)
+                for metric in sorted(history, key=lambda m: (m.step, m.timestamp)):
+                    series.add(key, metric.value, metric.step, metric.step)
     except MlflowException as exc:
         raise LogError(f"{path}: mlflow cannot read it: {exc.message}") from None
     return _chosen(series, every_row)

@@ -3,8 +3,8 @@
 Needs ``plateau-lr[tensorboard]`` (whoever has event files has ``tensorboard``:
 torch's ``SummaryWriter`` needs it). Each file is read record by record, keeping
 only the scalars' values: a ``simple_value`` (torch's ``SummaryWriter``,
-tensorboardX, TF1) or a tensor of the ``scalars`` plugin (TF2's
-``tf.summary.scalar``, ``add_scalar(..., new_style=True)``). Each tag is one
+tensorboardX, TF1) or a one-element tensor of no other plugin than ``scalars``
+(TF2's ``tf.summary.scalar``, ``add_scalar(..., new_style=True)``). Each tag is one
 series indexed by the event's step; an ``epoch`` tag (Lightning writes one) tells
 each step's epoch. The files of one directory are one run, in name order.
 
@@ -42,7 +42,7 @@ def read_events(source: str, files: Sequence[str], column: str | None) -> Column
         raise LogError(f"{source}: reading TensorBoard event files needs '{EXTRA}'") from None
     series = Columns(source, "event {}", column, index_columns=())
     series.index_name = "step"
-    scalar_tags: set[str] = set()  # TF2 writes a tag's plugin only on its first event
+    other_tags: set[str] = set()  # TF2 writes a tag's plugin only on its first event
     count = 0
     for path in files:
         read = 0
@@ -52,16 +52,21 @@ def read_events(source: str, files: Sequence[str], column: str | None) -> Column
                 count += 1
                 event = Event.FromString(record)
                 for value in event.summary.value:
-                    if value.metadata.plugin_data.plugin_name == "scalars":
-                        scalar_tags.add(value.tag)
+                    if value.metadata.plugin_data.plugin_name not in ("", "scalars"):
+                        other_tags.add(value.tag)  # text, histograms, images
                     if value.HasField("simple_value"):
                         metric: object = value.simple_value
-                    elif value.tag in scalar_tags and value.HasField("tensor"):
-                        metric = make_ndarray(value.tensor).item()
+                    elif value.tag not in other_tags and value.HasField("tensor"):
+                        array = make_ndarray(value.tensor)
+                        if array.size != 1:
+                            continue
+                        metric = array.item()
                     else:
                         continue
                     if column is None or value.tag in (column, "epoch"):
                         series.add(value.tag, metric, event.step, count)
+                    else:
+                        series.seen(value.tag)
             size = os.path.getsize(path)
         except OSError as exc:
             raise LogError(f"{path}: cannot read: {exc.strerror or exc}") from None

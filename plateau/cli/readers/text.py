@@ -32,6 +32,7 @@ from ._metrics import Columns, LogError, MetricLog, listing
 
 _BOM = b"\xef\xbb\xbf"
 TRAINER_STATE = "trainer_state.json"
+_NO_COLUMNS = "a list of bare numbers has no columns, so --column {!r} cannot apply"
 
 
 class _Lines:
@@ -104,7 +105,8 @@ def _csv(
         bare = len(header) == 1 and _is_number(header[0])
         if bare:  # a column of numbers: no header to take
             if column is not None:
-                raise LogError(f"{source}: a file of bare numbers has no column {column!r}")
+                raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
+            columns.asked = "metric"
             columns.add("metric", header[0], -1, start)
             columns.rows = 1
         elif column is not None and column not in header:
@@ -126,7 +128,7 @@ def _csv(
                 columns.rows += 1
                 columns.add("metric", cells[0], -1, lines.number)
             else:
-                columns.add_row(lines.number, dict(zip(header, cells)))
+                columns.add_row(lines.number, dict(zip(header, cells, strict=True)))
     except csv.Error as exc:
         raise LogError(f"{source}, line {lines.number}: malformed CSV: {exc}") from None
     if not columns.rows:
@@ -201,7 +203,7 @@ def _json(
                     row, _ = _decode(source, line.strip(), 0, lines.number)
                     if not isinstance(row, dict):
                         raise LogError(
-                            f"{source}, line {lines.number}: expected a JSON object, got {show(row)}"
+                            f"{source}, line {lines.number}: expected an object, got {show(row)}"
                         )
                     columns.add_row(lines.number, row)
             return columns
@@ -268,7 +270,8 @@ def _json_list(source: str, text: str, start: int, column: str | None) -> Column
             if bare is None:
                 bare = not isinstance(item, dict)
                 if bare and column is not None:
-                    raise LogError(f"{source}: a JSON list of numbers has no column {column!r}")
+                    raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
+                columns.asked = "metric" if bare else column
             if isinstance(item, dict) == bare or isinstance(item, list):
                 what = "a number" if bare else "an object"
                 raise LogError(

@@ -106,9 +106,9 @@ def _stream(
 ) -> MetricLog:
     """A log read once from `stream` (a pipe, stdin, a file): text, refused otherwise."""
     _no_run(source, run)
-    if not hasattr(stream, "peek"):
-        stream = io.BufferedReader(stream)  # type: ignore[arg-type]
-    head: bytes = stream.peek(64)  # type: ignore[attr-defined]
+    if not hasattr(stream, "peek"):  # a BytesIO: buffered, so that its head can be seen
+        stream = io.BufferedReader(stream)  # type: ignore[type-var]
+    head: bytes = stream.peek(64)
     if head.startswith(_GZIP_MAGIC):
         raise LogError(
             f"{source}: a gzip file; decompress it first (gunzip -c FILE | plateau simulate -)"

@@ -197,18 +197,17 @@ class Columns:
     def add_row(self, place: int, cells: Mapping[str, object]) -> None:
         """Add a table row: each column's value at the row's epoch (or step)."""
         self.rows += 1
-        index = -1
+        index: int | None = -1
         for name in self.index_columns:
             raw = cells.get(name)
             if raw is not None and raw != "":
                 index = index_number(raw)
                 if index is None:
-                    where = self.place.format(place)
-                    raise LogError(
-                        f"{self.source}, {where},  column {name!r}: {show(raw)} is not a whole number"
-                    )
+                    where = f"{self.source}, {self.place.format(place)}, column {name!r}"
+                    raise LogError(f"{where}: {show(raw)} is not a whole number")
                 self.index_name = name
                 break
+        assert index is not None
         if self.asked is not None:
             if self.asked in cells:
                 self.add(self.asked, cells[self.asked], index, place)

@@ -214,8 +214,8 @@ def _json(
         return _json_list(source, text, start + 1, column)
     document, end = _decode(source, text, start)
     if text[end:].strip() or not isinstance(document, dict):
-        line = text.count("\n", 0, end) + 1
-        raise LogError(f"{source}, line {line}: more than one JSON value, or not an object")
+        at = text.count("\n", 0, end) + 1
+        raise LogError(f"{source}, line {at}: more than one JSON value, or not an object")
     if isinstance(document.get("log_history"), list):
         history = Columns(source, "log_history[{}]", column, ("step",), "eval_loss")
         for number, entry in enumerate(document["log_history"]):

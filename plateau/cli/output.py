@@ -163,7 +163,7 @@ def about(log: MetricLog) -> str:
     Example:
         >>> from array import array
         >>> log = MetricLog("metrics.csv", "val_loss", array("d", [1.0, 0.5]), array("q", [0, 1]),
-        ...                 "epoch", 3, 2, str, last_of_epoch=True)
+        ...                 "epoch", 3, 2, (0, 1), last_of_epoch=True)
         >>> about(log)[:54]
         'metrics.csv: val_loss, the last value of each epoch: 2'
     """

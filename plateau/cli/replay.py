@@ -7,7 +7,7 @@ Example:
     >>> from array import array
     >>> from .readers import MetricLog
     >>> log = MetricLog("log", "val_loss", array("d", [1.0, 0.9, 0.95, 0.95]),
-    ...                 array("q", range(4)), "epoch", 0, 0, str)
+    ...                 array("q", range(4)), "epoch", 0, 0, range(4))
     >>> runs = [Run("base", PlateauConfig(patience=1))]
     >>> [states[0].lrs for _, _, states in replay(log, runs, (1.0,))]
     [(1.0,), (1.0,), (1.0,), (0.1,)]

@@ -30,29 +30,9 @@ import stat
 from typing import BinaryIO
 
 from . import mlflow, tensorboard, text
-from ._metrics import (
-    DEFAULT_COLUMN,
-    INDEX_COLUMNS,
-    LR_COLUMNS,
-    LR_PREFIXES,
-    MISSING_CELLS,
-    LogError,
-    MetricLog,
-    is_lr_column,
-)
+from ._metrics import LogError, MetricLog
 
-__all__ = [
-    "DEFAULT_COLUMN",
-    "INDEX_COLUMNS",
-    "LR_COLUMNS",
-    "LR_PREFIXES",
-    "MISSING_CELLS",
-    "STDIN",
-    "LogError",
-    "MetricLog",
-    "is_lr_column",
-    "read_log",
-]
+__all__ = ["STDIN", "LogError", "MetricLog", "read_log"]
 
 STDIN = "-"
 _GZIP_MAGIC = b"\x1f\x8b"

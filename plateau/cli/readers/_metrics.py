@@ -20,19 +20,19 @@ Shared rules:
 from __future__ import annotations
 
 import bisect
+import itertools
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
 from ..._checks import MAX_INT, is_int, is_real, show
 from ..numbers import parse_decimal
 
-DEFAULT_COLUMN = "val_loss"
 INDEX_COLUMNS = ("epoch", "step")
-# Learning rates logged beside the metrics: the schedule's output, never its input.
-LR_COLUMNS = ("lr", "learning_rate")
-LR_PREFIXES = ("learning_rate_", "lr-")  # Keras; Lightning's LearningRateMonitor (lr-SGD)
+# Learning rates logged beside the metrics (Keras's learning_rate_*, Lightning's
+# LearningRateMonitor lr-SGD): the schedule's output, never its input.
+LR_COLUMNS, LR_PREFIXES = ("lr", "learning_rate"), ("learning_rate_", "lr-")
 # "NA" is what keras.callbacks.CSVLogger writes for a key absent from an epoch's logs.
 MISSING_CELLS = frozenset({"", "NA"})
 _NOT_A_NUMBER = float("nan")
@@ -56,13 +56,14 @@ class MetricLog:
         index_name: ``epoch``, ``step``, or ``row`` (a position: the log has neither).
         skipped: Rows without a value in the column.
         superseded: Values replaced by a later one of the same epoch (0 with --every-row).
-        where_of: Maps a metric's index to its place, as messages name it (``line 4``).
+        places: Each metric's place in the log, a number for `place`.
+        place: How a place is named, ``{}`` for its number (``line {}``).
         warnings: Things worth saying that do not stop the replay.
         last_of_epoch: Only the last value of each epoch was kept.
 
     Example:
         >>> log = MetricLog("a.json", "metric", array("d", [0.5]), array("q", [0]), "row",
-        ...                 0, 0, lambda i: f"item {i}")
+        ...                 0, 0, array("q", [0]), "item {}")
         >>> log.where(0), len(log)
         ('item 0', 1)
     """
@@ -74,13 +75,14 @@ class MetricLog:
     index_name: str
     skipped: int
     superseded: int
-    where_of: Callable[[int], str] = attrs.field(repr=False)
+    places: Sequence[int] = attrs.field(repr=False)
+    place: str = "line {}"
     warnings: tuple[str, ...] = ()
     last_of_epoch: bool = False
 
     def where(self, index: int) -> str:
         """The place of metric number `index` in the log."""
-        return self.where_of(index)
+        return self.place.format(self.places[index])
 
     def __len__(self) -> int:
         return len(self.metrics)
@@ -130,16 +132,6 @@ def number(value: object) -> float | None:
     raise ValueError(f"{show(value)} is not a number")
 
 
-def is_lr_column(name: str) -> bool:
-    """Whether `name` is a learning rate logged beside the metrics, never a default metric.
-
-    Example:
-        >>> [is_lr_column(n) for n in ("lr", "learning_rate", "lr-Adam/pg1", "val_loss")]
-        [True, True, True, False]
-    """
-    return name in LR_COLUMNS or name.startswith(LR_PREFIXES)
-
-
 def index_number(value: object) -> int | None:
     """`value` as an epoch or step (an integral number within 64 bits), or None.
 
@@ -185,7 +177,7 @@ class Columns:
         place: str,
         column: str | None,
         index_columns: Sequence[str] = INDEX_COLUMNS,
-        default: str = DEFAULT_COLUMN,
+        default: str = "val_loss",
     ) -> None:
         self.source, self.place, self.asked, self.default = source, place, column, default
         self.index_columns = index_columns
@@ -240,7 +232,9 @@ class Columns:
         return [
             name
             for name, column in self.columns.items()
-            if name not in INDEX_COLUMNS and not is_lr_column(name) and column.values
+            if name not in (*INDEX_COLUMNS, *LR_COLUMNS)
+            and not name.startswith(LR_PREFIXES)
+            and column.values
         ]
 
     def choose(self, every_row: bool, epochs: Columns | None = None) -> MetricLog:
@@ -274,11 +268,12 @@ class Columns:
         if -1 in index:  # some rows have no index: number the values instead
             index_name, index = "row", array("q", range(len(column.values)))
         values, places = column.values, column.places
-        superseded = 0
-        if index_name == "epoch" and not every_row:
-            values, index, places = _last_of_each_epoch(values, index, places)
-            superseded = len(column.values) - len(values)
-        where = self.place
+        last_of_epoch = index_name == "epoch" and not every_row
+        if last_of_epoch:  # of each run of values logged in one epoch, the last
+            last = [i + 1 == len(index) or index[i + 1] != e for i, e in enumerate(index)]
+            values = array("d", itertools.compress(values, last))
+            index = array("q", itertools.compress(index, last))
+            places = array("q", itertools.compress(places, last))
         return MetricLog(
             self.source,
             name,
@@ -286,10 +281,11 @@ class Columns:
             index,
             index_name,
             max(self.rows - len(column.values), 0),
-            superseded,
-            lambda i: where.format(places[i]),
+            len(column.values) - len(values),
+            places,
+            self.place,
             tuple(self.warnings),
-            index_name == "epoch" and not every_row,
+            last_of_epoch,
         )
 
     def _chosen(self) -> str:
@@ -316,16 +312,3 @@ class Columns:
             f"{self.source}: several metric columns ({listing(candidates)}) and {no_default}; "
             "choose one with --column"
         )
-
-
-def _last_of_each_epoch(
-    values: array[float], index: array[int], places: array[int]
-) -> tuple[array[float], array[int], array[int]]:
-    """Of each run of values logged in one epoch, the last."""
-    kept: tuple[array[float], array[int], array[int]] = (array("d"), array("q"), array("q"))
-    for i, epoch in enumerate(index):
-        if i + 1 == len(index) or index[i + 1] != epoch:
-            kept[0].append(values[i])
-            kept[1].append(epoch)
-            kept[2].append(places[i])
-    return kept

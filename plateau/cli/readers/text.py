@@ -22,7 +22,9 @@ Example:
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import BinaryIO
 
@@ -31,6 +33,7 @@ from ..numbers import parse_decimal
 from ._metrics import Columns, LogError, MetricLog, listing
 
 _BOM = b"\xef\xbb\xbf"
+_SPACE = re.compile(r"[ \t\n\r]*")
 TRAINER_STATE = "trainer_state.json"
 _NO_COLUMNS = "a list of bare numbers has no columns, so --column {!r} cannot apply"
 
@@ -98,39 +101,37 @@ def _csv(
     source: str, first: str, rest: Iterator[str], lines: _Lines, column: str | None
 ) -> Columns:
     columns = Columns(source, "line {}", column)
-    reader = csv.reader(_chain(first, rest))
     try:
-        header = [name.strip() for name in next(reader)]
-        start = lines.number
-        bare = len(header) == 1 and _is_number(header[0])
-        if bare:  # a column of numbers: no header to take
-            if column is not None:
-                raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
-            columns.asked = "metric"
-            columns.add("metric", header[0], -1, start)
-            columns.rows = 1
-        elif column is not None and column not in header:
-            raise LogError(f"{source}: no column {column!r}; columns: {listing(header)}")
-        elif len(set(header)) < len(header):
-            duplicate = next(name for name in header if header.count(name) > 1)
-            raise LogError(f"{source}, line {start}: duplicate column {duplicate!r}")
-        width = len(header)
-        for cells in reader:
-            if not cells:
-                continue
-            if len(cells) != width:
-                raise LogError(
-                    f"{source}, line {lines.number}: {len(cells)} cells, but "
-                    + ("line 1 has" if bare else "the header has")
-                    + f" {width}"
-                )
-            if bare:
-                columns.rows += 1
-                columns.add("metric", cells[0], -1, lines.number)
-            else:
-                columns.add_row(lines.number, dict(zip(header, cells, strict=True)))
+        return _csv_rows(columns, first, rest, lines, column)
     except csv.Error as exc:
         raise LogError(f"{source}, line {lines.number}: malformed CSV: {exc}") from None
+
+
+def _csv_rows(
+    columns: Columns, first: str, rest: Iterator[str], lines: _Lines, column: str | None
+) -> Columns:
+    source = columns.source
+    cells = next(csv.reader([first]), [""])
+    if len(cells) == 1 and _is_number(cells[0]):  # bare numbers: no header to take
+        if column is not None:
+            raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
+        columns.asked, rest = "metric", itertools.chain([first], rest)
+        header = ["metric"]
+    else:
+        header = [name.strip() for name in cells]
+        if column is not None and column not in header:
+            raise LogError(f"{source}: no column {column!r}; columns: {listing(header)}")
+        for name in header:
+            if header.count(name) > 1:
+                raise LogError(f"{source}, line {lines.number}: duplicate column {name!r}")
+    for cells in csv.reader(rest):
+        if len(cells) != len(header) and cells:
+            raise LogError(
+                f"{source}, line {lines.number}: {len(cells)} cells, but "
+                f"{'line 1' if header == ['metric'] else 'the header'} has {len(header)}"
+            )
+        if cells:
+            columns.add_row(lines.number, dict(zip(header, cells, strict=True)))
     if not columns.rows:
         raise LogError(f"{source}: no rows under the header")
     return columns
@@ -142,11 +143,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    yield from rest
 
 
 class _Refused(Exception):
@@ -203,7 +199,8 @@ def _json(
                     row, _ = _decode(source, line.strip(), 0, lines.number)
                     if not isinstance(row, dict):
                         raise LogError(
-                            f"{source}, line {lines.number}: expected an object, got {show(row)}"
+                            f"{source}, line {lines.number}: expected a JSON object, "
+                            f"got {show(row)}"
                         )
                     columns.add_row(lines.number, row)
             return columns
@@ -256,9 +253,8 @@ def _is_document(item: Mapping[str, object]) -> bool:
 def _json_list(source: str, text: str, start: int, column: str | None) -> Columns:
     """A JSON list's items, decoded one at a time: numbers, or objects (rows)."""
     columns = Columns(source, "item {}", column)
-    bare: bool | None = None
-    number = 0
-    position = _skip(text, start)
+    kind: type | None = None  # dict for rows, else bare numbers
+    number, position = 0, _skip(text, start)
     while text[position : position + 1] != "]":
         if number:
             if text[position : position + 1] != ",":
@@ -266,24 +262,19 @@ def _json_list(source: str, text: str, start: int, column: str | None) -> Column
             position = _skip(text, position + 1)
         item, position = _decode(source, text, position)
         position = _skip(text, position)
-        if item is not None:
-            if bare is None:
-                bare = not isinstance(item, dict)
-                if bare and column is not None:
-                    raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
-                columns.asked = "metric" if bare else column
-            if isinstance(item, dict) == bare or isinstance(item, list):
-                what = "a number" if bare else "an object"
-                raise LogError(
-                    f"{source}, item {number}: expected {what} like the items before it, "
-                    f"got {show(item)}"
-                )
-        if isinstance(item, dict):
-            columns.add_row(number, item)
-        else:
-            columns.rows += 1
-            if item is not None:
-                columns.add("metric", item, -1, number)
+        if item is not None and kind is None:
+            kind = dict if isinstance(item, dict) else float
+            if kind is float and column is not None:
+                raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
+            columns.asked = column if kind is dict else "metric"
+        if item is not None and (
+            isinstance(item, dict) != (kind is dict) or isinstance(item, list)
+        ):
+            what = "an object" if kind is dict else "a number"
+            raise LogError(
+                f"{source}, item {number}: expected {what} like those before, got {show(item)}"
+            )
+        columns.add_row(number, item if isinstance(item, dict) else {"metric": item})
         number += 1
     if not number:
         raise LogError(f"{source}: empty JSON list")
@@ -291,6 +282,5 @@ def _json_list(source: str, text: str, start: int, column: str | None) -> Column
 
 
 def _skip(text: str, position: int) -> int:
-    while text[position : position + 1] in (" ", "\t", "\n", "\r"):
-        position += 1
-    return position
+    match = _SPACE.match(text, position)
+    return match.end() if match else position

@@ -208,7 +208,9 @@ def test_committed_trainer_state_replays_its_eval_loss():
     assert column(rows, "lr") == expected_lrs(losses, patience=0, mode="max")
     table = ok_table(TRAINER_STATE)
     skipped = len(history) - len(evals)
-    assert table.startswith(f"{TRAINER_STATE}: eval_loss, {len(evals)} values ({skipped} rows")
+    assert table.startswith(
+        f"{TRAINER_STATE}: eval_loss, {len(evals)} values, one per logged step ({skipped} rows"
+    )
     # The training loss, and the checkpoint directory holding the file.
     train = [e["loss"] for e in history if "loss" in e]
     assert column(csv_rows(TRAINER_STATE.parent, "--column", "loss"), "metric") == train

@@ -1,20 +1,18 @@
-"""What every reader keeps while it reads, and how the column and the values are chosen.
+"""What every reader keeps while it reads, and how the column and its values are chosen.
 
 A reader adds each value it meets to a :class:`Columns`: per column, the value, the
-index it was logged at (an ``epoch`` or a ``step``) and its place in the log (a line,
-an item), 24 bytes in all, so a replay's memory is what it keeps per row, never
-the file. :meth:`Columns.choose` then picks the column and, where the log has an
-epoch, keeps the last value of each epoch: what an epoch-level scheduler was given.
+epoch or step it was logged at and its place in the log (a line, an item): 24 bytes,
+so a replay's memory is what it keeps per value, never the file.
+:meth:`Columns.choose` picks the column and, where the log has epochs, keeps the
+last value of each: what an epoch-level scheduler was given.
 
-Shared rules:
-
-- A missing value -- an empty CSV cell, Keras's ``NA``, a JSON ``null`` or an
-  absent key -- skips the row.
-- ``nan`` and ``inf`` are numbers: what they do is the config's ``on_nonfinite``.
-- A number in text is one as loggers write it (:func:`plateau.cli.numbers.parse_decimal`).
-- The column, unless asked for: the format's default (``val_loss``; ``eval_loss``
-  for HF Trainer) when it holds a value; else the only column holding numbers,
-  not counting the index columns (``epoch``, ``step``) and learning rates.
+Shared rules: a missing value (an empty CSV cell, Keras's ``NA``, a JSON ``null``,
+an absent key) skips the row; ``nan`` and ``inf`` are numbers (what they do is the
+config's ``on_nonfinite``); a number in text is one as loggers write it
+(:func:`plateau.cli.numbers.parse_decimal`). Without ``--column``, the column is
+the format's default (``val_loss``; ``eval_loss`` for HF Trainer) when it holds a
+value, else the only one holding numbers, not counting ``epoch``, ``step`` and
+learning rates.
 """
 
 from __future__ import annotations
@@ -33,9 +31,7 @@ INDEX_COLUMNS = ("epoch", "step")
 # Learning rates logged beside the metrics (Keras's learning_rate_*, Lightning's
 # LearningRateMonitor lr-SGD): the schedule's output, never its input.
 LR_COLUMNS, LR_PREFIXES = ("lr", "learning_rate"), ("learning_rate_", "lr-")
-# "NA" is what keras.callbacks.CSVLogger writes for a key absent from an epoch's logs.
-MISSING_CELLS = frozenset({"", "NA"})
-_NOT_A_NUMBER = float("nan")
+MISSING_CELLS = frozenset({"", "NA"})  # NA: keras.callbacks.CSVLogger's absent key
 _LISTED = 12  # names in a message, at most: a log of 100,000 columns gets one short line
 
 
@@ -48,17 +44,17 @@ class MetricLog:
     """The metric sequence read from a log, ready for :func:`plateau.simulate`.
 
     Attributes:
-        source: What was replayed: the file (``version_0/metrics.csv``), with the
-            run for a store (``mlflow.db, run 3f2a... (brave-owl)``).
-        column: The column (tag, key) the metrics came from (``metric`` for bare numbers).
+        source: What was replayed: the file, and the run of a store
+            (``mlflow.db, run 3f2a... (brave-owl)``).
+        column: The column (tag, key) replayed (``metric`` for bare numbers).
         metrics: One value per replayed row, in log order; may hold nan or inf.
         index: The epoch, step or position shown beside each metric.
         index_name: ``epoch``, ``step``, or ``row`` (a position: the log has neither).
         skipped: Rows without a value in the column.
-        superseded: Values replaced by a later one of the same epoch (0 with --every-row).
+        superseded: Values replaced by a later one of the same epoch.
         places: Each metric's place in the log, a number for `place`.
         place: How a place is named, ``{}`` for its number (``line {}``).
-        warnings: Things worth saying that do not stop the replay.
+        warnings: What is worth saying but does not stop the replay.
         last_of_epoch: Only the last value of each epoch was kept.
 
     Example:
@@ -96,9 +92,7 @@ def listing(names: Iterable[str]) -> str:
         'c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, ... (2 more)'
     """
     names = list(names)
-    shown = ", ".join(
-        show(name)[1:-1] if not name.isprintable() else name for name in names[:_LISTED]
-    )
+    shown = ", ".join(name if name.isprintable() else show(name) for name in names[:_LISTED])
     return shown + (f", ... ({len(names) - _LISTED} more)" if len(names) > _LISTED else "")
 
 
@@ -112,24 +106,24 @@ def number(value: object) -> float | None:
         >>> number(" 1.5 "), number("NA"), number(None), number(2)
         (1.5, None, None, 2.0)
     """
-    if value is None:
-        return None
     if isinstance(value, str):
         try:  # the fast way first: float() of what loggers write
             metric = float(value)
         except ValueError:
-            metric = _NOT_A_NUMBER
+            metric = float("nan")
         # float() takes more than loggers write (1_0, non-ASCII digits, Unicode
         # spaces): what is not plainly a finite ASCII number is judged the strict way.
         if metric - metric == 0.0 and value.isascii() and value.isprintable() and "_" not in value:
             return metric
         return None if value.strip(" \t") in MISSING_CELLS else parse_decimal(value)
-    if is_real(value):
-        try:
-            return float(value)  # type: ignore[arg-type]
-        except OverflowError:
-            raise ValueError(f"{show(value)} is too large for a float") from None
-    raise ValueError(f"{show(value)} is not a number")
+    if value is None:
+        return None
+    if not is_real(value):
+        raise ValueError(f"{show(value)} is not a number")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise ValueError(f"{show(value)} is too large for a float") from None
 
 
 def index_number(value: object) -> int | None:
@@ -139,17 +133,13 @@ def index_number(value: object) -> int | None:
         >>> index_number("3"), index_number(4.0), index_number("one"), index_number(0.5)
         (3, 4, None, None)
     """
-    if is_int(value):
-        whole = int(value)  # type: ignore[call-overload]
-    else:
-        try:
-            parsed = number(value)
-        except ValueError:
-            return None
-        if parsed is None or not parsed.is_integer():
-            return None
-        whole = int(parsed)
-    return whole if -MAX_INT <= whole <= MAX_INT else None
+    try:
+        whole = int(value) if is_int(value) else number(value)  # type: ignore[call-overload]
+    except ValueError:
+        return None
+    if whole is None or abs(whole) > MAX_INT or not float(whole).is_integer():
+        return None
+    return int(whole)
 
 
 class _Column:
@@ -167,7 +157,7 @@ class Columns:
         source: Names the log in messages.
         place: How a place is named, with ``{}`` for its number (``line {}``).
         column: The column asked for; None keeps every column, to choose from at the end.
-        index_columns: The columns that index rows, first found first used.
+        index_columns: The columns that index rows, the first present used.
         default: The format's default metric.
     """
 
@@ -180,32 +170,24 @@ class Columns:
         default: str = "val_loss",
     ) -> None:
         self.source, self.place, self.asked, self.default = source, place, column, default
-        self.index_columns = index_columns
+        self.index_columns, self.index_name, self.rows = index_columns, "row", 0
         self.columns: dict[str, _Column] = {}
-        self.index_name = "row"
-        self.rows = 0
         self.warnings: list[str] = []
 
     def add_row(self, place: int, cells: Mapping[str, object]) -> None:
         """Add a table row: each column's value at the row's epoch (or step)."""
         self.rows += 1
-        index: int | None = -1
+        index = -1
         for name in self.index_columns:
-            raw = cells.get(name)
-            if raw is not None and raw != "":
-                index = index_number(raw)
-                if index is None:
+            if cells.get(name) not in (None, ""):
+                found = index_number(cells[name])
+                if found is None:
                     where = f"{self.source}, {self.place.format(place)}, column {name!r}"
-                    raise LogError(f"{where}: {show(raw)} is not a whole number")
-                self.index_name = name
+                    raise LogError(f"{where}: {show(cells[name])} is not a whole number")
+                index, self.index_name = found, name
                 break
-        assert index is not None
-        if self.asked is not None:
-            if self.asked in cells:
-                self.add(self.asked, cells[self.asked], index, place)
-            return
-        for name, value in cells.items():
-            self.add(name, value, index, place)
+        for name in cells if self.asked is None else [self.asked] if self.asked in cells else []:
+            self.add(name, cells[name], index, place)
 
     def seen(self, name: str) -> None:
         """Note that the log has column `name`, without keeping its values."""
@@ -213,14 +195,11 @@ class Columns:
 
     def add(self, name: str, value: object, index: int, place: int) -> None:
         """Add one value of column `name`, logged at `index` (-1: none)."""
-        column = self.columns.get(name)
-        if column is None:
-            column = self.columns[name] = _Column()
+        column = self.columns.get(name) or self.columns.setdefault(name, _Column())
         try:
             metric = number(value)
         except ValueError as exc:
-            if column.bad is None:
-                column.bad = (place, str(exc))
+            column.bad = column.bad or (place, str(exc))
             return
         if metric is not None:
             column.values.append(metric)
@@ -240,14 +219,12 @@ class Columns:
     def choose(self, every_row: bool, epochs: Columns | None = None) -> MetricLog:
         """The chosen column's values; the last of each epoch unless `every_row`.
 
-        Args:
-            every_row: Replay every value, not one per epoch.
-            epochs: A series log's ``epoch`` tag (its values by step), to tell each
-                step's epoch; None for a table, whose rows carry their own.
+        `epochs` is a series log (TensorBoard, MLflow) whose ``epoch`` tag, by step,
+        tells each step's epoch; a table's rows carry their own.
 
         Raises:
-            LogError: the column asked for is absent, there is no single choice, the
-                column holds a value that is not a number, or no value at all.
+            LogError: the column asked for is absent, there is no single choice, or
+                the column holds a value that is not a number, or none at all.
         """
         name = self._chosen()
         column = self.columns[name]
@@ -255,16 +232,12 @@ class Columns:
             place, message = column.bad
             raise LogError(f"{self.source}, {self.place.format(place)}, column {name!r}: {message}")
         if not column.values:
-            raise LogError(
-                f"{self.source}: column {name!r} has no values ({self.rows} rows, all empty)"
-            )
+            raise LogError(f"{self.source}: column {name!r} has no values ({self.rows} rows)")
         index_name, index = self.index_name, column.index
         if epochs is not None and "epoch" in epochs.columns and name != "epoch":
             steps, marks = epochs.columns["epoch"].index, epochs.columns["epoch"].values
-            index = array(
-                "q", (int(marks[max(bisect.bisect_right(steps, s) - 1, 0)]) for s in index)
-            )
-            index_name = "epoch"
+            at = (max(bisect.bisect_right(steps, step) - 1, 0) for step in index)
+            index_name, index = "epoch", array("q", (int(marks[i]) for i in at))
         if -1 in index:  # some rows have no index: number the values instead
             index_name, index = "row", array("q", range(len(column.values)))
         values, places = column.values, column.places
@@ -274,19 +247,12 @@ class Columns:
             values = array("d", itertools.compress(values, last))
             index = array("q", itertools.compress(index, last))
             places = array("q", itertools.compress(places, last))
+        skipped = max(self.rows - len(column.values), 0)
+        superseded = len(column.values) - len(values)
         return MetricLog(
-            self.source,
-            name,
-            values,
-            index,
-            index_name,
-            max(self.rows - len(column.values), 0),
-            len(column.values) - len(values),
-            places,
-            self.place,
-            tuple(self.warnings),
-            last_of_epoch,
-        )
+            self.source, name, values, index, index_name, skipped, superseded, places,
+            self.place, tuple(self.warnings), last_of_epoch,
+        )  # fmt: skip
 
     def _chosen(self) -> str:
         names = list(self.columns)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..._checks import show
@@ -117,30 +118,34 @@ def _run_name(run_dir: str) -> str:
 
 
 def _metric_file(file: str, key: str, series: Columns) -> None:
-    points = []
+    """Add a metric file's values to `series`, in step order (ties in logging order)."""
+    steps, values, lines = array("q"), array("d"), array("q")
     try:
         with open(file, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 parts = line.split()
-                if not parts:
-                    continue
                 try:
-                    if len(parts) not in (2, 3):
+                    if len(parts) not in (0, 2, 3):
                         raise ValueError(line)
-                    timestamp, value = parse_integer(parts[0]), parse_decimal(parts[1])
-                    step = parse_integer(parts[2]) if len(parts) == 3 else 0
+                    if parts:
+                        parse_integer(parts[0])  # the timestamp: checked, not kept
+                        values.append(parse_decimal(parts[1]))
+                        steps.append(parse_integer(parts[2]) if len(parts) == 3 else 0)
+                        lines.append(number)
                 except ValueError:
                     raise LogError(
                         f"{file}, line {number}: expected '<timestamp> <value> <step>', "
                         f"got {show(line.strip())}"
                     ) from None
-                points.append((step, timestamp, value, number))
     except OSError as exc:
         raise LogError(f"{file}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise LogError(f"{file}: not UTF-8 text") from None
-    for step, _, value, number in sorted(points, key=lambda p: p[:2]):
-        series.add(key, value, step, number)
+    order: Iterable[int] = range(len(steps))
+    if any(steps[i] > steps[i + 1] for i in range(len(steps) - 1)):  # rare: sort them
+        order = sorted(order, key=steps.__getitem__)  # stable: ties in logging order
+    for i in order:
+        series.add(key, values[i], steps[i], lines[i])
 
 
 def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:

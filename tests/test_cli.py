@@ -560,7 +560,7 @@ BAD_LOGS = [
         "dup.csv",
         "epoch,val_loss,val_loss\n0,1,2\n",
         [],
-        ["dup.csv", "line 1", "duplicate column 'val_loss'"],
+        ["dup.csv", "line 1", "duplicate columns val_loss"],
     ),
     (
         "unknown.csv",

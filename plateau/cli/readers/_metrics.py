@@ -106,6 +106,8 @@ def number(value: object) -> float | None:
         >>> number(" 1.5 "), number("NA"), number(None), number(2)
         (1.5, None, None, 2.0)
     """
+    if type(value) is float:  # a JSON number: the common case, and no ABC to ask
+        return value
     if isinstance(value, str):
         try:  # the fast way first: float() of what loggers write
             metric = float(value)
@@ -133,6 +135,8 @@ def index_number(value: object) -> int | None:
         >>> index_number("3"), index_number(4.0), index_number("one"), index_number(0.5)
         (3, 4, None, None)
     """
+    if type(value) is int and abs(value) <= MAX_INT:  # the common case first
+        return value
     try:
         whole = int(value) if is_int(value) else number(value)  # type: ignore[call-overload]
     except ValueError:
@@ -216,11 +220,11 @@ class Columns:
             and column.values
         ]
 
-    def choose(self, every_row: bool, epochs: Columns | None = None) -> MetricLog:
+    def choose(self, every_row: bool, epoch_tag: str | None = None) -> MetricLog:
         """The chosen column's values; the last of each epoch unless `every_row`.
 
-        `epochs` is a series log (TensorBoard, MLflow) whose ``epoch`` tag, by step,
-        tells each step's epoch; a table's rows carry their own.
+        `epoch_tag` names a series log's (TensorBoard's, MLflow's) column whose value
+        at each step is that step's epoch; a table's rows carry their own.
 
         Raises:
             LogError: the column asked for is absent, there is no single choice, or
@@ -234,8 +238,8 @@ class Columns:
         if not column.values:
             raise LogError(f"{self.source}: column {name!r} has no values ({self.rows} rows)")
         index_name, index = self.index_name, column.index
-        if epochs is not None and "epoch" in epochs.columns and name != "epoch":
-            steps, marks = epochs.columns["epoch"].index, epochs.columns["epoch"].values
+        if epoch_tag in self.columns and name != epoch_tag:
+            steps, marks = self.columns[epoch_tag].index, self.columns[epoch_tag].values
             at = (max(bisect.bisect_right(steps, step) - 1, 0) for step in index)
             index_name, index = "epoch", array("q", (int(marks[i]) for i in at))
         if -1 in index:  # some rows have no index: number the values instead

@@ -100,10 +100,11 @@ def read_file_store(path: str, column: str | None, run: str | None, every_row: b
     chosen = runs[pick(path, runs, run)]
     run_dir = next(d for d in run_dirs(path) if os.path.basename(d) == chosen[0])
     series = Columns(described(path, chosen), "line {}", column, index_columns=())
+    series.index_name = "step"
     for key in chosen[2]:
         if column is None or key in (column, "epoch"):
             _metric_file(os.path.join(run_dir, "metrics", *key.split("/")), key, series)
-    return _chosen(series, every_row)
+    return series.choose(every_row, "epoch")
 
 
 def _run_name(run_dir: str) -> str:
@@ -168,6 +169,7 @@ def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool)
         runs = sorted((r.info.run_id, r.info.run_name or "", sorted(r.data.metrics)) for r in found)
         chosen = runs[pick(path, runs, run)]
         series = Columns(described(path, chosen), "step {}", column, index_columns=())
+        series.index_name = "step"
         for key in chosen[2]:
             if column is None or key in (column, "epoch"):
                 # Step order, ties in logging order (the sort is stable).
@@ -176,7 +178,7 @@ def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool)
                     series.add(key, metric.value, metric.step, metric.step)
     except MlflowException as exc:
         raise LogError(f"{path}: mlflow cannot read it: {exc.message}") from None
-    return _chosen(series, every_row)
+    return series.choose(every_row, "epoch")
 
 
 def _check_tables(path: str) -> None:
@@ -188,9 +190,3 @@ def _check_tables(path: str) -> None:
         raise LogError(f"{path}: not a readable SQLite file: {exc}") from None
     if not {"runs", "metrics", "experiments"} <= tables:
         raise LogError(f"{path}: an SQLite file without MLflow's tables (runs, metrics)")
-
-
-def _chosen(series: Columns, every_row: bool) -> MetricLog:
-    series.index_name = "step"
-    series.rows = 0
-    return series.choose(every_row, epochs=series)

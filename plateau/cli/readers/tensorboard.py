@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ._metrics import Columns, LogError, MetricLog
+from ._metrics import Columns, LogError
 
 EXTRA = "plateau-lr[tensorboard]"
 _RECORD_FRAME = 16  # a TFRecord's length (8 bytes), its CRC (4) and the data's CRC (4)
@@ -41,7 +41,7 @@ def read_events(source: str, files: Sequence[str], column: str | None) -> Column
     except ImportError:
         raise LogError(f"{source}: reading TensorBoard event files needs '{EXTRA}'") from None
     series = Columns(source, "event {}", column, index_columns=())
-    series.index_name = "step"
+    series.index_name = "step"  # each tag is a series by step
     other_tags: set[str] = set()  # TF2 writes a tag's plugin only on its first event
     count = 0
     for path in files:
@@ -76,15 +76,3 @@ def read_events(source: str, files: Sequence[str], column: str | None) -> Column
                 f"the events before it are replayed, the {size - read} bytes after it are not"
             )
     return series
-
-
-def read_tensorboard(
-    source: str, files: Sequence[str], column: str | None, every_row: bool
-) -> MetricLog:
-    """The metric `column` (or the default tag) of one run's event `files`.
-
-    Raises:
-        LogError: no ``tensorboard``, no single tag, or no value.
-    """
-    events = read_events(source, files, column)
-    return events.choose(every_row, epochs=events)

@@ -14,7 +14,7 @@ its line; a last line without a line end (a log cut short) is warned about.
 Example:
     >>> import io
     >>> text = b"epoch,step,train_loss,val_loss\n0,9,2.0,\n0,19,1.5,1.3\n1,39,0.9,0.8\n"
-    >>> log = read_text("metrics.csv", io.BytesIO(text), None, every_row=False)
+    >>> log = text_columns("metrics.csv", io.BytesIO(text), None).choose(every_row=False)
     >>> log.column, list(log.metrics), list(log.index), log.index_name, log.skipped
     ('val_loss', [1.3, 0.8], [0, 1], 'epoch', 1)
 """
@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 from ..._checks import show
 from ..numbers import parse_decimal
-from ._metrics import Columns, LogError, MetricLog, listing
+from ._metrics import Columns, LogError, listing
 
 _BOM = b"\xef\xbb\xbf"
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -60,21 +60,8 @@ class _Lines:
                 ) from None
 
     def warnings(self) -> list[str]:
-        if self.ended:
-            return []
-        return [
-            f"{self.source}, line {self.number}: the last line has no line end, so it may "
-            "be cut short (a log still being written?); it is replayed as read"
-        ]
-
-
-def read_text(source: str, stream: BinaryIO, column: str | None, every_row: bool) -> MetricLog:
-    """Read the metric `column` (or the default one) from a text log's bytes.
-
-    Raises:
-        LogError: a malformed log, no single column, or a value that is not a number.
-    """
-    return text_columns(source, stream, column).choose(every_row)
+        cut = f"{self.source}, line {self.number}: the last line has no line end, so it may be"
+        return [] if self.ended else [f"{cut} cut short (a log still being written?)"]
 
 
 def text_columns(source: str, stream: BinaryIO, column: str | None) -> Columns:
@@ -102,36 +89,26 @@ def _csv(
 ) -> Columns:
     columns = Columns(source, "line {}", column)
     try:
-        return _csv_rows(columns, first, rest, lines, column)
+        header = [name.strip() for name in next(csv.reader([first]))]
+        if len(header) == 1 and _is_number(header[0]):  # bare numbers: no header to take
+            if column is not None:
+                raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
+            columns.asked, rest, header = "metric", itertools.chain([first], rest), ["metric"]
+        elif column is not None and column not in header:
+            raise LogError(f"{source}: no column {column!r}; columns: {listing(header)}")
+        elif len(set(header)) < len(header):
+            twice = listing(name for name in header if header.count(name) > 1)
+            raise LogError(f"{source}, line {lines.number}: duplicate columns {twice}")
+        for cells in csv.reader(rest):
+            if len(cells) != len(header) and cells:
+                raise LogError(
+                    f"{source}, line {lines.number}: {len(cells)} cells, but "
+                    f"{'line 1' if header == ['metric'] else 'the header'} has {len(header)}"
+                )
+            if cells:
+                columns.add_row(lines.number, dict(zip(header, cells, strict=True)))
     except csv.Error as exc:
         raise LogError(f"{source}, line {lines.number}: malformed CSV: {exc}") from None
-
-
-def _csv_rows(
-    columns: Columns, first: str, rest: Iterator[str], lines: _Lines, column: str | None
-) -> Columns:
-    source = columns.source
-    cells = next(csv.reader([first]), [""])
-    if len(cells) == 1 and _is_number(cells[0]):  # bare numbers: no header to take
-        if column is not None:
-            raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
-        columns.asked, rest = "metric", itertools.chain([first], rest)
-        header = ["metric"]
-    else:
-        header = [name.strip() for name in cells]
-        if column is not None and column not in header:
-            raise LogError(f"{source}: no column {column!r}; columns: {listing(header)}")
-        for name in header:
-            if header.count(name) > 1:
-                raise LogError(f"{source}, line {lines.number}: duplicate column {name!r}")
-    for cells in csv.reader(rest):
-        if len(cells) != len(header) and cells:
-            raise LogError(
-                f"{source}, line {lines.number}: {len(cells)} cells, but "
-                f"{'line 1' if header == ['metric'] else 'the header'} has {len(header)}"
-            )
-        if cells:
-            columns.add_row(lines.number, dict(zip(header, cells, strict=True)))
     if not columns.rows:
         raise LogError(f"{source}: no rows under the header")
     return columns

@@ -17,8 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from .readers import MetricLog
-from .replay import ReplayRow, Run, cut, describe, start_lrs
+from .replay import MetricLog, ReplayRow, Run, cut, describe, start_lrs
 
 FORMATS = ("table", "csv", "json")
 # Rows are written in batches: one write call per row would cost more than the row.

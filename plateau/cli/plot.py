@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from .._core import PlateauState
 from .options import UsageError
-from .readers import MetricLog
-from .replay import ReplayRow, Run, cut, describe, start_lrs
+from .replay import MetricLog, ReplayRow, Run, cut, describe, start_lrs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

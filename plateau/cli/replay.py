@@ -5,7 +5,6 @@ keeps nothing of the replay but the current states.
 
 Example:
     >>> from array import array
-    >>> from .readers import MetricLog
     >>> log = MetricLog("log", "val_loss", array("d", [1.0, 0.9, 0.95, 0.95]),
     ...                 array("q", range(4)), "epoch", 0, 0, range(4))
     >>> runs = [Run("base", PlateauConfig(patience=1))]
@@ -21,7 +20,53 @@ import attrs
 
 from .._config import PlateauConfig
 from .._core import PlateauState, init, step
-from .readers import MetricLog
+
+
+@attrs.frozen
+class MetricLog:
+    """The metric sequence read from a log, ready for :func:`plateau.simulate`.
+
+    Attributes:
+        source: What was replayed: the file, and the run of a store
+            (``mlflow.db, run 3f2a... (brave-owl)``).
+        column: The column (tag, key) replayed (``metric`` for bare numbers).
+        metrics: One value per replayed row, in log order; may hold nan or inf.
+        index: The epoch, step or position shown beside each metric.
+        index_name: ``epoch``, ``step``, or ``row`` (a position: the log has neither).
+        skipped: Rows without a value in the column.
+        superseded: Values replaced by a later one of the same epoch.
+        places: Each metric's place in the log, a number for `place`.
+        place: How a place is named, ``{}`` for its number (``line {}``).
+        warnings: What is worth saying but does not stop the replay.
+        last_of_epoch: Only the last value of each epoch was kept.
+
+    Example:
+        >>> from array import array
+        >>> log = MetricLog("a.json", "metric", array("d", [0.5]), array("q", [0]), "row",
+        ...                 0, 0, array("q", [0]), "item {}")
+        >>> log.where(0), len(log)
+        ('item 0', 1)
+    """
+
+    source: str
+    column: str
+    metrics: Sequence[float]
+    index: Sequence[int]
+    index_name: str
+    skipped: int
+    superseded: int
+    places: Sequence[int] = attrs.field(repr=False)
+    place: str = "line {}"
+    warnings: tuple[str, ...] = ()
+    last_of_epoch: bool = False
+
+    def where(self, index: int) -> str:
+        """The place of metric number `index` in the log."""
+        return self.place.format(self.places[index])
+
+    def __len__(self) -> int:
+        return len(self.metrics)
+
 
 BASE_LABEL = "base"
 

@@ -24,8 +24,9 @@ import os
 import stat
 from typing import BinaryIO
 
+from ..replay import MetricLog
 from . import mlflow, tensorboard, text
-from ._metrics import LogError, MetricLog
+from ._metrics import LogError
 
 __all__ = ["STDIN", "LogError", "MetricLog", "read_log"]
 

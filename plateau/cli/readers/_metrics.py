@@ -1,18 +1,10 @@
-"""What every reader keeps while it reads, and how the column and its values are chosen.
+"""What a reader keeps while it reads, and how the column and its values are chosen.
 
-A reader adds each value it meets to a :class:`Columns`: per column, the value, the
-epoch or step it was logged at and its place in the log (a line, an item): 24 bytes,
-so a replay's memory is what it keeps per value, never the file.
-:meth:`Columns.choose` picks the column and, where the log has epochs, keeps the
-last value of each: what an epoch-level scheduler was given.
-
-Shared rules: a missing value (an empty CSV cell, Keras's ``NA``, a JSON ``null``,
-an absent key) skips the row; ``nan`` and ``inf`` are numbers (what they do is the
-config's ``on_nonfinite``); a number in text is one as loggers write it
-(:func:`plateau.cli.numbers.parse_decimal`). Without ``--column``, the column is
-the format's default (``val_loss``; ``eval_loss`` for HF Trainer) when it holds a
-value, else the only one holding numbers, not counting ``epoch``, ``step`` and
-learning rates.
+A reader adds each value to a :class:`Columns`: per column the value, the epoch or
+step it was logged at and its place (a line, an item), 24 bytes, so memory is what
+is kept per value, never the file. A missing value (an empty cell, Keras's ``NA``,
+``null``, an absent key) skips the row; ``nan`` and ``inf`` are numbers; a number in
+text is one as loggers write it (:func:`plateau.cli.numbers.parse_decimal`).
 """
 
 from __future__ import annotations
@@ -22,10 +14,9 @@ import itertools
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 
-import attrs
-
 from ..._checks import MAX_INT, is_int, is_real, show
 from ..numbers import parse_decimal
+from ..replay import MetricLog
 
 INDEX_COLUMNS = ("epoch", "step")
 # Learning rates logged beside the metrics (Keras's learning_rate_*, Lightning's
@@ -37,51 +28,6 @@ _LISTED = 12  # names in a message, at most: a log of 100,000 columns gets one s
 
 class LogError(ValueError):
     """A log that cannot be replayed. The message is one line saying what and where."""
-
-
-@attrs.frozen
-class MetricLog:
-    """The metric sequence read from a log, ready for :func:`plateau.simulate`.
-
-    Attributes:
-        source: What was replayed: the file, and the run of a store
-            (``mlflow.db, run 3f2a... (brave-owl)``).
-        column: The column (tag, key) replayed (``metric`` for bare numbers).
-        metrics: One value per replayed row, in log order; may hold nan or inf.
-        index: The epoch, step or position shown beside each metric.
-        index_name: ``epoch``, ``step``, or ``row`` (a position: the log has neither).
-        skipped: Rows without a value in the column.
-        superseded: Values replaced by a later one of the same epoch.
-        places: Each metric's place in the log, a number for `place`.
-        place: How a place is named, ``{}`` for its number (``line {}``).
-        warnings: What is worth saying but does not stop the replay.
-        last_of_epoch: Only the last value of each epoch was kept.
-
-    Example:
-        >>> log = MetricLog("a.json", "metric", array("d", [0.5]), array("q", [0]), "row",
-        ...                 0, 0, array("q", [0]), "item {}")
-        >>> log.where(0), len(log)
-        ('item 0', 1)
-    """
-
-    source: str
-    column: str
-    metrics: Sequence[float]
-    index: Sequence[int]
-    index_name: str
-    skipped: int
-    superseded: int
-    places: Sequence[int] = attrs.field(repr=False)
-    place: str = "line {}"
-    warnings: tuple[str, ...] = ()
-    last_of_epoch: bool = False
-
-    def where(self, index: int) -> str:
-        """The place of metric number `index` in the log."""
-        return self.place.format(self.places[index])
-
-    def __len__(self) -> int:
-        return len(self.metrics)
 
 
 def listing(names: Iterable[str]) -> str:

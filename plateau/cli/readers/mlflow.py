@@ -25,7 +25,8 @@ from pathlib import Path
 
 from ..._checks import show
 from ..numbers import parse_decimal, parse_integer
-from ._metrics import Columns, LogError, MetricLog, listing
+from ..replay import MetricLog
+from ._metrics import Columns, LogError, listing
 
 EXTRA = "plateau-lr[mlflow]"
 SQLITE_MAGIC = b"SQLite format 3\x00"

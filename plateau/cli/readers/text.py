@@ -190,34 +190,36 @@ def _json(
     if text[end:].strip() or not isinstance(document, dict):
         at = text.count("\n", 0, end) + 1
         raise LogError(f"{source}, line {at}: more than one JSON value, or not an object")
-    if isinstance(document.get("log_history"), list):
-        history = Columns(source, "log_history[{}]", column, ("step",), "eval_loss")
-        for number, entry in enumerate(document["log_history"]):
-            if not isinstance(entry, Mapping):
-                raise LogError(
-                    f"{source}, log_history[{number}]: expected an object, got {show(entry)}"
-                )
-            history.add_row(number, entry)
-        if not history.rows:
-            raise LogError(f"{source}: log_history is empty (no logging step reached yet?)")
-        return history
-    if not document or not all(isinstance(values, list) for values in document.values()):
+    if isinstance(document.get("log_history"), list):  # HF Trainer's trainer_state.json
+        rows, table = (
+            document["log_history"],
+            Columns(source, "log_history[{}]", column, ("step",), "eval_loss"),
+        )
+    elif document and all(isinstance(values, list) for values in document.values()):
+        lengths = {name: len(values) for name, values in document.items()}
+        if len(set(lengths.values())) > 1:
+            raise LogError(
+                f"{source}: the JSON object's columns differ in length "
+                f"({listing(f'{k}: {n}' for k, n in lengths.items())}), "
+                "so row i cannot be lined up across them (Keras's history.history does this under "
+                "validation_freq > 1; its CSVLogger file marks those epochs NA instead)"
+            )
+        count, table = max(lengths.values()), Columns(source, "index {}", column)
+        rows = [{"epoch": i, **{k: v[i] for k, v in document.items()}} for i in range(count)]
+    else:
         raise LogError(
             f"{source}: a JSON object is read as JSON lines (one object per line) or as "
             "an object of columns (every value a list, as json.dump(history.history, f) writes)"
         )
-    lengths = {name: len(values) for name, values in document.items()}
-    if len(set(lengths.values())) > 1:
-        listed = listing(f"{name}: {count}" for name, count in lengths.items())
-        raise LogError(
-            f"{source}: the JSON object's columns differ in length ({listed}), "
-            "so row i cannot be lined up across them (Keras's history.history does this under "
-            "validation_freq > 1; its CSVLogger file marks those epochs NA instead)"
-        )
-    history = Columns(source, "index {}", column)
-    for i in range(next(iter(lengths.values()))):
-        history.add_row(i, {"epoch": i, **{name: values[i] for name, values in document.items()}})
-    return history
+    for number, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise LogError(
+                f"{source}, {table.place.format(number)}: expected an object, got {show(row)}"
+            )
+        table.add_row(number, row)
+    if not table.rows:
+        raise LogError(f"{source}: no rows (log_history is empty, or the columns are)")
+    return table
 
 
 def _is_document(item: Mapping[str, object]) -> bool:

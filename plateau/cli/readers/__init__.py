@@ -1,14 +1,10 @@
-r"""Reading one metric out of a trainer's log, for ``plateau simulate``: one way through.
+r"""One metric out of a trainer's log, in one pass: the format, its reader, the column.
 
-:func:`read_log` finds the format; that format's reader adds the log's values to a
-:class:`~._metrics.Columns`, which chooses the column; the result is a
-:class:`MetricLog` to replay. A directory is looked into (a ``trainer_state.json``
-or ``metrics.csv`` in it, an ``mlflow.db``, an MLflow file store, else the runs
-below it: directories of event files or of a ``metrics.csv``); a file starting
-with SQLite's header is an MLflow store (:mod:`.mlflow`); an event file is
-TensorBoard's (:mod:`.tensorboard`); anything else, a pipe and ``-`` included, is
-text (:mod:`.text`), read once as it streams. Errors are :class:`LogError`, one
-line naming the file and the place.
+:func:`read_log` finds the format; its reader (:mod:`.text`, :mod:`.tensorboard`,
+:mod:`.mlflow`) adds the values to a :class:`~._metrics.Columns`, which chooses the
+column. A directory is looked into: a ``trainer_state.json`` or ``metrics.csv``,
+an ``mlflow.db``, an MLflow file store, else the runs below it. A pipe is read
+once, as text. Errors are :class:`LogError`: one line naming the file and place.
 
 Example:
     >>> import io
@@ -116,7 +112,7 @@ def _directory(path: str, column: str | None, run: str | None, every_row: bool) 
     name = next(iter(runs))
     if len(runs) > 1 or run is not None:
         listed = [(name, "", _holds(name, files)) for name, files in runs.items()]
-        name = listed[mlflow.pick(path, listed, run)][0]
+        name = mlflow.pick(path, listed, run)[0]
     if not tensorboard.is_event_file(runs[name][0]):
         return read_log(runs[name][0], column, None, every_row)
     source = os.path.join(path, name)

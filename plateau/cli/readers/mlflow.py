@@ -1,17 +1,11 @@
 """MLflow runs: ``mlflow.db`` through mlflow's own client, the file store with the stdlib.
 
-- SQLite store (``mlflow.db``, MLflow 3's default): read with
-  ``mlflow.MlflowClient`` (needs ``plateau-lr[mlflow]``), which reads whatever
-  schema its own migrations left. A NaN is NaN; MLflow stores +-inf as the largest
-  float, which is what is replayed.
-- File store (``mlruns/``, which MLflow 3 keeps in maintenance mode): each
-  ``<experiment>/<run>/metrics/<key>`` holds one line per value,
-  ``<timestamp_ms> <value> <step>``; a ``/`` in a key makes subfolders. PATH may be
-  a run directory, an experiment directory or the ``mlruns`` root.
-
-A store holding several runs needs ``--run`` (a run id or name); the error lists
-the runs and the metrics each holds. A key's values are replayed in step order
-(ties in logging order), each at its step; an ``epoch`` key tells each step's epoch.
+``mlflow.db`` (MLflow 3's default) is read with ``MlflowClient`` (``plateau-lr[mlflow]``),
+whatever schema its migrations left. The file store (``mlruns/``, kept by MLflow 3 in
+maintenance mode) is plain text: ``<experiment>/<run>/metrics/<key>`` holds a line
+``<timestamp_ms> <value> <step>`` per value. Several runs need ``--run`` (an id or a
+name). A key's values are replayed in step order (ties in logging order); an
+``epoch`` key tells each step's epoch.
 """
 
 from __future__ import annotations
@@ -34,52 +28,46 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 _Run = tuple[str, str, list[str]]
 
 
-def is_run_dir(path: str) -> bool:
-    """Whether `path` is a file-store run directory (``meta.yaml`` beside ``metrics/``)."""
-    return os.path.isfile(os.path.join(path, "meta.yaml")) and os.path.isdir(
-        os.path.join(path, "metrics")
-    )
-
-
 def run_dirs(path: str) -> list[str]:
-    """The file-store runs at `path`: itself, its children, or its grandchildren."""
-    if is_run_dir(path):
-        return [path]
-    for depth in (1, 2):
-        pattern = "/".join(["[!.]*"] * depth)
-        found = sorted(str(p) for p in Path(path).glob(pattern) if is_run_dir(str(p)))
+    """The file-store runs (``meta.yaml`` beside ``metrics/``) at `path` or up to 2 below."""
+    for depth in (0, 1, 2):
+        found = sorted(
+            str(p)
+            for p in ([Path(path)] if depth == 0 else Path(path).glob("/".join(["[!.]*"] * depth)))
+            if (p / "meta.yaml").is_file() and (p / "metrics").is_dir()
+        )
         if found:
             return found
     return []
 
 
-def pick(source: str, runs: Sequence[_Run], run: str | None, what: str = "metrics") -> int:
-    """The index of the run asked for (id or name), or of the only one.
+def pick(source: str, runs: Sequence[_Run], run: str | None) -> _Run:
+    """The run asked for (by id or name), or the only one.
 
     Raises:
         LogError: no run, or several and none (or no single one) asked for; the
-            message lists each run and what it holds.
+            message lists each run and the metrics it holds.
     """
-    if run is not None:
-        matches = [i for i, (run_id, name, _) in enumerate(runs) if run in (run_id, name)]
-        if len(matches) == 1:
-            return matches[0]
-    elif len(runs) == 1:
-        return 0
+    matches = [r for r in runs if run in r[:2]] if run is not None else list(runs)
+    if len(matches) == 1:
+        return matches[0]
     if not runs:
         raise LogError(f"{source}: no run logged any metric")
     listed = "; ".join(
-        f"{run_id}{f' ({name})' if name else ''}: {listing(keys) or f'no {what}'}"
+        f"{run_id}{f' ({name})' if name else ''}: {listing(keys) or 'no metrics'}"
         for run_id, name, keys in runs[:6]
     ) + (f"; ... ({len(runs) - 6} more)" if len(runs) > 6 else "")
     asked = "choose one with --run" if run is None else f"none is {run!r}"
     raise LogError(f"{source}: {len(runs)} runs ({listed}); {asked}")
 
 
-def described(source: str, run: _Run) -> str:
-    """What the output names as replayed: the store and its run."""
-    run_id, name, _ = run
-    return f"{source}, run {run_id}" + (f" ({name})" if name else "")
+def _series(path: str, chosen: _Run, column: str | None, place: str) -> Columns:
+    """Where the chosen run's values go: named as the output names what it replayed."""
+    run_id, name, _ = chosen
+    source = f"{path}, run {run_id}" + (f" ({name})" if name else "")
+    series = Columns(source, place, column, index_columns=())
+    series.index_name = "step"
+    return series
 
 
 def read_file_store(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:
@@ -89,19 +77,18 @@ def read_file_store(path: str, column: str | None, run: str | None, every_row: b
         LogError: no run, several runs and no ``--run``, a malformed metric file,
             or no single metric to replay.
     """
+    dirs = {os.path.basename(run_dir): run_dir for run_dir in run_dirs(path)}
     runs = []
-    for run_dir in run_dirs(path):
+    for run_id, run_dir in dirs.items():
         metrics = os.path.join(run_dir, "metrics")
         keys = sorted(
             os.path.relpath(os.path.join(root, name), metrics).replace(os.sep, "/")
             for root, _, names in os.walk(metrics)
             for name in names
         )
-        runs.append((os.path.basename(run_dir), _run_name(run_dir), keys))
-    chosen = runs[pick(path, runs, run)]
-    run_dir = next(d for d in run_dirs(path) if os.path.basename(d) == chosen[0])
-    series = Columns(described(path, chosen), "line {}", column, index_columns=())
-    series.index_name = "step"
+        runs.append((run_id, _run_name(run_dir), keys))
+    chosen = pick(path, runs, run)
+    series, run_dir = _series(path, chosen, column, "line {}"), dirs[chosen[0]]
     for key in chosen[2]:
         if column is None or key in (column, "epoch"):
             _metric_file(os.path.join(run_dir, "metrics", *key.split("/")), key, series)
@@ -168,9 +155,8 @@ def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool)
         experiments = [e.experiment_id for e in client.search_experiments()]
         found = client.search_runs(experiments, max_results=50_000) if experiments else []
         runs = sorted((r.info.run_id, r.info.run_name or "", sorted(r.data.metrics)) for r in found)
-        chosen = runs[pick(path, runs, run)]
-        series = Columns(described(path, chosen), "step {}", column, index_columns=())
-        series.index_name = "step"
+        chosen = pick(path, runs, run)
+        series = _series(path, chosen, column, "step {}")
         for key in chosen[2]:
             if column is None or key in (column, "epoch"):
                 # Step order, ties in logging order (the sort is stable).

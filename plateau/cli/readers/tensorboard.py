@@ -1,15 +1,11 @@
 """TensorBoard event files, read with the ``tensorboard`` package's own reader.
 
-Needs ``plateau-lr[tensorboard]`` (whoever has event files has ``tensorboard``:
-torch's ``SummaryWriter`` needs it). Each file is read record by record, keeping
-only the scalars' values: a ``simple_value`` (torch's ``SummaryWriter``,
-tensorboardX, TF1) or a one-element tensor of no other plugin than ``scalars``
-(TF2's ``tf.summary.scalar``, ``add_scalar(..., new_style=True)``). Each tag is one
-series indexed by the event's step; an ``epoch`` tag (Lightning writes one) tells
-each step's epoch. The files of one directory are one run, in name order.
-
-The library stops, silently, at a truncated or damaged record; what it read is
-counted, so a file that ends early is warned about, naming the byte.
+Needs ``plateau-lr[tensorboard]`` (torch's ``SummaryWriter`` needs it too). Only
+scalars are kept: a ``simple_value`` (``SummaryWriter``, tensorboardX, TF1) or a
+one-element tensor of no plugin but ``scalars`` (TF2's ``tf.summary.scalar``). Each
+tag is a series by step; an ``epoch`` tag (Lightning writes one) tells each step's
+epoch. The library stops silently at a truncated or damaged record: what it read
+is counted, so a file that ends early is warned about, naming the byte.
 """
 
 from __future__ import annotations

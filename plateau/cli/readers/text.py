@@ -1,15 +1,11 @@
 r"""Text logs, read once as a stream with the standard library: CSV, JSON, JSON lines.
 
-- CSV with a header row (Lightning's and Keras's ``CSVLogger``, any table); a
-  file whose first line is a bare number is a column of numbers, read whole.
-- JSON lines, one object per line (split on ``\n`` only: a U+2028 inside a string
-  is text), or one JSON document: a list of numbers or of objects, an object of
-  equal-length lists (``json.dump(history.history, f)`` of a Keras ``History``:
-  row i is epoch i), or HF Trainer's ``trainer_state.json`` (its ``log_history``
-  entries, indexed by their global ``step``; the default column is ``eval_loss``).
-
-The stream is read line by line from bytes, so a byte that is not UTF-8 is named by
-its line; a last line without a line end (a log cut short) is warned about.
+CSV has a header row (a first line that is a bare number starts a file of bare
+numbers, read whole). JSON lines hold an object a line, split on ``\n`` only; one
+JSON document is a list (of numbers or of objects, decoded an item at a time), an
+object of equal-length lists (a Keras ``History`` dump: row i is epoch i), or HF
+Trainer's ``trainer_state.json`` (its ``log_history``, by ``step``; ``eval_loss``
+is the default). Bytes are decoded line by line, so a bad byte is named by its line.
 
 Example:
     >>> import io
@@ -53,11 +49,8 @@ class _Lines:
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                gzip = " (a gzip file: gunzip it first)" if raw.startswith(b"\x1f\x8b") else ""
-                raise LogError(
-                    f"{self.source}, line {self.number}: not UTF-8 text (byte {exc.start + 1} "
-                    f"of the line){gzip}"
-                ) from None
+                where = f"{self.source}, line {self.number}"
+                raise LogError(f"{where}: not UTF-8 text (byte {exc.start + 1})") from None
 
     def warnings(self) -> list[str]:
         cut = f"{self.source}, line {self.number}: the last line has no line end, so it may be"

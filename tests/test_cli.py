@@ -599,7 +599,7 @@ BAD_LOGS = [
         [],
         ["notalist.json", "JSON lines", "every value a list"],
     ),
-    ("nolists.json", '{"loss": [], "val_loss": []}', [], ["nolists.json", "no numeric column"]),
+    ("nolists.json", '{"loss": [], "val_loss": []}', [], ["nolists.json", "no rows"]),
     (
         "columncell.json",
         '{"val_loss": [1.0, "x"]}',

@@ -81,8 +81,10 @@ def index_number(value: object) -> int | None:
         >>> index_number("3"), index_number(4.0), index_number("one"), index_number(0.5)
         (3, 4, None, None)
     """
-    if type(value) is int and abs(value) <= MAX_INT:  # the common case first
+    if type(value) is int and abs(value) <= MAX_INT:  # the common cases first
         return value
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
     try:
         whole = int(value) if is_int(value) else number(value)  # type: ignore[call-overload]
     except ValueError:
@@ -136,12 +138,20 @@ class Columns:
                     raise LogError(f"{where}: {show(cells[name])} is not a whole number")
                 index, self.index_name = found, name
                 break
-        for name in cells if self.asked is None else [self.asked] if self.asked in cells else []:
-            self.add(name, cells[name], index, place)
+        if self.asked is not None:
+            if self.asked in cells:
+                self.add(self.asked, cells[self.asked], index, place)
+            return
+        for name, value in cells.items():
+            if name not in self.index_columns:  # the index is no metric to keep
+                self.add(name, value, index, place)
+            else:
+                self.seen(name)
 
     def seen(self, name: str) -> None:
         """Note that the log has column `name`, without keeping its values."""
-        self.columns.setdefault(name, _Column())
+        if name not in self.columns:
+            self.columns[name] = _Column()
 
     def add(self, name: str, value: object, index: int, place: int) -> None:
         """Add one value of column `name`, logged at `index` (-1: none)."""

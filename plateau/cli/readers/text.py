@@ -109,33 +109,21 @@ def _csv(
 
 def _is_number(text: str) -> bool:
     try:
-        parse_decimal(text)
+        return parse_decimal(text) is not None
     except ValueError:
         return False
-    return True
-
-
-class _Refused(Exception):
-    """A value the JSON parser refuses; the message says what."""
 
 
 def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """An object's keys, each once: json would keep only a repeated key's last value."""
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _Refused(f"duplicate key {show(key)} in a JSON object")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        keys = [key for key, _ in pairs]
+        raise ValueError(f"duplicate key {show(next(k for k in keys if keys.count(k) > 1))}")
     return result
 
 
-def _integer(text: str) -> int:
-    if len(text) > 4300:  # int() of more digits raises a bare ValueError
-        raise _Refused(f"an integer of {len(text)} digits, too long to be a number")
-    return int(text)
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_integer)
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
 
 
 def _decode(source: str, text: str, start: int, line: int = 0) -> tuple[object, int]:
@@ -145,12 +133,11 @@ def _decode(source: str, text: str, start: int, line: int = 0) -> tuple[object, 
     except json.JSONDecodeError as exc:
         where = f"line {line or exc.lineno} char {exc.colno}"
         raise LogError(f"{source}, {where}: invalid JSON: {exc.msg}") from None
-    except _Refused as exc:
+    except (ValueError, RecursionError) as exc:  # a duplicate key, too many digits, nesting
+        what = "JSON nested too deeply" if isinstance(exc, RecursionError) else exc
         raise LogError(
-            f"{source}, line {line or text.count(chr(10), 0, start) + 1}: {exc}"
+            f"{source}, line {line or text.count(chr(10), 0, start) + 1}: {what}"
         ) from None
-    except RecursionError:
-        raise LogError(f"{source}: JSON nested too deeply") from None
 
 
 def _json(
@@ -159,7 +146,7 @@ def _json(
     if first.lstrip().startswith("{"):
         try:
             item = _DECODER.decode(first)
-        except (json.JSONDecodeError, _Refused, RecursionError):
+        except (ValueError, RecursionError):
             item = None  # an object over several lines: one document
         if isinstance(item, dict) and not _is_document(item):
             columns = Columns(source, "line {}", column)

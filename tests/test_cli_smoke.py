@@ -73,6 +73,6 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path):
     path.write_text(json.dumps(random_stream(9, n=20_000)))  # far more than a pipe buffers
     command = f"'{sys.executable}' -m plateau simulate '{path}' --format csv | head -n 2"
     result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
-    assert result.stdout.splitlines()[0].startswith("epoch,metric")
+    assert result.stdout.splitlines()[0].startswith("row,metric")  # a bare list: rows
     assert len(result.stdout.splitlines()) == 2
     assert result.stderr == ""

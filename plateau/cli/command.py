@@ -33,13 +33,7 @@ from .. import __version__
 from .._checks import show
 from .._config import PlateauConfig
 from .._core import PlateauState, init, step
-from .options import (
-    UsageError,
-    add_schedule_options,
-    base_config,
-    compare_config,
-    decimal_option,
-)
+from .options import UsageError, add_schedule_options, base_config, compare_config, decimal_option
 from .output import FORMATS, write_csv, write_json, write_table
 from .readers import STDIN, LogError, MetricLog, read_log
 from .replay import BASE_LABEL, ReplayRow, Run, replay
@@ -121,23 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="replay a metric log and show the learning rates the schedule would set",
         description=(
-            "Replay one metric per epoch from a trainer's log (CSV with a header, e.g. "
-            "Lightning's or Keras's CSVLogger file; a JSON list of numbers or of objects; "
-            "a JSON object of equal-length lists, e.g. json.dump(history.history) of a "
-            "Keras History; JSON lines of objects; TensorBoard event files; an MLflow "
-            "file store or mlflow.db; HF Trainer's trainer_state.json; '-' for stdin) "
-            "and print the "
-            "schedule's state and lr per epoch. Rows where the metric's cell is empty "
-            "are skipped."
+            "Replay a metric from a trainer's log (CSV with a header, e.g. Lightning's or "
+            "Keras's CSVLogger file, or a file of bare numbers; a JSON list, a Keras "
+            "History dump, JSON lines; TensorBoard event files; an MLflow store; HF "
+            "Trainer's trainer_state.json; '-' for stdin) and print the schedule's state "
+            "and lr at each value. Where the log has epochs, the last value of each "
+            "epoch is replayed, as an epoch-level scheduler is given it."
         ),
         allow_abbrev=False,
     )
     sim.add_argument(
         "log",
         metavar="LOG",
-        help="the log: a file, a TensorBoard log directory, an MLflow run, experiment or "
-        "mlruns directory, mlflow.db, trainer_state.json or its checkpoint directory; "
-        "'-' reads stdin",
+        help="the log: a file or a pipe, a Lightning or TensorBoard log directory, an "
+        "MLflow run, experiment or mlruns directory, mlflow.db, an HF checkpoint "
+        "directory; '-' reads stdin",
     )
     sim.add_argument(
         "--column",
@@ -149,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--run",
         metavar="RUN",
-        help="the MLflow run (id or name) when the store holds several",
+        help="the run, where the log holds several: an MLflow run id or name, or a "
+        "directory below LOG",
+    )
+    sim.add_argument(
+        "--every-row",
+        action="store_true",
+        help="replay every logged value, not only the last of each epoch",
     )
     sim.add_argument(
         "--lr",
@@ -177,8 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--plot",
         metavar="FILE.png",
-        help="also draw the metric and the lr against epoch into FILE (needs "
-        "matplotlib: plateau-lr[plot])",
+        help="also draw the metric and the lr into FILE (needs matplotlib: plateau-lr[plot])",
+    )
+    sim.add_argument(
+        "--log-y",
+        action="store_true",
+        help="draw the metric on a log scale in the plot",
     )
     return parser
 
@@ -198,7 +200,9 @@ def simulate_command(args: argparse.Namespace, out: TextIO) -> None:
     lrs: tuple[float, ...] = tuple(args.lr) if args.lr else (1.0,)
     _check_lrs(runs, lrs)
     stdin = sys.stdin.buffer if args.log == STDIN else None
-    log = read_log(args.log, args.column, stdin, args.run)
+    log = read_log(args.log, args.column, args.run, args.every_row, stdin)
+    for warning in log.warnings:
+        print(f"plateau: warning: {warning}", file=sys.stderr)
     _check_nonfinite(log, runs, lrs)
 
     rows = replay(log, runs, lrs)
@@ -210,7 +214,7 @@ def simulate_command(args: argparse.Namespace, out: TextIO) -> None:
     states: list[list[PlateauState]] = [[] for _ in runs]
     text = io.StringIO()
     _write(args.format, text, log, runs, lrs, plot.recording(rows, states))
-    plot.draw(figure, args.plot, log, runs, states, lrs)
+    plot.draw(figure, args.plot, log, runs, states, lrs, log_y=args.log_y)
     out.write(text.getvalue())
     print(f"plateau: wrote {args.plot}", file=sys.stderr)
 
@@ -224,7 +228,7 @@ def _write(
     rows: Iterable[ReplayRow],
 ) -> None:
     if form == "csv":
-        write_csv(out, runs, lrs, rows)
+        write_csv(out, log, runs, lrs, rows)
     elif form == "json":
         write_json(out, log, runs, lrs, rows)
     else:
@@ -237,7 +241,7 @@ def _runs(args: argparse.Namespace) -> list[Run]:
     for text in args.compare:
         if any(run.label == text for run in runs):
             raise UsageError(f"--compare {show(text)} given twice")
-        runs.append(Run(text, compare_config(base, text)))
+        runs.append(Run(text, compare_config(args, text)))
     return runs
 
 

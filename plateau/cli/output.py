@@ -17,8 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from .readers import MetricLog
-from .replay import ReplayRow, Run, cut, describe, start_lrs
+from .replay import MetricLog, ReplayRow, Run, cut, describe, start_lrs
 
 FORMATS = ("table", "csv", "json")
 # Rows are written in batches: one write call per row would cost more than the row.
@@ -33,18 +32,18 @@ def lr_names(runs: Sequence[Run], count: int) -> list[list[str]]:
     return [[f"{name}[{run.label}]" for name in names] for run in runs]
 
 
-def header(runs: Sequence[Run], count: int) -> list[str]:
+def header(runs: Sequence[Run], count: int, index_name: str = "epoch") -> list[str]:
     """The output's column names.
 
-    One run: epoch, metric, best, num_bad_epochs, cooldown_counter, decision, lr(s).
-    Several (--compare): epoch, metric, then each run's lr(s).
+    One run: epoch (or step, row), metric, best, num_bad_epochs, cooldown_counter,
+    decision, lr(s). Several (--compare): epoch, metric, then each run's lr(s).
 
     Example:
         >>> from plateau import PlateauConfig
         >>> header([Run("base", PlateauConfig())], 2)[-3:]
         ['decision', 'lr_0', 'lr_1']
     """
-    names = ["epoch", "metric"]
+    names = [index_name, "metric"]
     if len(runs) == 1:
         names += ["best", "num_bad_epochs", "cooldown_counter", "decision"]
     for run_names in lr_names(runs, count):
@@ -65,11 +64,15 @@ def _values(row: ReplayRow, single: bool) -> list[object]:
 
 
 def write_csv(
-    out: TextIO, runs: Sequence[Run], lrs: tuple[float, ...], rows: Iterable[ReplayRow]
+    out: TextIO,
+    log: MetricLog,
+    runs: Sequence[Run],
+    lrs: tuple[float, ...],
+    rows: Iterable[ReplayRow],
 ) -> None:
     """CSV with a header; floats as ``repr`` (exact, and ``nan``/``inf`` for non-finite)."""
     # Labels may hold commas (patience=10,factor=0.5): the header goes through csv.
-    csv.writer(out, lineterminator="\n").writerow(header(runs, len(lrs)))
+    csv.writer(out, lineterminator="\n").writerow(header(runs, len(lrs), log.index_name))
     # No value of a row needs quoting: numbers, and decisions that are plain words.
     # The f-strings are the hot loop of a long log: a row is formatted in one go.
     batch: list[str] = []
@@ -127,10 +130,12 @@ def write_json(
     document = {
         "log": log.source,
         "column": log.column,
+        "index": log.index_name,
+        "superseded": log.superseded,
         "lrs": list(lrs),
         "configs": {run.label: run.config.to_dict() for run in runs},
     }
-    names = header(runs, len(lrs))
+    names = header(runs, len(lrs), log.index_name)
     single = len(runs) == 1
     out.write(json.dumps(document, allow_nan=False)[:-1] + ', "rows": [')
     separator = ""
@@ -141,13 +146,40 @@ def write_json(
     out.write("]}\n")
 
 
-def _summary(cut_epochs: Sequence[int], final: tuple[float, ...]) -> str:
+def _summary(cut_at: Sequence[int], final: tuple[float, ...], index_name: str) -> str:
     final_text = ", ".join(f"{v:.6g}" for v in final)
-    if not cut_epochs:
+    if not cut_at:
         return f"no reduction; final lr {final_text}"
-    plural = "s" if len(cut_epochs) > 1 else ""
-    epochs = ", ".join(map(str, cut_epochs))
-    return f"lr cut (*) at epoch{plural} {epochs}; final lr {final_text}"
+    plural = "s" if len(cut_at) > 1 else ""
+    return (
+        f"lr cut (*) at {index_name}{plural} {', '.join(map(str, cut_at))}; final lr {final_text}"
+    )
+
+
+def about(log: MetricLog) -> str:
+    """The table's first line: what was replayed, and which of its values.
+
+    Example:
+        >>> from array import array
+        >>> log = MetricLog("metrics.csv", "val_loss", array("d", [1.0, 0.5]), array("q", [0, 1]),
+        ...                 "epoch", 3, 2, (0, 1), last_of_epoch=True)
+        >>> about(log)[:54]
+        'metrics.csv: val_loss, the last value of each epoch: 2'
+    """
+    count = f"{len(log)} value{'s' if len(log) > 1 else ''}"
+    if log.last_of_epoch:
+        count = f"the last value of each epoch: {count}"
+    elif log.index_name == "step":
+        count = f"{count}, one per logged step"
+    notes = []
+    if log.superseded:
+        notes.append(
+            f"{log.superseded} earlier value{'s' if log.superseded > 1 else ''} of the same "
+            "epoch not replayed: --every-row replays them"
+        )
+    if log.skipped:
+        notes.append(f"{log.skipped} row{'s' if log.skipped > 1 else ''} without it skipped")
+    return f"{log.source}: {log.column}, {count}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def write_table(
@@ -158,7 +190,7 @@ def write_table(
     rows: Iterable[ReplayRow],
 ) -> None:
     """Aligned columns for people: numbers to 6 significant digits, cut lrs marked ``*``."""
-    names = header(runs, len(lrs))
+    names = header(runs, len(lrs), log.index_name)
     single = len(runs) == 1
     before = [start_lrs(run, lrs) for run in runs]  # a warmup's first step is no cut
     cut_epochs: list[list[int]] = [[] for _ in runs]
@@ -193,12 +225,8 @@ def write_table(
             for c, (v, w) in enumerate(zip(values, widths, strict=True))
         ).rstrip()
 
-    skipped = ""
-    if log.skipped:
-        skipped = f" ({log.skipped} row{'s' if log.skipped > 1 else ''} without it skipped)"
     lr_text = ", ".join(f"{lr:g}" for lr in lrs)
-    count = f"{len(log)} value{'s' if len(log) > 1 else ''}"
-    lines = [f"{log.source}: {log.column}, {count}{skipped}"]
+    lines = [about(log)]
     # One config is "config:"; compared configs are named by their labels.
     labels = ["config"] if single else [run.label for run in runs]
     lines += [
@@ -209,10 +237,10 @@ def write_table(
     lines += [render(line) for line in cells]
     lines.append("")
     if single:
-        lines.append(_summary(cut_epochs[0], before[0]))
+        lines.append(_summary(cut_epochs[0], before[0], log.index_name))
     else:
         lines += [
-            f"{run.label}: {_summary(epochs, final)}"
+            f"{run.label}: {_summary(epochs, final, log.index_name)}"
             for run, epochs, final in zip(runs, cut_epochs, before, strict=True)
         ]
     out.write("\n".join(lines) + "\n")

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from .._core import PlateauState
 from .options import UsageError
-from .readers import MetricLog
-from .replay import ReplayRow, Run, cut, describe, start_lrs
+from .replay import MetricLog, ReplayRow, Run, cut, describe, start_lrs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -64,15 +63,17 @@ def draw(
     runs: Sequence[Run],
     states: Sequence[Sequence[PlateauState]],
     lrs: tuple[float, ...],
+    *,
+    log_y: bool = False,
 ) -> None:
-    """Metric (left axis) and lr (right axis, log scale) against epoch, cuts marked.
+    """Metric (left axis; log scale if `log_y`) and lr (right axis, log scale), cuts marked.
 
     Raises:
         UsageError: the image cannot be written.
     """
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    epochs = list(log.epochs)
+    epochs = list(log.index)
     increasing = all(a < b for a, b in itertools.pairwise(epochs))
     x = epochs if increasing else list(range(len(epochs)))
     finite = [m if math.isfinite(m) else math.nan for m in log.metrics]
@@ -83,7 +84,7 @@ def draw(
     best = [s.best if math.isfinite(s.best) else math.nan for s in states[0]]
     best_label = "best" if len(runs) == 1 else f"best ({runs[0].label})"
     ax.plot(x, best, color="0.55", linestyle=":", linewidth=1.2, label=best_label)
-    if all(m > 0 for m in finite if not math.isnan(m)):
+    if log_y and all(m > 0 for m in finite if not math.isnan(m)):
         ax.set_yscale("log")
         positive = [m for m in finite if not math.isnan(m)]
         if positive and max(positive) / min(positive) <= 100:
@@ -91,7 +92,7 @@ def draw(
             ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
             ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("epoch" if increasing else "replayed value #")
+    ax.set_xlabel(log.index_name if increasing else "replayed value #")
     ax.set_ylabel(log.column)
     ax.grid(True, which="major", alpha=0.3)
 
@@ -147,8 +148,8 @@ def draw(
     )
     title = f"{log.column} from {Path(log.source).name}: {describe(runs[0].config)}"
     if len(runs) > 1:
-        title += "\ncompared: " + "; ".join(run.label for run in runs[1:])
-    ax.set_title("\n".join(textwrap.fill(part, 95) for part in title.split("\n")), fontsize=9)
+        title += "; compared: " + "; ".join(run.label for run in runs[1:])
+    ax.set_title(textwrap.shorten(title, 110, placeholder=" ..."), fontsize=9)
     try:
         fig.savefig(path)
     except OSError as exc:

@@ -1,80 +1,45 @@
-"""What every reader hands on, and the rules every reader shares.
+"""What a reader keeps while it reads, and how the column and its values are chosen.
 
-A reader turns a log into a :class:`MetricLog`: the chosen metric's values, the
-epoch shown beside each, and where each came from (for messages). The values are
-kept in compact arrays, 8 bytes each, so a log of millions of rows costs a few
-tens of megabytes whatever its other columns hold.
-
-Shared rules:
-
-- A missing value -- an empty CSV cell, Keras's ``NA``, a JSON ``null`` or an
-  absent key -- skips the row.
-- ``nan`` and ``inf`` are numbers: what they do is the config's ``on_nonfinite``.
-- A number in text is one as loggers write it (:func:`plateau.cli.numbers.parse_decimal`):
-  ASCII digits, no underscores, padded with spaces or tabs at most.
-- Any other value that is not a number is an error naming file, row and column.
-- The column, unless asked for: the format's default (``val_loss``; ``eval_loss``
-  for HF Trainer) when it holds any value; else the only column that holds a
-  number, not counting ``epoch``, ``step`` and learning rates.
+A reader adds each value to a :class:`Columns`: per column the value, the epoch or
+step it was logged at and its place (a line, an item), 24 bytes, so memory is what
+is kept per value, never the file. A missing value (an empty cell, Keras's ``NA``,
+``null``, an absent key) skips the row; ``nan`` and ``inf`` are numbers; a number in
+text is one as loggers write it (:func:`plateau.cli.numbers.parse_decimal`).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
-
-import attrs
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..._checks import MAX_INT, is_int, is_real, show
 from ..numbers import parse_decimal
+from ..replay import MetricLog
 
-DEFAULT_COLUMN = "val_loss"
 INDEX_COLUMNS = ("epoch", "step")
-# Learning rates logged beside the metrics: the schedule's output, never its input.
-LR_COLUMNS = ("lr", "learning_rate")
-LR_PREFIXES = ("learning_rate_", "lr-")  # Keras; Lightning's LearningRateMonitor (lr-SGD)
-# "NA" is what keras.callbacks.CSVLogger writes for a key absent from an epoch's logs.
-MISSING_CELLS = frozenset({"", "NA"})
+# Learning rates logged beside the metrics (Keras's learning_rate_*, Lightning's
+# LearningRateMonitor lr-SGD): the schedule's output, never its input.
+LR_COLUMNS, LR_PREFIXES = ("lr", "learning_rate"), ("learning_rate_", "lr-")
+MISSING_CELLS = frozenset({"", "NA"})  # NA: keras.callbacks.CSVLogger's absent key
+_LISTED = 12  # names in a message, at most: a log of 100,000 columns gets one short line
 
 
 class LogError(ValueError):
     """A log that cannot be replayed. The message is one line saying what and where."""
 
 
-@attrs.frozen
-class MetricLog:
-    """The metric sequence read from a log, ready for :func:`plateau.simulate`.
-
-    Attributes:
-        source: The file name as given, or ``<stdin>``.
-        column: The column (tag, key) the metrics came from (``metric`` for a bare
-            JSON list).
-        metrics: One value per replayed row, in log order; may hold nan or inf.
-        epochs: The epoch (or logged step) shown beside each metric.
-        skipped: Rows skipped because the column was empty there.
-        where_of: Maps a metric's index to its place, as messages name it
-            (``row 3 (line 4)``).
+def listing(names: Iterable[str]) -> str:
+    """Names for a message, at most a dozen: ``a, b, ... (N more)``.
 
     Example:
-        >>> log = MetricLog("a.json", "metric", array("d", [0.5]), array("q", [0]), 0,
-        ...                 lambda i: f"item {i}")
-        >>> log.where(0), len(log)
-        ('item 0', 1)
+        >>> listing(f"c{i}" for i in range(14))
+        'c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, ... (2 more)'
     """
-
-    source: str
-    column: str
-    metrics: Sequence[float]
-    epochs: Sequence[int]
-    skipped: int
-    where_of: Callable[[int], str] = attrs.field(repr=False)
-
-    def where(self, index: int) -> str:
-        """The place of metric number `index` in the log."""
-        return self.where_of(index)
-
-    def __len__(self) -> int:
-        return len(self.metrics)
+    names = list(names)
+    shown = ", ".join(name if name.isprintable() else show(name) for name in names[:_LISTED])
+    return shown + (f", ... ({len(names) - _LISTED} more)" if len(names) > _LISTED else "")
 
 
 def number(value: object) -> float | None:
@@ -87,205 +52,189 @@ def number(value: object) -> float | None:
         >>> number(" 1.5 "), number("NA"), number(None), number(2)
         (1.5, None, None, 2.0)
     """
+    if type(value) is float:  # a JSON number: the common case, and no ABC to ask
+        return value
+    if isinstance(value, str):
+        try:  # the fast way first: float() of what loggers write
+            metric = float(value)
+        except ValueError:
+            metric = float("nan")
+        # float() takes more than loggers write (1_0, non-ASCII digits, Unicode
+        # spaces): what is not plainly a finite ASCII number is judged the strict way.
+        if metric - metric == 0.0 and value.isascii() and value.isprintable() and "_" not in value:
+            return metric
+        return None if value.strip(" \t") in MISSING_CELLS else parse_decimal(value)
     if value is None:
         return None
-    if isinstance(value, str):
-        return None if is_blank(value) else parse_decimal(value)
-    if is_real(value):
-        try:
-            return float(value)  # type: ignore[arg-type]
-        except OverflowError:
-            raise ValueError(f"{show(value)} is too large for a float") from None
-    raise ValueError(f"{show(value)} is not a number")
-
-
-def is_blank(text: str) -> bool:
-    """Whether a text cell is a missing value: empty, ``NA``, or only spaces and tabs around it."""
-    return text.strip(" \t") in MISSING_CELLS
-
-
-def is_present(value: object) -> bool:
-    """Whether a cell holds a value at all (a number or not)."""
-    if value is None:
-        return False
-    return not (isinstance(value, str) and is_blank(value))
-
-
-def is_number(value: object) -> bool:
-    """Whether a cell holds a number."""
+    if not is_real(value):
+        raise ValueError(f"{show(value)} is not a number")
     try:
-        return number(value) is not None
-    except ValueError:
-        return False
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise ValueError(f"{show(value)} is too large for a float") from None
 
 
-def is_lr_column(name: str) -> bool:
-    """Whether `name` is a learning rate logged beside the metrics, never a default metric.
-
-    Example:
-        >>> [is_lr_column(n) for n in ("lr", "learning_rate", "lr-Adam/pg1", "val_loss")]
-        [True, True, True, False]
-    """
-    return name in LR_COLUMNS or name.startswith(LR_PREFIXES)
-
-
-def is_candidate(name: str) -> bool:
-    """Whether `name` may be the metric when none is asked for: not an index nor an lr."""
-    return name not in INDEX_COLUMNS and not is_lr_column(name)
-
-
-def epoch_number(value: object) -> int | None:
-    """`value` as an epoch (an integral number within 64 bits), or None.
+def index_number(value: object) -> int | None:
+    """`value` as an epoch or step (an integral number within 64 bits), or None.
 
     Example:
-        >>> epoch_number("3"), epoch_number(4.0), epoch_number("one"), epoch_number(0.5)
+        >>> index_number("3"), index_number(4.0), index_number("one"), index_number(0.5)
         (3, 4, None, None)
     """
-    if is_int(value):
-        number_ = int(value)  # type: ignore[call-overload]
-    else:
-        try:
-            parsed = number(value)
-        except ValueError:
-            return None
-        if parsed is None or not parsed.is_integer():
-            return None
-        number_ = int(parsed)
-    return number_ if -MAX_INT <= number_ <= MAX_INT else None
+    if type(value) is int and abs(value) <= MAX_INT:  # the common cases first
+        return value
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    try:
+        whole = int(value) if is_int(value) else number(value)  # type: ignore[call-overload]
+    except ValueError:
+        return None
+    if whole is None or abs(whole) > MAX_INT or not float(whole).is_integer():
+        return None
+    return int(whole)
 
 
-def choose(
-    source: str,
-    columns: Sequence[str],
-    present: Callable[[str], bool],
-    numeric: Callable[[str], bool],
-    column: str | None,
-    *,
-    default: str = DEFAULT_COLUMN,
-    kind: str = "column",
-) -> str:
-    """The column to replay: `column`, else `default` if `present`, else the only candidate.
+class _Column:
+    """One column's values as read: value, index (-1 where none) and place of each."""
+
+    def __init__(self) -> None:
+        self.values, self.index, self.places = array("d"), array("q"), array("q")
+        self.bad: tuple[int, str] | None = None  # the first value that is no number
+
+
+class Columns:
+    """The columns of one log, filled row by row (tables) or value by value (series).
 
     Args:
         source: Names the log in messages.
-        columns: Every column, in log order.
-        present: Whether a column holds any value.
-        numeric: Whether a column holds any number.
-        column: The column asked for (``--column``), or None.
+        place: How a place is named, with ``{}`` for its number (``line {}``).
+        column: The column asked for; None keeps every column, to choose from at the end.
+        index_columns: The columns that index rows, the first present used.
         default: The format's default metric.
-        kind: What the format calls a column (``tag``, ``metric``), for messages.
-
-    Raises:
-        LogError: the column asked for does not exist, or there is no single choice.
-    """
-    listed = ", ".join(columns)
-    if column is not None:
-        if column not in columns:
-            raise LogError(f"{source}: no {kind} {column!r}; {kind}s: {listed}")
-        return column
-    default_present = default in columns
-    if default_present and present(default):
-        return default
-    candidates = [name for name in columns if is_candidate(name) and numeric(name)]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise LogError(
-            f"{source}: no numeric {kind} besides epoch, step and learning rates; "
-            f"{kind}s: {listed}; choose one with --column"
-        )
-    no_default = f"{default} has no values" if default_present else f"no {default}"
-    raise LogError(
-        f"{source}: several metric {kind}s ({', '.join(candidates)}) and {no_default}; "
-        "choose one with --column"
-    )
-
-
-@attrs.frozen
-class Row:
-    """One row of a log held in memory (JSON shapes, trainer_state.json).
-
-    Attributes:
-        where: The row's place, as messages name it.
-        cells: The row's values by column.
-        epoch: The epoch the row's position implies, when the shape fixes one.
     """
 
-    where: str
-    cells: Mapping[str, object]
-    epoch: int | None = None
+    def __init__(
+        self,
+        source: str,
+        place: str,
+        column: str | None,
+        index_columns: Sequence[str] = INDEX_COLUMNS,
+        default: str = "val_loss",
+    ) -> None:
+        self.source, self.place, self.asked, self.default = source, place, column, default
+        self.index_columns, self.index_name, self.rows = index_columns, "row", 0
+        self.columns: dict[str, _Column] = {}
+        self.warnings: list[str] = []
 
+    def add_row(self, place: int, cells: Mapping[str, object]) -> None:
+        """Add a table row: each column's value at the row's epoch (or step)."""
+        self.rows += 1
+        index = -1
+        for name in self.index_columns:
+            if cells.get(name) not in (None, ""):
+                found = index_number(cells[name])
+                if found is None:
+                    where = f"{self.source}, {self.place.format(place)}, column {name!r}"
+                    raise LogError(f"{where}: {show(cells[name])} is not a whole number")
+                index, self.index_name = found, name
+                break
+        if self.asked is not None:
+            if self.asked in cells:
+                self.add(self.asked, cells[self.asked], index, place)
+            return
+        for name, value in cells.items():
+            if name not in self.index_columns:  # the index is no metric to keep
+                self.add(name, value, index, place)
+            else:
+                self.seen(name)
 
-def rows_log(
-    source: str,
-    columns: Sequence[str],
-    rows: Sequence[Row],
-    column: str | None,
-    *,
-    default: str = DEFAULT_COLUMN,
-    epoch_column: str = "epoch",
-) -> MetricLog:
-    """Choose the column of in-memory `rows` and pull its values out.
+    def seen(self, name: str) -> None:
+        """Note that the log has column `name`, without keeping its values."""
+        if name not in self.columns:
+            self.columns[name] = _Column()
 
-    The epoch shown is the row's `epoch_column` when the log has that column, else
-    the row's own epoch, else the metric's position.
+    def add(self, name: str, value: object, index: int, place: int) -> None:
+        """Add one value of column `name`, logged at `index` (-1: none)."""
+        column = self.columns.get(name) or self.columns.setdefault(name, _Column())
+        try:
+            metric = number(value)
+        except ValueError as exc:
+            column.bad = column.bad or (place, str(exc))
+            return
+        if metric is not None:
+            column.values.append(metric)
+            column.index.append(index)
+            column.places.append(place)
 
-    Raises:
-        LogError: no rows, no single column, or a value that is not a number.
-    """
-    if not rows:
-        raise LogError(f"{source}: no rows under the header")
+    def candidates(self) -> list[str]:
+        """The columns that may be the metric when none is asked for."""
+        return [
+            name
+            for name, column in self.columns.items()
+            if name not in (*INDEX_COLUMNS, *LR_COLUMNS)
+            and not name.startswith(LR_PREFIXES)
+            and column.values
+        ]
 
-    def present(name: str) -> bool:
-        return any(is_present(row.cells.get(name)) for row in rows)
+    def choose(self, every_row: bool, epoch_tag: str | None = None) -> MetricLog:
+        """The chosen column's values; the last of each epoch unless `every_row`.
 
-    def numeric(name: str) -> bool:
-        return any(is_number(row.cells.get(name)) for row in rows)
+        `epoch_tag` names a series log's (TensorBoard's, MLflow's) column whose value
+        at each step is that step's epoch; a table's rows carry their own.
 
-    chosen = choose(source, columns, present, numeric, column, default=default)
-    has_epoch = epoch_column in columns and chosen != epoch_column
-    metrics, epochs, where = array("d"), array("q"), []
-    for row in rows:
-        value = row.cells.get(chosen)
-        metric = cell_number(source, row.where, chosen, value)
-        if metric is None:
-            continue
-        if has_epoch:
-            epoch = epoch_number(row.cells.get(epoch_column))
-            if epoch is None:
+        Raises:
+            LogError: the column asked for is absent, there is no single choice, or
+                the column holds a value that is not a number, or none at all.
+        """
+        name = self._chosen()
+        column = self.columns[name]
+        if column.bad is not None:
+            place, message = column.bad
+            raise LogError(f"{self.source}, {self.place.format(place)}, column {name!r}: {message}")
+        if not column.values:
+            raise LogError(f"{self.source}: column {name!r} has no values ({self.rows} rows)")
+        index_name, index = self.index_name, column.index
+        if epoch_tag in self.columns and name != epoch_tag:
+            steps, marks = self.columns[epoch_tag].index, self.columns[epoch_tag].values
+            at = (max(bisect.bisect_right(steps, step) - 1, 0) for step in index)
+            index_name, index = "epoch", array("q", (int(marks[i]) for i in at))
+        if -1 in index:  # some rows have no index: number the values instead
+            index_name, index = "row", array("q", range(len(column.values)))
+        values, places = column.values, column.places
+        last_of_epoch = index_name == "epoch" and not every_row
+        if last_of_epoch:  # of each run of values logged in one epoch, the last
+            last = [i + 1 == len(index) or index[i + 1] != e for i, e in enumerate(index)]
+            values = array("d", itertools.compress(values, last))
+            index = array("q", itertools.compress(index, last))
+            places = array("q", itertools.compress(places, last))
+        skipped = max(self.rows - len(column.values), 0)
+        superseded = len(column.values) - len(values)
+        return MetricLog(
+            self.source, name, values, index, index_name, skipped, superseded, places,
+            self.place, tuple(self.warnings), last_of_epoch,
+        )  # fmt: skip
+
+    def _chosen(self) -> str:
+        names = list(self.columns)
+        if self.asked is not None:
+            if self.asked not in self.columns:
                 raise LogError(
-                    f"{source}, {row.where}, column {epoch_column!r}: "
-                    f"{show(row.cells.get(epoch_column))} is not an epoch number"
+                    f"{self.source}: no column {self.asked!r}; columns: {listing(names)}"
                 )
-        else:
-            epoch = len(metrics) if row.epoch is None else row.epoch
-        metrics.append(metric)
-        epochs.append(epoch)
-        where.append(row.where)
-    return finish(source, chosen, columns, metrics, epochs, len(rows), where.__getitem__)
-
-
-def cell_number(source: str, where: str, column: str, value: object) -> float | None:
-    """:func:`number`, with a :class:`LogError` naming file, place and column."""
-    try:
-        return number(value)
-    except ValueError as exc:
-        raise LogError(f"{source}, {where}, column {column!r}: {exc}") from None
-
-
-def finish(
-    source: str,
-    column: str,
-    columns: Iterable[str],
-    metrics: Sequence[float],
-    epochs: Sequence[int],
-    rows: int,
-    where_of: Callable[[int], str],
-) -> MetricLog:
-    """The :class:`MetricLog`, or a :class:`LogError` if the column had no value."""
-    if not metrics:
+            return self.asked
+        default = self.columns.get(self.default)
+        if default is not None and (default.values or default.bad):
+            return self.default
+        candidates = self.candidates()
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise LogError(
+                f"{self.source}: no numeric column besides epoch, step and learning rates; "
+                f"columns: {listing(names)}; choose one with --column"
+            )
+        no_default = f"{self.default} has no values" if default else f"no {self.default}"
         raise LogError(
-            f"{source}: column {column!r} has no values ({rows} rows, all empty); "
-            f"columns: {', '.join(columns)}"
+            f"{self.source}: several metric columns ({listing(candidates)}) and {no_default}; "
+            "choose one with --column"
         )
-    return MetricLog(source, column, metrics, epochs, rows - len(metrics), where_of)

@@ -1,57 +1,98 @@
-"""MLflow runs: the file store's directories and the SQLite store, read with the stdlib.
+"""MLflow runs: ``mlflow.db`` through mlflow's own client, the file store with the stdlib.
 
-- File store (``mlruns/``): ``<experiment>/<run>/metrics/<key>`` holds one line
-  per logged value, ``<timestamp_ms> <value> <step>`` (older MLflow wrote no
-  step: 0); a ``/`` in a key makes subfolders. PATH may be a run directory, an
-  experiment directory or the ``mlruns`` root.
-- SQLite store (``mlflow.db``, MLflow 3's default): table
-  ``metrics(key, value, timestamp, run_uuid, step, is_nan)``; a NaN is stored as
-  0.0 with ``is_nan`` 1, and MLflow stores +-inf as +-1.7976931348623157e308 (the
-  largest float), which is what is replayed.
-
-A store holding several runs needs ``--run`` (a run id or name); the error lists
-the runs. Each metric key is one series, in step order (ties in logging order);
-the epoch shown is the logged step.
+``mlflow.db`` (MLflow 3's default) is read with ``MlflowClient`` (``plateau-lr[mlflow]``),
+whatever schema its migrations left. The file store (``mlruns/``, kept by MLflow 3 in
+maintenance mode) is plain text: ``<experiment>/<run>/metrics/<key>`` holds a line
+``<timestamp_ms> <value> <step>`` per value. Several runs need ``--run`` (an id or a
+name). A key's values are replayed in step order (ties in logging order); an
+``epoch`` key tells each step's epoch.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 import os
 import sqlite3
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..._checks import is_real, show
+from ..._checks import show
 from ..numbers import parse_decimal, parse_integer
-from ._metrics import LogError, MetricLog, choose, finish
+from ..replay import MetricLog
+from ._metrics import Columns, LogError, listing
 
+EXTRA = "plateau-lr[mlflow]"
 SQLITE_MAGIC = b"SQLite format 3\x00"
-# (step, timestamp, value, where) of each logged value of one key.
-_Point = tuple[int, int, float, str]
-
-
-def is_run_dir(path: str) -> bool:
-    """Whether `path` is a file-store run directory (``meta.yaml`` beside ``metrics/``)."""
-    return os.path.isfile(os.path.join(path, "meta.yaml")) and os.path.isdir(
-        os.path.join(path, "metrics")
-    )
+# (run id, run name, metric keys) of each run of a store.
+_Run = tuple[str, str, list[str]]
 
 
 def run_dirs(path: str) -> list[str]:
-    """The file-store runs at `path`: itself, its children, or its grandchildren."""
-    if is_run_dir(path):
-        return [path]
-    for depth in (1, 2):
+    """The file-store runs (``meta.yaml`` beside ``metrics/``) at `path` or up to 2 below."""
+    for depth in (0, 1, 2):
         found = sorted(
-            str(candidate)
-            for candidate in Path(path).glob("/".join(["[!.]*"] * depth))
-            if is_run_dir(str(candidate))
+            str(p)
+            for p in ([Path(path)] if depth == 0 else Path(path).glob("/".join(["[!.]*"] * depth)))
+            if (p / "meta.yaml").is_file() and (p / "metrics").is_dir()
         )
         if found:
             return found
     return []
+
+
+def pick(source: str, runs: Sequence[_Run], run: str | None) -> _Run:
+    """The run asked for (by id or name), or the only one.
+
+    Raises:
+        LogError: no run, or several and none (or no single one) asked for; the
+            message lists each run and the metrics it holds.
+    """
+    matches = [r for r in runs if run in r[:2]] if run is not None else list(runs)
+    if len(matches) == 1:
+        return matches[0]
+    if not runs:
+        raise LogError(f"{source}: no run logged any metric")
+    listed = "; ".join(
+        f"{run_id}{f' ({name})' if name else ''}: {listing(keys) or 'no metrics'}"
+        for run_id, name, keys in runs[:6]
+    ) + (f"; ... ({len(runs) - 6} more)" if len(runs) > 6 else "")
+    asked = "choose one with --run" if run is None else f"none is {run!r}"
+    raise LogError(f"{source}: {len(runs)} runs ({listed}); {asked}")
+
+
+def _series(path: str, chosen: _Run, column: str | None, place: str) -> Columns:
+    """Where the chosen run's values go: named as the output names what it replayed."""
+    run_id, name, _ = chosen
+    source = f"{path}, run {run_id}" + (f" ({name})" if name else "")
+    series = Columns(source, place, column, index_columns=())
+    series.index_name = "step"
+    return series
+
+
+def read_file_store(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:
+    """Read one metric of one run of an MLflow file store at `path`.
+
+    Raises:
+        LogError: no run, several runs and no ``--run``, a malformed metric file,
+            or no single metric to replay.
+    """
+    dirs = {os.path.basename(run_dir): run_dir for run_dir in run_dirs(path)}
+    runs = []
+    for run_id, run_dir in dirs.items():
+        metrics = os.path.join(run_dir, "metrics")
+        keys = sorted(
+            os.path.relpath(os.path.join(root, name), metrics).replace(os.sep, "/")
+            for root, _, names in os.walk(metrics)
+            for name in names
+        )
+        runs.append((run_id, _run_name(run_dir), keys))
+    chosen = pick(path, runs, run)
+    series, run_dir = _series(path, chosen, column, "line {}"), dirs[chosen[0]]
+    for key in chosen[2]:
+        if column is None or key in (column, "epoch"):
+            _metric_file(os.path.join(run_dir, "metrics", *key.split("/")), key, series)
+    return series.choose(every_row, "epoch")
 
 
 def _run_name(run_dir: str) -> str:
@@ -65,126 +106,74 @@ def _run_name(run_dir: str) -> str:
     return ""
 
 
-def _pick(source: str, runs: Sequence[tuple[str, str]], run: str | None) -> int:
-    """The index of the run asked for (id or name), or the only one."""
-    if run is not None:
-        matches = [i for i, (run_id, name) in enumerate(runs) if run in (run_id, name)]
-        if len(matches) == 1:
-            return matches[0]
-    elif len(runs) == 1:
-        return 0
-    listed = ", ".join(f"{run_id} ({name})" if name else run_id for run_id, name in runs)
-    if run is None:
-        raise LogError(f"{source}: {len(runs)} runs ({listed}); choose one with --run")
-    raise LogError(f"{source}: no single run {run!r}; runs: {listed}")
-
-
-def read_file_store(path: str, column: str | None = None, run: str | None = None) -> MetricLog:
-    """Read one metric of one run of an MLflow file store at `path`.
-
-    Raises:
-        LogError: no run, several runs and no ``--run``, a malformed metric file,
-            or no single metric to replay.
-    """
-    dirs = run_dirs(path)
-    if not dirs:
-        raise LogError(f"{path}: no MLflow run (a directory with meta.yaml and metrics/)")
-    chosen_dir = dirs[_pick(path, [(os.path.basename(d), _run_name(d)) for d in dirs], run)]
-    metrics_dir = os.path.join(chosen_dir, "metrics")
-    series: dict[str, list[_Point]] = {}
-    for root, _, names in sorted(os.walk(metrics_dir)):
-        for name in sorted(names):
-            file = os.path.join(root, name)
-            key = os.path.relpath(file, metrics_dir).replace(os.sep, "/")
-            series[key] = _metric_file(file)
-    return _log(path, series, column)
-
-
-def _metric_file(file: str) -> list[_Point]:
-    points: list[_Point] = []
+def _metric_file(file: str, key: str, series: Columns) -> None:
+    """Add a metric file's values to `series`, in step order (ties in logging order)."""
+    steps, values, lines = array("q"), array("d"), array("q")
     try:
         with open(file, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) not in (2, 3):
+                try:
+                    if len(parts) not in (0, 2, 3):
+                        raise ValueError(line)
+                    if parts:
+                        parse_integer(parts[0])  # the timestamp: checked, not kept
+                        values.append(parse_decimal(parts[1]))
+                        steps.append(parse_integer(parts[2]) if len(parts) == 3 else 0)
+                        lines.append(number)
+                except ValueError:
                     raise LogError(
                         f"{file}, line {number}: expected '<timestamp> <value> <step>', "
                         f"got {show(line.strip())}"
-                    )
-                try:
-                    timestamp, value = parse_integer(parts[0]), parse_decimal(parts[1])
-                    step = parse_integer(parts[2]) if len(parts) == 3 else 0
-                except ValueError:
-                    raise LogError(
-                        f"{file}, line {number}: {show(line.strip())} is not "
-                        "'<timestamp> <value> <step>' numbers"
                     ) from None
-                points.append((step, timestamp, value, f"line {number} (step {step})"))
     except OSError as exc:
         raise LogError(f"{file}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise LogError(f"{file}: not UTF-8 text") from None
-    return points
+    order: Iterable[int] = range(len(steps))
+    if any(steps[i] > steps[i + 1] for i in range(len(steps) - 1)):  # rare: sort them
+        order = sorted(order, key=steps.__getitem__)  # stable: ties in logging order
+    for i in order:
+        series.add(key, values[i], steps[i], lines[i])
 
 
-def read_sqlite(path: str, column: str | None = None, run: str | None = None) -> MetricLog:
+def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:
     """Read one metric of one run of an MLflow SQLite store (``mlflow.db``).
 
     Raises:
-        LogError: not an MLflow store, several runs and no ``--run``, or no single
-            metric to replay.
+        LogError: no ``mlflow``, not an MLflow store, several runs and no ``--run``,
+            or no single metric to replay.
     """
+    _check_tables(path)  # the client would create its tables in any other SQLite file
+    try:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        raise LogError(f"{path}: reading an MLflow SQLite store needs '{EXTRA}'") from None
+    try:
+        client = MlflowClient(tracking_uri=f"sqlite:///{Path(path).resolve()}")
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        found = client.search_runs(experiments, max_results=50_000) if experiments else []
+        runs = sorted((r.info.run_id, r.info.run_name or "", sorted(r.data.metrics)) for r in found)
+        chosen = pick(path, runs, run)
+        series = _series(path, chosen, column, "step {}")
+        for key in chosen[2]:
+            if column is None or key in (column, "epoch"):
+                # Step order, ties in logging order (the sort is stable).
+                history = client.get_metric_history(chosen[0], key)
+                for metric in sorted(history, key=lambda m: (m.step, m.timestamp)):
+                    series.add(key, metric.value, metric.step, metric.step)
+    except MlflowException as exc:
+        raise LogError(f"{path}: mlflow cannot read it: {exc.message}") from None
+    return series.choose(every_row, "epoch")
+
+
+def _check_tables(path: str) -> None:
     uri = Path(path).resolve().as_uri() + "?mode=ro"
     try:
-        connection = sqlite3.connect(uri, uri=True)
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as exc:
-        raise LogError(f"{path}: cannot open the SQLite file: {exc}") from None
-    try:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-        if "metrics" not in tables:
-            raise LogError(f"{path}: an SQLite file without MLflow's metrics table")
-        names: dict[str, str] = {}
-        if "runs" in tables:
-            names = dict(connection.execute("SELECT run_uuid, COALESCE(name, '') FROM runs"))
-        ids = [row[0] for row in connection.execute("SELECT DISTINCT run_uuid FROM metrics")]
-        runs = sorted((str(run_id), names.get(run_id, "")) for run_id in ids)
-        if not runs:
-            raise LogError(f"{path}: no metrics logged")
-        run_id = runs[_pick(path, runs, run)][0]
-        rows = connection.execute(
-            "SELECT key, step, timestamp, value, is_nan FROM metrics WHERE run_uuid = ?",
-            (run_id,),
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise LogError(f"{path}: not a readable MLflow store: {exc}") from None
-    finally:
-        connection.close()
-    series: dict[str, list[_Point]] = {}
-    for key, step, timestamp, value, is_nan in rows:
-        if not (is_real(value) and isinstance(step, int) and isinstance(timestamp, int)):
-            raise LogError(
-                f"{path}, run {run_id}, metric {key!r} step {show(step)}: "
-                f"{show(value)} is not a number"
-            )
-        number = math.nan if is_nan else float(value)
-        series.setdefault(str(key), []).append(
-            (step, timestamp, number, f"run {run_id} step {step}")
-        )
-    return _log(path, series, column)
-
-
-def _log(source: str, series: dict[str, list[_Point]], column: str | None) -> MetricLog:
-    keys = sorted(series)
-    if not keys:
-        raise LogError(f"{source}: the run logged no metrics")
-    chosen = choose(
-        source, keys, lambda k: bool(series[k]), lambda k: bool(series[k]), column, kind="metric"
-    )
-    # Step order, ties by time then by logging order (sort is stable).
-    points = sorted(series[chosen], key=lambda p: (p[0], p[1]))
-    values = array("d", (p[2] for p in points))
-    steps = array("q", (p[0] for p in points))
-    where = [p[3] for p in points]
-    return finish(source, chosen, keys, values, steps, len(points), where.__getitem__)
+        raise LogError(f"{path}: not a readable SQLite file: {exc}") from None
+    if not {"runs", "metrics", "experiments"} <= tables:
+        raise LogError(f"{path}: an SQLite file without MLflow's tables (runs, metrics)")

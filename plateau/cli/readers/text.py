@@ -1,0 +1,245 @@
+r"""Text logs, read once as a stream with the standard library: CSV, JSON, JSON lines.
+
+CSV has a header row (a first line that is a bare number starts a file of bare
+numbers, read whole). JSON lines hold an object a line, split on ``\n`` only; one
+JSON document is a list (of numbers or of objects, decoded an item at a time), an
+object of equal-length lists (a Keras ``History`` dump: row i is epoch i), or HF
+Trainer's ``trainer_state.json`` (its ``log_history``, by ``step``; ``eval_loss``
+is the default). Bytes are decoded line by line, so a bad byte is named by its line.
+
+Example:
+    >>> import io
+    >>> text = b"epoch,step,train_loss,val_loss\n0,9,2.0,\n0,19,1.5,1.3\n1,39,0.9,0.8\n"
+    >>> log = text_columns("metrics.csv", io.BytesIO(text), None).choose(every_row=False)
+    >>> log.column, list(log.metrics), list(log.index), log.index_name, log.skipped
+    ('val_loss', [1.3, 0.8], [0, 1], 'epoch', 1)
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO
+
+from ..._checks import show
+from ..numbers import parse_decimal
+from ._metrics import Columns, LogError, listing
+
+_BOM = b"\xef\xbb\xbf"
+_SPACE = re.compile(r"[ \t\n\r]*")
+TRAINER_STATE = "trainer_state.json"
+_NO_COLUMNS = "a list of bare numbers has no columns, so --column {!r} cannot apply"
+
+
+class _Lines:
+    r"""A binary stream's lines (split on ``\n`` only), decoded, counted as they go."""
+
+    def __init__(self, source: str, stream: BinaryIO) -> None:
+        self.source, self.stream, self.number, self.ended = source, stream, 0, True
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.stream:
+            self.number += 1
+            if self.number == 1 and raw.startswith(_BOM):  # spreadsheets save CSV with one
+                raw = raw[len(_BOM) :]
+            self.ended = raw.endswith(b"\n")
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                where = f"{self.source}, line {self.number}"
+                raise LogError(f"{where}: not UTF-8 text (byte {exc.start + 1})") from None
+
+    def warnings(self) -> list[str]:
+        cut = f"{self.source}, line {self.number}: the last line has no line end, so it may be"
+        return [] if self.ended else [f"{cut} cut short (a log still being written?)"]
+
+
+def text_columns(source: str, stream: BinaryIO, column: str | None) -> Columns:
+    """The columns of a text log, to choose from (`column` only, when given).
+
+    Raises:
+        LogError: a malformed log.
+    """
+    lines = _Lines(source, stream)
+    rows = iter(lines)
+    first = next((line for line in rows if line.strip()), None)
+    if first is None:
+        raise LogError(f"{source}: empty log")
+    if first.lstrip()[:1] in ("[", "{"):
+        columns = _json(source, first, rows, lines, column)
+    else:
+        columns = _csv(source, first, rows, lines, column)
+    if columns.place == "line {}":  # line by line (CSV, JSON lines): a cut is not caught
+        columns.warnings += lines.warnings()
+    return columns
+
+
+def _csv(
+    source: str, first: str, rest: Iterator[str], lines: _Lines, column: str | None
+) -> Columns:
+    columns = Columns(source, "line {}", column)
+    try:
+        header = [name.strip() for name in next(csv.reader([first]))]
+        if len(header) == 1 and _is_number(header[0]):  # bare numbers: no header to take
+            if column is not None:
+                raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
+            columns.asked, rest, header = "metric", itertools.chain([first], rest), ["metric"]
+        elif column is not None and column not in header:
+            raise LogError(f"{source}: no column {column!r}; columns: {listing(header)}")
+        elif len(set(header)) < len(header):
+            twice = listing(name for name in header if header.count(name) > 1)
+            raise LogError(f"{source}, line {lines.number}: duplicate columns {twice}")
+        for cells in csv.reader(rest):
+            if len(cells) != len(header) and cells:
+                raise LogError(
+                    f"{source}, line {lines.number}: {len(cells)} cells, but "
+                    f"{'line 1' if header == ['metric'] else 'the header'} has {len(header)}"
+                )
+            if cells:
+                columns.add_row(lines.number, dict(zip(header, cells, strict=True)))
+    except csv.Error as exc:
+        raise LogError(f"{source}, line {lines.number}: malformed CSV: {exc}") from None
+    if not columns.rows:
+        raise LogError(f"{source}: no rows under the header")
+    return columns
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return parse_decimal(text) is not None
+    except ValueError:
+        return False
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """An object's keys, each once: json would keep only a repeated key's last value."""
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        keys = [key for key, _ in pairs]
+        raise ValueError(f"duplicate key {show(next(k for k in keys if keys.count(k) > 1))}")
+    return result
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+
+
+def _decode(source: str, text: str, start: int, line: int = 0) -> tuple[object, int]:
+    """The JSON value at `start` of `text` and where it ends; errors name the line."""
+    try:
+        return _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        where = f"line {line or exc.lineno} char {exc.colno}"
+        raise LogError(f"{source}, {where}: invalid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # a duplicate key, too many digits, nesting
+        what = "JSON nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise LogError(
+            f"{source}, line {line or text.count(chr(10), 0, start) + 1}: {what}"
+        ) from None
+
+
+def _json(
+    source: str, first: str, rest: Iterator[str], lines: _Lines, column: str | None
+) -> Columns:
+    if first.lstrip().startswith("{"):
+        try:
+            item = _DECODER.decode(first)
+        except (ValueError, RecursionError):
+            item = None  # an object over several lines: one document
+        if isinstance(item, dict) and not _is_document(item):
+            columns = Columns(source, "line {}", column)
+            columns.add_row(lines.number, item)
+            for line in rest:
+                if line.strip():
+                    row, _ = _decode(source, line.strip(), 0, lines.number)
+                    if not isinstance(row, dict):
+                        raise LogError(
+                            f"{source}, line {lines.number}: expected a JSON object, "
+                            f"got {show(row)}"
+                        )
+                    columns.add_row(lines.number, row)
+            return columns
+    # One document: a list is read item by item from its text, never held as objects.
+    text = first + "".join(rest)
+    start = len(text) - len(text.lstrip())
+    if text[start] == "[":
+        return _json_list(source, text, start + 1, column)
+    document, end = _decode(source, text, start)
+    if text[end:].strip() or not isinstance(document, dict):
+        at = text.count("\n", 0, end) + 1
+        raise LogError(f"{source}, line {at}: more than one JSON value, or not an object")
+    if isinstance(document.get("log_history"), list):  # HF Trainer's trainer_state.json
+        rows, table = (
+            document["log_history"],
+            Columns(source, "log_history[{}]", column, ("step",), "eval_loss"),
+        )
+    elif document and all(isinstance(values, list) for values in document.values()):
+        lengths = {name: len(values) for name, values in document.items()}
+        if len(set(lengths.values())) > 1:
+            raise LogError(
+                f"{source}: the JSON object's columns differ in length "
+                f"({listing(f'{k}: {n}' for k, n in lengths.items())}), "
+                "so row i cannot be lined up across them (Keras's history.history does this under "
+                "validation_freq > 1; its CSVLogger file marks those epochs NA instead)"
+            )
+        count, table = max(lengths.values()), Columns(source, "index {}", column)
+        rows = [{"epoch": i, **{k: v[i] for k, v in document.items()}} for i in range(count)]
+    else:
+        raise LogError(
+            f"{source}: a JSON object is read as JSON lines (one object per line) or as "
+            "an object of columns (every value a list, as json.dump(history.history, f) writes)"
+        )
+    for number, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise LogError(
+                f"{source}, {table.place.format(number)}: expected an object, got {show(row)}"
+            )
+        table.add_row(number, row)
+    if not table.rows:
+        raise LogError(f"{source}: no rows (log_history is empty, or the columns are)")
+    return table
+
+
+def _is_document(item: Mapping[str, object]) -> bool:
+    """Whether a one-line object is a whole log (columns, trainer state), not a row."""
+    return isinstance(item.get("log_history"), list) or any(
+        isinstance(value, list) for value in item.values()
+    )
+
+
+def _json_list(source: str, text: str, start: int, column: str | None) -> Columns:
+    """A JSON list's items, decoded one at a time: numbers, or objects (rows)."""
+    columns = Columns(source, "item {}", column)
+    kind: type | None = None  # dict for rows, else bare numbers
+    number, position = 0, _skip(text, start)
+    while text[position : position + 1] != "]":
+        if number:
+            if text[position : position + 1] != ",":
+                _decode(source, text, position)  # names the place
+            position = _skip(text, position + 1)
+        item, position = _decode(source, text, position)
+        position = _skip(text, position)
+        if item is not None and kind is None:
+            kind = dict if isinstance(item, dict) else float
+            if kind is float and column is not None:
+                raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
+            columns.asked = column if kind is dict else "metric"
+        if item is not None and (
+            isinstance(item, dict) != (kind is dict) or isinstance(item, list)
+        ):
+            what = "an object" if kind is dict else "a number"
+            raise LogError(
+                f"{source}, item {number}: expected {what} like those before, got {show(item)}"
+            )
+        columns.add_row(number, item if isinstance(item, dict) else {"metric": item})
+        number += 1
+    if not number:
+        raise LogError(f"{source}: empty JSON list")
+    return columns
+
+
+def _skip(text: str, position: int) -> int:
+    match = _SPACE.match(text, position)
+    return match.end() if match else position

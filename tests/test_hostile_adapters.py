@@ -10,6 +10,7 @@ callback or optimizer state is as it was. Each framework's tests skip without it
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from hostile.values import HUGE, check_message, hostile, refused
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 import plateau
 from plateau import PlateauConfig, PlateauState
+from plateau._checks import is_real
 
 FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -325,20 +327,39 @@ def optax_state():
     return tx.init({"w": jnp.zeros(3)})
 
 
+def usable_lr(value):
+    """A real number, finite and >= 0: what an lr may be (the oracle, written independently)."""
+    try:
+        return is_real(value) and 0.0 <= float(value) < math.inf
+    except Exception:  # a hostile __float__, or an int too large for a float
+        return False
+
+
 @FUZZ
 @given(value=values())
 def test_optax_set_lrs_init_and_step_refuse_by_name(optax_state, value):
+    import numpy as np
+
     from plateau.adapters import optax as plateau_optax
 
     config = PlateauConfig(patience=0)
     state = plateau_optax.init(optax_state, config)
     lrs = plateau_optax.get_lrs(optax_state)
-    refused(lambda: plateau_optax.set_lrs(optax_state, value), "lrs")
-    refused(lambda: plateau_optax.set_lrs(optax_state, [value]), "lrs")
-    refused(lambda: plateau_optax.step(state, value, config, optax_state), "metric")
-    refused(lambda: plateau_optax.step(value, 1.0, config, optax_state), "plateau_state")
-    refused(lambda: plateau_optax.step(state, 1.0, value, optax_state), "config")
-    refused(lambda: plateau_optax.init(optax_state, value), "config")
+    # No hostile value is a plateau state or a config: each of these must refuse.
+    for call, field in [
+        (lambda: plateau_optax.step(value, 1.0, config, optax_state), "plateau_state"),
+        (lambda: plateau_optax.step(state, 1.0, value, optax_state), "config"),
+        (lambda: plateau_optax.init(optax_state, value), "config"),
+    ]:
+        assert refused(call, field) is not None, field
+    # An lr or a metric may be a usable number; then, and only then, it is accepted.
+    one = value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
+    for argument, usable in ((value, usable_lr(one)), ([value], usable_lr(value))):
+        call = lambda lrs=argument: plateau_optax.set_lrs(optax_state, lrs)  # noqa: E731
+        assert (refused(call, "lrs") is None) == usable, argument
+    if refused(lambda: plateau_optax.step(state, value, config, optax_state), "metric") is None:
+        number = np.asarray(value)
+        assert number.size == 1 and number.dtype.kind in "iuf", value
     assert plateau_optax.get_lrs(optax_state) == lrs
 
 

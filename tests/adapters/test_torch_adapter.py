@@ -6,6 +6,7 @@ import copy
 import gc
 import io
 import json
+import logging
 import math
 import pickle
 import random
@@ -764,17 +765,41 @@ def test_last_epoch_argument_counts_as_torchs_other_schedulers_do(last_epoch):
         ReduceLROnPlateau(make_optimizer([0.1]), last_epoch=1.0)
 
 
-def test_verbose_is_taken_and_ignored_as_torch_2_6_did():
-    with pytest.warns(UserWarning, match="verbose parameter is deprecated"):
-        scheduler = ReduceLROnPlateau(make_optimizer([0.1]), verbose=True)
-    assert scheduler.config == plateau.PlateauConfig()
+@pytest.mark.parametrize("groups", [[1.0], [1.0, 0.5]])
+def test_verbose_reports_each_cut_as_keras_does(groups, capsys, caplog):
+    """Keras prints 'Epoch N: ReduceLROnPlateau reducing learning rate to X.' per cut."""
+    kwargs = {"patience": 0, "factor": 0.5}
+    printing = ReduceLROnPlateau(make_optimizer(groups), verbose=True, **kwargs)
+    logger = logging.getLogger("test_verbose")
+    logging_one = ReduceLROnPlateau(make_optimizer(groups), verbose=logger, **kwargs)
+    silent = ReduceLROnPlateau(make_optimizer(groups), **kwargs)
+    with caplog.at_level(logging.INFO, logger="test_verbose"):
+        for value in [1.0, 2.0, 0.5, 0.6]:  # a cut on epochs 2 and 4
+            for scheduler in (printing, logging_one, silent):
+                scheduler.step(value)
+    if len(groups) == 1:
+        expected = [
+            "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.5.",
+            "Epoch 4: ReduceLROnPlateau reducing learning rate to 0.25.",
+        ]
+    else:
+        expected = [
+            "Epoch 2: ReduceLROnPlateau reducing learning rate of group 0 to 0.5.",
+            "Epoch 2: ReduceLROnPlateau reducing learning rate of group 1 to 0.25.",
+            "Epoch 4: ReduceLROnPlateau reducing learning rate of group 0 to 0.25.",
+            "Epoch 4: ReduceLROnPlateau reducing learning rate of group 1 to 0.125.",
+        ]
+    assert capsys.readouterr().out.splitlines() == expected  # the silent one printed nothing
+    assert [record.getMessage() for record in caplog.records] == expected
+    with pytest.raises(TypeError, match="'verbose' must be a bool or a logging.Logger, got str"):
+        ReduceLROnPlateau(make_optimizer(groups), verbose="deprecated")
 
 
 @pytest.mark.parametrize(
     ("value", "error"), [("never", ValueError), (None, TypeError), (True, TypeError)]
 )
 def test_on_repeat_is_validated(value, error):
-    with pytest.raises(error, match="'on_repeat' must be one of"):
+    with pytest.raises(error, match="'on_repeat' must be"):
         ReduceLROnPlateau(make_optimizer([0.1]), on_repeat=value)
 
 

@@ -26,7 +26,7 @@ print(",".join(loaded))
 """
 
 # The adapters' pure halves, which only their adapter imports.
-FORMATS = ["plateau._torch_format", "plateau._keras_format"]
+FORMATS = ["plateau._torch_format"]
 
 # `import plateau` loads neither an adapter nor an adapter's pure half (import time is
 # a benchmark target); those halves, imported alone, load no framework either.

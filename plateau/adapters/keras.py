@@ -327,7 +327,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 raise ValueError(f"{self._backup}: cannot resume from it: {exc}") from exc
         if not self._restored:
             self.state, self._scaled = None, scaled
-            if self._resolved().warmup_epochs > 0:
+            if (self.config or self._config_for("min")).warmup_epochs > 0:  # whatever the mode
                 self.state = _shared.begin(self._resolved(), *_io(slots))
             return
         if self.state is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 from hostile.values import HUGE, check_message, hostile, refused
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 import plateau
 from plateau import PlateauConfig, PlateauState
-from plateau._checks import is_real
+from plateau._checks import MAX_INT, is_int, is_real
 
 FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -299,7 +300,34 @@ def test_keras_constructor_refuses_by_name(field, value):
     pytest.importorskip("keras")
     from plateau.adapters.keras import ReduceLROnPlateau
 
-    refused(lambda: ReduceLROnPlateau(**{field: value}), field)
+    accepted = refused(lambda: ReduceLROnPlateau(**{field: value}), field) is None
+    assert accepted == usable_keras_argument(field, value), (field, value)
+
+
+def usable_keras_argument(field, value):
+    """What each Keras keyword takes (the oracle, written from docs/keras.md, not the code)."""
+    try:
+        if field in ("monitor", "backup_dir"):
+            return isinstance(value, (str, os.PathLike)) and (
+                field == "backup_dir" or isinstance(value, str)
+            )
+        if field in ("mode", "on_nonfinite"):
+            allowed = ("auto", "min", "max") if field == "mode" else ("bad", "raise", "skip")
+            return isinstance(value, str) and value in allowed
+        if field in ("strict", "stop_when_exhausted"):
+            return isinstance(value, bool)
+        if field == "verbose":
+            return isinstance(value, int)
+        if field in ("patience", "cooldown"):
+            return is_int(value) and 0 <= value <= MAX_INT
+        number = float(value) if is_real(value) else math.nan
+        if field == "factor":
+            return 0.0 < number < 1.0
+        if field == "min_delta":
+            return math.isfinite(number)
+        return 0.0 <= number < math.inf and abs(number) < 3.4028235e38  # min_lr, in float32
+    except Exception:  # a hostile dunder, or an int too large for a float
+        return False
 
 
 def test_keras_constructor_names_a_huge_int():

@@ -244,3 +244,17 @@ def begin(config: PlateauConfig, read: Read, write: Write) -> PlateauState:
     for i, lr in changed(held, state.lrs):
         stored[i] = write(i, lr)
     return state if tuple(stored) == state.lrs else attrs.evolve(state, lrs=tuple(stored))
+
+
+def publish_settings(cls: type, skip: Collection[str] = ()) -> None:
+    """Name every PlateauConfig field in ``cls.__init__``'s signature, after its own.
+
+    For a constructor that takes the settings as ``**settings`` (and builds its config
+    with :func:`make_config`): ``inspect.signature`` and LightningCLI then see each
+    field not in `skip` and not already a parameter as a keyword-only parameter.
+    """
+    init: Any = cls.__init__  # type: ignore[misc]
+    signature = inspect.signature(init)
+    explicit = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    more = config_parameters(skip=[*skip, *(p.name for p in explicit)])
+    init.__signature__ = signature.replace(parameters=[*explicit, *more])

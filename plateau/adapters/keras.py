@@ -44,8 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised in subprocesses
         message = "plateau.adapters.keras requires keras; install 'plateau-lr[keras]'"
         raise ModuleNotFoundError(message, name="keras") from exc
     if isinstance(exc, ModuleNotFoundError) and not (exc.name or "keras").startswith("keras"):
-        # Keras imports its backend (KERAS_BACKEND, else TensorFlow) as it is imported.
-        raise ModuleNotFoundError(
+        raise ModuleNotFoundError(  # Keras imports its backend as it is imported
             f"plateau.adapters.keras: keras is installed but could not import its backend "
             f"module {exc.name!r} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r}); "
             "install a Keras backend (jax or torch) and set KERAS_BACKEND=jax or "
@@ -75,11 +74,8 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
     :class:`ReduceLROnPlateau` installs it in place of an optimizer's schedule. Its
     ``scale`` (a float >= 0 to start from, or a scalar float32 ``keras.Variable``, as
     ``optimizer.add_variable`` makes) is the core's lr at the reference 1.0 (see
-    ``plateau.scale_base``); it serializes with the scale's value.
-
-    Raises:
-        TypeError: a `schedule` that is not one (or a ScaledSchedule), or a bad variable.
-        ValueError: a negative or non-finite `scale`.
+    ``plateau.scale_base``); it serializes with the scale's value. A bad argument is a
+    TypeError or ValueError naming it.
 
     Example:
         >>> import keras
@@ -116,10 +112,8 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
 
     def get_config(self) -> dict[str, Any]:
         """The schedule's serialized config and the scale's current value."""
-        return {
-            "schedule": keras.saving.serialize_keras_object(self.schedule),
-            "scale": float(self.scale.numpy()),
-        }
+        schedule = keras.saving.serialize_keras_object(self.schedule)
+        return {"schedule": schedule, "scale": float(self.scale.numpy())}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
@@ -207,7 +201,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if config is not None:
             self.config = _shared.make_config(settings, config)
             args, defaults = {"mode": mode, **self._keras}, inspect.signature(type(self)).parameters
-            given = [n for n in _KERAS_ARGS if (type(args[n]), args[n]) != _typed(defaults[n])]
+            # By repr: a patience of 10.0, or a numpy 10, is not the default 10.
+            given = [n for n in _KERAS_ARGS if repr(args[n]) != repr(defaults[n].default)]
             if given:
                 raise TypeError(f"config= is the whole config, but Keras's {given} were given too")
             self.mode, self.min_lr = self.config.mode, self.config.min_lr
@@ -264,11 +259,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
 
     @property
     def cooldown_counter(self) -> int:
-        """Keras's cooldown_counter: the core's plus one while a cooldown runs.
-
-        (Keras ends a cooldown at 1, the core at 0; after an improvement in a cooldown's
-        last epoch Keras reads 1 and this 0, which Keras treats alike.)
-        """
+        """Keras's cooldown_counter: the core's plus one while a cooldown runs (docs/keras.md)."""
         state = self.state
         if state is None:
             return 0
@@ -315,8 +306,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Start afresh, as Keras 3.15 does at every fit(), unless restored (set_state, backup).
 
-        A restored state's lrs are written; with warmup, a fresh start writes the first.
-        A restored state that does not fit the model is a ValueError (and stays restored).
+        A restored state's lrs are written (one that does not fit the model is a
+        ValueError, and stays restored); with warmup, a fresh start writes the first.
         """
         slots = self._slots()
         scaled = [slot.scaled for slot in slots]
@@ -407,15 +398,12 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         """The config, state and per-lr units as a strict-JSON-safe dict, for :meth:`set_state`.
 
         Example:
-            >>> import json
-            >>> json.dumps(ReduceLROnPlateau().get_state(), allow_nan=False)[:30]
-            '{"config": {"format": "plateau'
+            >>> ReduceLROnPlateau().get_state()  # nothing to resume before an epoch end
+            {'config': None, 'state': None, 'scaled': None}
         """
         d: dict[str, Any] = {"config": None, "state": None, "scaled": self._scaled}
         if self.config is not None and self.state is not None:
             d.update(_shared.saved(self.config, self.state))
-        elif self.config is not None:
-            d["config"] = self.config.to_dict()
         return d
 
     def set_state(self, d: Mapping[str, Any]) -> None:
@@ -430,39 +418,27 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if set(d) != _KEYS:
             raise ValueError(f"'d' must have the keys {sorted(_KEYS)}, got {_checks.show_keys(d)}")
         scaled = d["scaled"]
-        if scaled is not None and not (
-            isinstance(scaled, list) and all(type(s) is bool for s in scaled)
-        ):
+        bools = isinstance(scaled, list) and set(map(type, scaled)) <= {bool}
+        if not (scaled is None or bools):
             raise TypeError(f"d['scaled'] must be None or a list of bools, got {got(scaled)}")
         saved, state = self.config, None
-        if d["state"] is not None:
+        if d["config"] is not None or d["state"] is not None:
             saved, state = _shared.load_saved(d, "d")
-        elif d["config"] is not None:  # saved before the first epoch end
-            try:
-                saved = PlateauConfig.from_dict(d["config"])
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"d['config']: {exc}") from None
-        expected = self.config or (saved and self._config_for(saved.mode))
-        if saved != expected:
-            raise ValueError(f"the saved config {saved} is not this callback's config {expected}")
+            expected = self.config or self._config_for(saved.mode)
+            if saved != expected:
+                raise ValueError(f"the saved config {saved} is not this callback's {expected}")
         optimizer = getattr(self.model, "optimizer", None)
         # A MultiOptimizer learns its sub-optimizers when built: until then only
         # on_train_begin can count them.
-        if (
-            state is not None
-            and optimizer is not None
-            and (optimizer.built or not hasattr(optimizer, "optimizers"))
-        ):
+        countable = optimizer is not None and (
+            optimizer.built or not hasattr(optimizer, "optimizers")
+        )
+        if state is not None and countable:
             _shared.check_count(state, len(_pairs(optimizer)), "the model", "optimizers")
         self.config, self.state, self._scaled, self._restored = saved, state, scaled, True
 
 
-def _typed(parameter: inspect.Parameter) -> tuple[type, Any]:
-    return type(parameter.default), parameter.default
-
-
-def _start(config: PlateauConfig) -> float:
-    """The core's best before any metric: +inf when minimising, -inf when maximising."""
+def _start(config: PlateauConfig) -> float:  # the core's best before any metric
     return math.inf if config.mode == "min" else -math.inf
 
 
@@ -490,8 +466,7 @@ def _is_scheduled(optimizer: Any) -> bool:
         return isinstance(source, _Schedule)
     raise TypeError(
         f"optimizer {optimizer.name!r} gets its learning rate from a {type(source).__name__}, "
-        "which is neither a float nor a keras.optimizers.schedules.LearningRateSchedule, "
-        "so it cannot be reduced on a plateau; create the optimizer with either"
+        "which is neither a float nor a LearningRateSchedule: it cannot be reduced on a plateau"
     )
 
 
@@ -506,8 +481,7 @@ def _slot(name: str, optimizer: Any) -> _Slot:
         base, start = source.schedule, float(source.scale.numpy())  # reloaded, or a 2nd fit
     else:
         base, start = source, 1.0
-    # The scale must be one of the optimizer's variables: the jax trainer hands a
-    # compiled train step only those, and would freeze any other into it as a constant.
+    # An optimizer variable: the jax trainer would freeze any other into its compiled step.
     scale = optimizer.add_variable(
         (), initializer=keras.initializers.Constant(start), dtype="float32", name=_SCALE_NAME
     )
@@ -516,8 +490,6 @@ def _slot(name: str, optimizer: Any) -> _Slot:
 
 
 def _io(slots: Sequence[_Slot]) -> tuple[_shared.Read, _shared.Write]:
-    """`_shared.advance`'s read and write over the slots' float32 variables."""
-
     def write(i: int, lr: float) -> float:
         slots[i].variable.assign(lr)
         return float(slots[i].variable)  # as float32 holds it
@@ -525,13 +497,4 @@ def _io(slots: Sequence[_Slot]) -> tuple[_shared.Read, _shared.Write]:
     return lambda: tuple(float(slot.variable) for slot in slots), write
 
 
-def _publish_settings() -> None:
-    """The constructor's signature names every PlateauConfig field it takes as a setting."""
-    init: Any = ReduceLROnPlateau.__init__
-    signature = inspect.signature(init)
-    explicit = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    more = _shared.config_parameters(skip=[*_TRANSLATED, *(p.name for p in explicit)])
-    init.__signature__ = signature.replace(parameters=[*explicit, *more])
-
-
-_publish_settings()
+_shared.publish_settings(ReduceLROnPlateau, skip=_TRANSLATED)

@@ -538,15 +538,30 @@ def test_set_state_refuses_bad_input_by_name_and_changes_nothing(d, error, match
     assert (callback.config, callback.state) == (None, None)
 
 
+def stepped_state(monitor="val_loss", **kwargs):
+    """get_state() after one epoch end on a compiled model: a state to resume."""
+    callback = ReduceLROnPlateau(monitor=monitor, **kwargs)
+    callback.set_model(make_model())
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {monitor: 1.0})
+    return callback.get_state()
+
+
 def test_set_state_takes_only_this_callback_s_config():
-    saved = ReduceLROnPlateau(patience=3).get_state()
-    with pytest.raises(ValueError, match="not this callback's config"):
+    saved = stepped_state(patience=3)
+    with pytest.raises(ValueError, match="not this callback's"):
         ReduceLROnPlateau(patience=4).set_state(saved)
-    maximising = ReduceLROnPlateau(monitor="val_acc", mode="max").get_state()
-    with pytest.raises(ValueError, match="not this callback's config"):
+    maximising = stepped_state(monitor="val_acc", mode="max")
+    with pytest.raises(ValueError, match="not this callback's"):
         ReduceLROnPlateau(monitor="val_acc", mode="min").set_state(maximising)
-    with pytest.raises(ValueError, match="not this callback's config"):
+    with pytest.raises(ValueError, match="not this callback's"):
         ReduceLROnPlateau(monitor="val_acc", patience=4).set_state(maximising)
+    # Before its first epoch end a callback has nothing to resume: nothing is saved.
+    assert ReduceLROnPlateau(patience=3).get_state() == {
+        "config": None,
+        "state": None,
+        "scaled": None,
+    }
 
 
 def one_lr_state():
@@ -592,7 +607,7 @@ def test_set_state_checks_the_lr_count_against_a_model_already_set():
 
 
 def test_unresolved_auto_mode_adopts_the_saved_mode():
-    saved = ReduceLROnPlateau(monitor="val_acc", mode="max").get_state()
+    saved = stepped_state(monitor="val_acc", mode="max")
     callback = ReduceLROnPlateau(monitor="val_acc")
     callback.set_state(saved)
     assert callback.config is not None and callback.config.mode == "max"

@@ -272,7 +272,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         self._set(cooldown_counter=max(check_int("cooldown_counter", value) - 1, 0))
 
     def _set(self, **changes: Any) -> None:
-        state = self.state or plateau.init(_io(self._slots())[0](), self._resolved())
+        state = self.state or _shared.begin(self._resolved(), *_io(self._slots()))
         self.state = attrs.evolve(state, **changes)
 
     def set_model(self, model: Any) -> None:

@@ -595,7 +595,7 @@ class _Base:
             schedule = base
         else:
             lambdas = _lambdas(base, len(groups))
-            _reference(groups, default_to_lr=True)  # refused before LambdaLR writes them
+            _reference(groups)  # refused before LambdaLR writes the groups
             schedule = LambdaLR(optimizer, lambdas)
         self.schedule, self.with_metric = schedule, with_metric
         self.reference = _reference(groups)
@@ -767,15 +767,10 @@ def _write(groups: Groups, index: int, lr: float) -> float:
     return lr
 
 
-def _reference(groups: Groups, default_to_lr: bool = False) -> tuple[float, ...]:
-    """Each group's ``initial_lr``, the base's reference (`default_to_lr`: a LambdaLR's to be)."""
+def _reference(groups: Groups) -> tuple[float, ...]:
+    """Each group's ``initial_lr``, the base's reference (before a LambdaLR sets it: its lr)."""
     reference = []
     for i, group in enumerate(groups):
-        if "initial_lr" not in group and not default_to_lr:
-            raise ValueError(
-                f"optimizer.param_groups[{i}] has no 'initial_lr', which a torch scheduler "
-                "sets: build the base schedule on this optimizer first"
-            )
         value = _to_lr(i, group.get("initial_lr", group.get("lr")), "initial_lr")
         if not value > 0.0:
             raise ValueError(

@@ -224,3 +224,23 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def begin(config: PlateauConfig, read: Read, write: Write) -> PlateauState:
+    """:func:`plateau.init` from the lrs `read` gives, writing the lrs it starts at.
+
+    A warmup starts each lr at ``lr * warmup_start_factor``: ``write(i, lr)``
+    writes it, as in :func:`advance`, and the state records what was stored.
+    Without a warmup nothing is written.
+
+    Example:
+        >>> config = plateau.PlateauConfig(warmup_epochs=2, warmup_start_factor=0.5)
+        >>> begin(config, lambda: (0.5,), lambda i, lr: lr).lrs
+        (0.25,)
+    """
+    held = read()
+    state = plateau.init(held, config)
+    stored = list(state.lrs)
+    for i, lr in changed(held, state.lrs):
+        stored[i] = write(i, lr)
+    return state if tuple(stored) == state.lrs else attrs.evolve(state, lrs=tuple(stored))

@@ -155,14 +155,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         settings.update(threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
         config = _shared.make_config(settings, config)
         groups = optimizer.param_groups
-        read = _read_lrs(groups, check=True)
+        _read_lrs(groups, check=True)
         self._base: _Base | None = None
-        if base is None:
-            state = plateau.init(read, config)
-            if state.lrs != read:  # Warmup: each group starts at lr * warmup_start_factor.
-                for i, lr in changed(read, state.lrs):
-                    _write(groups, i, lr)
-                state = attrs.evolve(state, lrs=_read_lrs(groups))  # as they hold it
+        if base is None:  # a warmup writes each group's first lr
+            state = _shared.begin(config, partial(_read_lrs, groups), partial(_write, groups))
         else:
             config.min_lrs(len(groups))  # before a LambdaLR is built and writes the groups
             self._base = _Base(optimizer, base, base_with_metric)

@@ -156,8 +156,8 @@ def test_every_config_field_is_a_keyword_with_the_configs_default():
 
 
 def test_settings_beyond_torch_by_keyword_equal_the_same_config():
-    beyond = {"max_reductions": 1, "ema_decay": 0.5, "accumulation_size": 2, "warmup_epochs": 2,
-              "warmup_start_factor": 0.5, "on_nonfinite": "skip", "threshold_mode": "rel_abs"}  # fmt: skip
+    beyond = {"max_reductions": 1, "ema_decay": 0.5, "accumulation_size": 2, "warmup_epochs": 2}
+    beyond.update(warmup_start_factor=0.5, on_nonfinite="skip", threshold_mode="rel_abs")
     by_keyword = ReduceLROnPlateau(make_optimizer([1.0]), patience=0, **beyond)
     by_config = ReduceLROnPlateau(make_optimizer([1.0]), config=PlateauConfig(patience=0, **beyond))
     assert by_keyword.config == by_config.config == PlateauConfig(patience=0, **beyond)
@@ -171,7 +171,7 @@ def test_settings_beyond_torch_by_keyword_equal_the_same_config():
 def test_a_config_and_settings_together_are_refused_by_name():
     with pytest.raises(TypeError, match=r"config= is the whole config, but \['patience'\]"):
         ReduceLROnPlateau(make_optimizer([1.0]), patience=3, config=PlateauConfig())
-    with pytest.raises(TypeError, match="'config' must be a plateau.PlateauConfig, got dict"):
+    with pytest.raises(TypeError, match=r"'config' must be a plateau\.PlateauConfig, got dict"):
         ReduceLROnPlateau(make_optimizer([1.0]), config={"patience": 3})
     with pytest.raises(TypeError, match=r"unknown setting 'patiense'"):
         ReduceLROnPlateau(make_optimizer([1.0]), patiense=3)

@@ -22,9 +22,7 @@ from plateau.adapters.torch import ReduceLROnPlateau  # noqa: E402
 
 TorchPlateau = torch.optim.lr_scheduler.ReduceLROnPlateau
 
-TRAINER = (
-    "accelerate, scheduler built on the prepared optimizer (1 process; skorch's AccelerateMixin)"
-)
+TRAINER = "accelerate, built on the prepared optimizer (also skorch's AccelerateMixin)"
 TESTED_WITH = "accelerate==1.15.0"
 NOTE = "the repeat guard counts the steps of the optimizer the AcceleratedOptimizer wraps"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 
 import pytest
@@ -167,7 +168,18 @@ def test_torch_constructor_refuses_by_name(field, value):
     from plateau.adapters.torch import ReduceLROnPlateau
 
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    refused(lambda: ReduceLROnPlateau(optimizer, **{field: value}), field)
+    if refused(lambda: ReduceLROnPlateau(optimizer, **{field: value}), field) is None:
+        # Accepted: only a value the field takes, held as it was given.
+        scheduler = ReduceLROnPlateau(optimizer, **{field: value})
+        if field == "last_epoch":
+            assert isinstance(value, numbers.Integral) and not isinstance(value, bool), value
+            assert scheduler.last_epoch == value + 1
+        elif field == "on_repeat":
+            assert value in ("warn", "skip", "allow") and scheduler.on_repeat == value
+        elif field == "sync_metric":
+            assert isinstance(value, bool) and scheduler.sync_metric is value
+        else:
+            assert scheduler.config == PlateauConfig(**{field: value}), value
     assert optimizer.param_groups[0]["lr"] == 0.1
 
 

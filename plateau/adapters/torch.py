@@ -1,16 +1,9 @@
 """A drop-in torch ``ReduceLROnPlateau`` whose every decision is made by :func:`plateau.step`.
 
-Change one import line, ``from plateau.adapters.torch import ReduceLROnPlateau``,
-and keep the training loop: it subclasses torch's class, so trainers that test
-``isinstance`` pass it the metric, and it takes every argument, attribute write and
-checkpoint torch's takes. What it adds is in docs/torch.md.
-
-It only translates. The lrs are the optimizer's (the core's ownership rule): a
-step reads ``param_groups`` and hands them to :func:`plateau.adapters._shared.advance`,
-which steps the core and writes back the ones that changed (a cut through torch's
-``_reduce_lr`` hook, which ignite overrides). torch's attribute names read and
-replace :attr:`~ReduceLROnPlateau.config` and :attr:`~ReduceLROnPlateau.state`, the
-only schedule data. ``base=`` lives in one object, :class:`_Base`.
+It subclasses torch's class and takes every argument, attribute write and checkpoint
+torch's takes (what it adds: docs/torch.md). It only translates: a step hands the
+lrs of ``param_groups`` to :func:`plateau.adapters._shared.advance`; torch's attribute
+names read and replace ``config`` and ``state``; ``base=`` lives in :class:`_Base`.
 """
 
 from __future__ import annotations
@@ -20,32 +13,17 @@ import logging
 import math
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal, SupportsFloat, TypeAlias
 
 import attrs
 
 import plateau
-from plateau import Decision, PlateauConfig, PlateauState
-from plateau._checks import (
-    check_bool,
-    check_choice,
-    check_int,
-    check_non_negative,
-    got,
-    show,
-    show_keys,
-    to_metric,
-)
+from plateau import Decision, PlateauConfig, PlateauState, _checks
+from plateau._checks import check_int, got, show, show_keys, to_metric
 from plateau._core import changed
-from plateau.adapters._shared import (
-    advance,
-    check_count,
-    config_parameters,
-    load_saved,
-    make_config,
-    saved,
-    warn,
-)
+from plateau.adapters import _shared
+from plateau.adapters._shared import warn
 
 try:
     import torch
@@ -63,11 +41,10 @@ __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
 BaseLike: TypeAlias = LRScheduler | Callable[[int], float] | Sequence[Callable[[int], float]]
 Groups: TypeAlias = list[dict[str, Any]]
 
-# The progress every torch (2.6-2.13) ReduceLROnPlateau.state_dict() holds, and the
-# config it holds under its own names (min_lrs and default_min_lr aside).
+# What torch's (2.6-2.13) state_dict() holds: progress, and config (min_lrs aside).
 _PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
 _TORCH_CONFIG = ("factor", "patience", "cooldown", "eps", "mode", "threshold", "threshold_mode")
-_REPEATS = ("warn", "skip", "allow")
+_BASE_KEYS = ["reference", "state_dict", "type"]  # a checkpoint's "base" entry
 
 
 class _Field:
@@ -92,34 +69,26 @@ class _Field:
 class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ignore]
     """Torch's ReduceLROnPlateau: same arguments, same lrs, decided by :func:`plateau.step`.
 
-    Not torch's ``__init__`` (its copy of the config would go stale): torch's attribute
-    names (``factor``, ``best``, ``min_lrs``, ...) read and replace :attr:`config` and
-    :attr:`state`, as docs/torch.md lists.
+    Torch's attribute names (``factor``, ``best``, ``min_lrs``, ...) read and replace
+    :attr:`config` and :attr:`state`; a bad argument is a TypeError or ValueError naming it.
 
     Args:
         optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled,
             or a wrapper of one that forwards ``param_groups`` (accelerate's).
         mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps:
             torch's (``min_lr``: a scalar, which extends to groups added later, or one
-            per group). These and every other :class:`plateau.PlateauConfig` field
-            (``max_reductions``, ``ema_decay``, ``warmup_epochs``, ...) are keywords.
+            per group). Every other :class:`plateau.PlateauConfig` field
+            (``max_reductions``, ``ema_decay``, ``warmup_epochs``, ...) is a keyword too.
         config: A whole :class:`plateau.PlateauConfig` instead of the settings.
         last_epoch: The last epoch done (-1: a new run), as torch's other schedulers take.
-        verbose: True prints a line for each cut, as Keras's callback does; a
-            ``logging.Logger`` logs it at INFO.
+        verbose: True prints a line per cut as Keras does; a ``logging.Logger`` logs it.
         on_repeat: A ``step()`` with no optimizer step since the last one (accelerate's
             prepared scheduler): "warn" (steps, as torch), "skip" or "allow".
         sync_metric: Average the metric over all ranks first (:func:`mean_over_ranks`).
-        base: A base schedule the plateau scales: a torch ``LRScheduler`` on `optimizer`,
-            or an ``lr_lambda`` (one, or one per group) for a ``LambdaLR``. ``step()``
-            advances it, ``step(metric)`` applies the plateau rule; each group's lr is
-            :func:`plateau.scale_base` of the base's at the reference ``initial_lr``.
+        base: A schedule the plateau scales (:class:`_Base`): a torch ``LRScheduler`` on
+            `optimizer`, or an ``lr_lambda`` (or one per group) for a ``LambdaLR``.
+            ``step()`` advances it, ``step(metric)`` applies the plateau rule.
         base_with_metric: Each ``step(metric)`` also advances the base (not ``step()``).
-
-    Raises:
-        TypeError: an argument of the wrong type, or a param group's lr not a real number.
-        ValueError: a bad value, a ``min_lr`` that does not fit the groups, or a `base`
-            on another optimizer or with lr_lambdas for another group count.
 
     Example:
         >>> import torch
@@ -175,28 +144,24 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             raise TypeError(
                 f"'optimizer' must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        check_bool("sync_metric", sync_metric)
-        check_choice("on_repeat", on_repeat, _REPEATS)
-        check_bool("base_with_metric", base_with_metric)
-        if base_with_metric and base is None:
+        _checks.check_bool("sync_metric", sync_metric)
+        _checks.check_choice("on_repeat", on_repeat, ("warn", "skip", "allow"))
+        if _checks.check_bool("base_with_metric", base_with_metric) and base is None:
             raise ValueError("'base_with_metric' is True but there is no 'base' to advance")
         start = check_int("last_epoch", last_epoch, minimum=-1) + 1
         if not isinstance(verbose, (bool, logging.Logger)):
             raise TypeError(f"'verbose' must be a bool or a logging.Logger, got {got(verbose)}")
         settings.update(mode=mode, factor=factor, patience=patience, threshold=threshold)
         settings.update(threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
-        config = make_config(settings, config)
+        config = _shared.make_config(settings, config)
         groups = optimizer.param_groups
-        read = _read_lrs(groups, check=True)
+        _read_lrs(groups, check=True)
         self._base: _Base | None = None
-        if base is None:
-            state = plateau.init(read, config)
-            if state.lrs != read:  # Warmup: each group starts at lr * warmup_start_factor.
-                for i, lr in changed(read, state.lrs):
-                    _write(groups, i, lr)
-                state = attrs.evolve(state, lrs=_read_lrs(groups))  # as they hold it
+        if base is None:  # a warmup writes each group's first lr
+            state = _shared.begin(config, partial(_read_lrs, groups), partial(_write, groups))
         else:
-            self._base = _Base(optimizer, base, config, base_with_metric)
+            config.min_lrs(len(groups))  # before a LambdaLR is built and writes the groups
+            self._base = _Base(optimizer, base, base_with_metric)
             state = plateau.init(self._base.reference, config)  # the plateau's own lrs
         self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
@@ -208,8 +173,6 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self.optimizer = optimizer
         if self._base is not None:
             self._base.write(groups, self.state, advance=False)
-
-    # --- the optimizer, and the repeat guard on it -------------------------------------
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -224,12 +187,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self._watch()
 
     def _watch(self) -> None:
-        """Count the optimizer's steps to tell a repeated step(): a hook holding us weakly.
+        """Count the optimizer's steps to tell a repeated step(), by a hook holding us weakly.
 
-        A wrapper that never ran ``Optimizer.__init__`` (accelerate's) has no hooks:
-        the one it wraps, which its ``step()`` calls, gets ours; an optimizer without
-        any leaves the guard off. An optimizer drops its hooks when pickled or copied:
-        ``__setstate__`` adds ours again.
+        A wrapper that never ran ``Optimizer.__init__`` (accelerate's) has no hooks: the
+        optimizer it wraps gets ours; with none at all the guard is off. A pickled or
+        copied optimizer drops its hooks: ``__setstate__`` adds ours again.
         """
         if (unwatch := self.__dict__.pop("_unwatch", None)) is not None:
             unwatch()
@@ -247,33 +209,25 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self._unwatch = weakref.finalize(self, handle.remove)
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_unwatch", None)  # the hook stays with the optimizer it is on
-        return state
+        return {k: v for k, v in self.__dict__.items() if k != "_unwatch"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._watch()
 
-    # --- torch's attributes over config and state --------------------------------------
-
     @property
     def config(self) -> PlateauConfig:
-        """The :class:`plateau.PlateauConfig`; assigning one checks it against this run.
+        """The :class:`plateau.PlateauConfig`, with :attr:`min_lrs`'s in-place edits.
 
-        In-place edits of :attr:`min_lrs` (torch's plain list) are part of it.
-
-        Raises:
-            TypeError: not a PlateauConfig.
-            ValueError: another ``mode`` (``best`` would be meaningless), or a per-group
-                ``min_lr`` without one value per param group. Nothing changes on error.
+        Assigning one checks it against this run: another ``mode`` (``best`` would be
+        meaningless) or a per-group ``min_lr`` that does not fit the param groups is a
+        ValueError, and changes nothing.
         """
         config, floors = self._config, self._min_lrs
-        edited = (
-            floors != list(config.min_lr)
-            if isinstance(config.min_lr, tuple)
-            else floors.count(config.min_lr) != len(floors)
-        )
+        if isinstance(config.min_lr, tuple):
+            edited = floors != list(config.min_lr)
+        else:  # a list of the scalar min_lr, of any length, is the scalar: as torch
+            edited = floors.count(config.min_lr) != len(floors)
         if edited:
             self._config = config = attrs.evolve(config, min_lr=tuple(floors))
         return config
@@ -298,10 +252,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     def min_lrs(self, value: Sequence[float]) -> None:
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
             raise TypeError(f"'min_lrs' must be a list, one lr per param group, got {got(value)}")
-        new = attrs.evolve(self.config, min_lr=tuple(value))
-        # Torch's default_min_lr stays for groups added later: a list of it changes nothing.
-        if self.default_min_lr is None or set(new.min_lrs(len(value))) != {self.default_min_lr}:
-            self.config = new
+        new = attrs.evolve(self.config, min_lr=tuple(value))  # checked now: no stale list
+        if set(new.min_lrs(len(value))) != {self.default_min_lr}:
+            new.min_lrs(len(self._optimizer.param_groups))
         self._min_lrs = value if isinstance(value, list) else list(value)
 
     @property
@@ -330,12 +283,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
 
     @property
     def exhausted(self) -> bool:
-        """The stop signal, :attr:`plateau.PlateauState.exhausted` of the last step.
-
-        True when that step exceeded patience with nothing left to cut: every lr at
-        its floor (or each cut <= eps), or ``max_reductions`` reached. A loop can stop
-        on it; in Lightning, override ``lr_scheduler_step`` (docs/semantics.md).
-        """
+        """The stop signal: :attr:`plateau.PlateauState.exhausted` of the last step."""
         return self.state.exhausted
 
     @property
@@ -345,26 +293,17 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
 
     def __repr__(self) -> str:
         base = "" if self._base is None else f", base={type(self._base.schedule).__name__}"
-        return (
-            f"{type(self).__name__}({type(self._optimizer).__name__}, "
-            f"config={self.config!r}, state={self.state!r}{base})"
-        )
-
-    # --- stepping ----------------------------------------------------------------------
+        optimizer = type(self._optimizer).__name__
+        return f"{type(self).__name__}({optimizer}, {self.config!r}, {self.state!r}{base})"
 
     def step(  # type: ignore[override,unused-ignore]
         self, metrics: SupportsFloat | None = None, epoch: int | None = None
     ) -> None:
         """One epoch: read the groups' lrs, :func:`plateau.step`, write the changed ones.
 
-        Args:
-            metrics: A float, an int or a one-element tensor; omitted, a base steps.
-            epoch: Deprecated, as in torch: with a warning, it only sets ``state.last_epoch``.
-
-        Raises:
-            TypeError: `metrics` or a group's lr is not a single real number.
-            ValueError: what :func:`plateau.step` or a base refuses (a param group added,
-                ``step()`` under ``base_with_metric=True``). Nothing changes on error.
+        `metrics` is a float, an int or a one-element tensor; without it a base steps.
+        `epoch` is deprecated, as in torch: with a warning, it sets ``state.last_epoch``.
+        What the core or a base refuses is a TypeError or ValueError that changes nothing.
         """
         groups, base = self._optimizer.param_groups, self._base
         if base is not None:
@@ -382,10 +321,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             if self.sync_metric:
                 metrics = mean_over_ranks(metrics)
             if epoch is not None:
-                warn(
-                    "The epoch argument of ReduceLROnPlateau.step() is deprecated (as in "
-                    "torch); it only sets state.last_epoch"
-                )
+                warn("The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)")
                 check_int("last_epoch", epoch)
             if base is None:
                 state = self._advance(groups, metrics, epoch)
@@ -412,25 +348,15 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             finally:
                 self._planned = None
 
+        read, write = partial(_read_lrs, groups), partial(_write, groups)
         try:
-            return advance(
-                self.state,
-                metrics,
-                self.config,
-                lambda: _read_lrs(groups),
-                lambda i, lr: _write(groups, i, lr),
-                cut=cut,
-            )
+            return _shared.advance(self.state, metrics, self.config, read, write, cut=cut)
         except ValueError:
             _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
             raise
 
     def _reduce_lr(self, epoch: int) -> None:
-        """Torch's hook for the cut: an override (ignite's) replaces the write we planned.
-
-        Raises:
-            RuntimeError: called outside :meth:`step`, where no cut was decided.
-        """
+        """Torch's hook for the cut, which an override (ignite's) replaces: the cut planned."""
         if self._planned is None:
             raise RuntimeError("_reduce_lr() writes the cut step() decided; call step(metric)")
         for i, lr in self._planned:
@@ -449,15 +375,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
 
     def _report(self, state: PlateauState) -> None:
         """With ``verbose``, a line per lr a cut changed, as Keras's callback prints it."""
-        if not self.verbose or state.decision is not Decision.REDUCED:
-            return
-        for i, lr in changed(self.state.lrs, state.lrs):
-            line = f"Epoch {state.last_epoch}: ReduceLROnPlateau reducing learning rate"
-            line += f" of group {i} to {lr}." if len(state.lrs) > 1 else f" to {lr}."
-            if isinstance(self.verbose, logging.Logger):
-                self.verbose.info(line)
-            else:
-                print(line)
+        if self.verbose and state.decision is Decision.REDUCED:
+            say = self.verbose.info if isinstance(self.verbose, logging.Logger) else print
+            for i, lr in changed(self.state.lrs, state.lrs):
+                lr_of = f"learning rate of group {i}" if len(state.lrs) > 1 else "learning rate"
+                say(f"Epoch {state.last_epoch}: ReduceLROnPlateau reducing {lr_of} to {lr}.")
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """Each group's lr after the last step, a tensor group's as a new tensor (as torch)."""
@@ -468,29 +390,17 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 last[i] = held.detach().new_full(held.shape, lrs[i])
         return last
 
-    # --- checkpoints -------------------------------------------------------------------
-
     def state_dict(self) -> dict[str, Any]:
         """``config`` and ``state``, plus torch's own keys: both classes can resume from it.
 
-        Plain values only, so strict JSON takes it: an infinite best is left out of
-        torch's keys (a new torch scheduler starts there) and is "inf" in ``state``.
-        With a base, ``base`` holds its ``state_dict()``, type and reference.
-
-        Example:
-            >>> import json, torch
-            >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-            >>> scheduler = ReduceLROnPlateau(opt)
-            >>> saved = json.loads(json.dumps(scheduler.state_dict(), allow_nan=False))
-            >>> saved["state"]["best"], saved["num_bad_epochs"], "best" in saved
-            ('inf', 0, False)
-            >>> torch.optim.lr_scheduler.ReduceLROnPlateau(opt).load_state_dict(saved)
+        Strict JSON: an infinite best is left out of torch's keys (a new torch scheduler
+        starts there) and is "inf" in ``state``. With a base, ``base`` holds its entry.
         """
         config, state, base = self.config, self.state, self._base
         d: dict[str, Any] = {name: getattr(config, name) for name in _TORCH_CONFIG}
         d.update(min_lrs=list(config.min_lrs(len(state.lrs))), default_min_lr=self.default_min_lr)
-        d.update({key: getattr(state, key) for key in _PROGRESS})
-        d.update(_last_lr=[*(state.lrs if base is None else base.written)], **saved(config, state))
+        d.update({key: getattr(state, key) for key in _PROGRESS}, **_shared.saved(config, state))
+        d["_last_lr"] = [*(state.lrs if base is None else base.written)]
         if not math.isfinite(state.best):
             del d["best"]
         if base is not None:
@@ -500,26 +410,20 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`'s output, or torch's ReduceLROnPlateau's.
 
-        The constructor's config wins (docs/torch.md). Torch's class keeps plateau's
-        keys when it loads a checkpoint: its own keys differing from ``state`` say it
-        stepped since, and then they win, with the optimizer's lrs. With a base, the
-        groups get the lrs the saved scheduler wrote, whichever loads first.
-
-        Raises:
-            TypeError: `state_dict` is not a mapping, or a field has the wrong type.
-            ValueError: neither format, a bad value, another mode, another lr count,
-                a base in only one of checkpoint and scheduler. Nothing changes on error.
+        The constructor's config wins (docs/torch.md). Torch's class keeps our keys when
+        it loads a checkpoint: its own keys differing from ``state`` say it stepped
+        since, and then they win, with the optimizer's lrs. With a base, the groups get
+        the lrs the saved scheduler wrote. A bad checkpoint is a TypeError or ValueError
+        naming the key, and changes nothing.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"'state_dict' must be a dict, got {got(state_dict)}")
         groups, base, keys = self._optimizer.param_groups, self._base, set(state_dict)
         if (base is None) is ("base" in keys):
+            how = "with" if base is None else "without"
             raise ValueError(
-                "'state_dict' was saved with a base schedule: build this scheduler with "
-                "base= to resume it"
-                if base is None
-                else "'state_dict' was saved without a base schedule, and this scheduler "
-                f"has one ({type(base.schedule).__name__}); its lrs would mean another thing"
+                f"'state_dict' was saved {how} a base schedule: build this scheduler {how} "
+                "base= to resume it (its lrs mean another thing)"
             )
         # torch's progress keys, validated before anything compares them (an array's
         # == is elementwise); their lrs are the optimizer's, read only if they win.
@@ -531,15 +435,17 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 raise type(exc)(f"state_dict: {exc}") from None
         state: PlateauState | None = None
         if {"config", "state"} <= keys:
-            saved_config, state = load_saved(state_dict, "state_dict")
+            saved_config, state = _shared.load_saved(state_dict, "state_dict")
             saved_mode: object = saved_config.mode
-            if theirs is not None and _progress(state) != _progress(theirs):
-                state = None
+            if theirs is not None and any(
+                getattr(state, key) != getattr(theirs, key) for key in _PROGRESS
+            ):
+                state = None  # torch's class loaded it and stepped since: its keys win
         elif theirs is None:
+            wanted = f"['config', 'state'] or {sorted(('mode', *_PROGRESS))}"
             raise ValueError(
-                "'state_dict' must come from state_dict() of plateau's ReduceLROnPlateau "
-                "(keys including ['config', 'state']) or of torch's (keys including "
-                f"{sorted(('mode', *_PROGRESS))}), got keys {show_keys(keys)}"
+                f"'state_dict' must come from state_dict() of plateau's or torch's "
+                f"ReduceLROnPlateau (keys including {wanted}), got keys {show_keys(keys)}"
             )
         if state is None:
             assert theirs is not None
@@ -552,7 +458,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             saved_mode, state = state_dict["mode"], attrs.evolve(theirs, lrs=_read_lrs(groups))
         config = self.config
         _check_mode("the checkpoint was saved with", saved_mode, config.mode, state.best)
-        check_count(state, len(groups), "the optimizer", "param groups")
+        _shared.check_count(state, len(groups), "the optimizer", "param groups")
         config.min_lrs(len(state.lrs))
         if base is not None:
             base.load(state_dict["base"], state)  # everything is checked: it changes nothing
@@ -570,37 +476,26 @@ class _Base:
     first: a chainable scheduler computes from the groups' (pytorch#82859).
     """
 
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        base: object,
-        config: PlateauConfig,
-        with_metric: bool,
-    ) -> None:
-        groups = optimizer.param_groups
-        config.min_lrs(len(groups))  # before a LambdaLR is built and writes the groups
-        name = type(base).__name__
+    def __init__(self, optimizer: torch.optim.Optimizer, base: object, with_metric: bool) -> None:
+        groups, name = optimizer.param_groups, type(base).__name__
         if isinstance(base, _TorchReduceLROnPlateau):
             raise TypeError(
                 f"'base' must be a schedule the plateau scales (CosineAnnealingLR, LinearLR, "
                 f"an lr_lambda, ...), got a {name}: a plateau cannot be a base; "
                 "pass its arguments to this scheduler instead"
             )
-        if isinstance(base, LRScheduler):
-            if base.optimizer is not optimizer:
-                raise ValueError(
-                    f"'base' must be a scheduler on this optimizer, got a {name} built on "
-                    "another one"
-                )
-            schedule = base
-        else:
+        if isinstance(base, LRScheduler) and base.optimizer is not optimizer:
+            raise ValueError(
+                f"'base' must be a scheduler on this optimizer, got a {name} on another"
+            )
+        if not isinstance(base, LRScheduler):
             lambdas = _lambdas(base, len(groups))
-            _reference(groups, default_to_lr=True)  # refused before LambdaLR writes them
-            schedule = LambdaLR(optimizer, lambdas)
-        self.schedule, self.with_metric = schedule, with_metric
+            _reference(groups)  # refused before LambdaLR writes the groups
+            base = LambdaLR(optimizer, lambdas)
+        self.schedule, self.with_metric = base, with_metric
         self.reference = _reference(groups)
         self.written: tuple[float, ...] = ()  # the groups' lrs after the last write
-        self.steps = schedule.last_epoch  # its last_epoch after the last write
+        self.steps = base.last_epoch  # its last_epoch after the last write
 
     def last(self) -> tuple[float, ...]:
         """The base's last lrs as floats (torch keeps a tensor group's as a tensor copy)."""
@@ -616,23 +511,18 @@ class _Base:
             )
         if self.schedule.last_epoch != self.steps:
             raise ValueError(
-                f"the base schedule {name} was stepped outside this scheduler (its "
-                f"last_epoch is {self.schedule.last_epoch}, {self.steps} after the last "
-                "step()): it then computes from the plateau's scaled lrs and cuts them "
-                "twice. Call scheduler.step() instead of the base's step() (and do not "
-                "hand the base to a trainer as a scheduler of its own)"
+                f"the base schedule {name} was stepped outside this scheduler (last_epoch "
+                f"{self.schedule.last_epoch}, not {self.steps}): it would cut the scaled lrs "
+                "twice. Step only the plateau (do not hand its base to a trainer)"
             )
-        if with_metric:
-            return
-        if epoch is not None:
+        if not with_metric and epoch is not None:
             raise TypeError(
-                "'epoch' goes with a metric: step() with no metric advances the base "
-                f"and takes no 'epoch', got epoch={got(epoch)}"
+                f"'epoch' goes with a metric (step() advances the base), got {got(epoch)}"
             )
-        if self.with_metric:
+        if not with_metric and self.with_metric:
             raise ValueError(
-                "step() with no metric would advance the base a second time: with "
-                "base_with_metric=True each step(metric) advances it"
+                "step() with no metric under base_with_metric=True: step(metric) "
+                "advances the base already"
             )
 
     def warn_if_overwritten(self, groups: Groups) -> None:
@@ -641,9 +531,8 @@ class _Base:
             i = next(i for i, (a, b) in enumerate(zip(held, self.written, strict=True)) if a != b)
             warn(
                 f"optimizer.param_groups[{i}]['lr'] was set to {held[i]!r} since the last "
-                f"step(), which wrote {self.written[i]!r}: with a base schedule the scheduler "
-                "writes every lr at each step, so it is overwritten (the base steps from "
-                "its own lrs). To change the lrs, change the base schedule."
+                f"step(), which wrote {self.written[i]!r}: with a base schedule every step "
+                "writes every lr, so it is overwritten. To change the lrs, change the base."
             )
 
     def write(self, groups: Groups, state: PlateauState, *, advance: bool) -> None:
@@ -663,62 +552,47 @@ class _Base:
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint's ``base`` entry."""
-        name = type(self.schedule).__name__
-        return {
-            "state_dict": self.schedule.state_dict(),
-            "reference": [*self.reference],
-            "type": name,
-        }
+        name, reference = type(self.schedule).__name__, [*self.reference]
+        return {"state_dict": self.schedule.state_dict(), "reference": reference, "type": name}
 
     def load(self, entry: object, state: PlateauState) -> None:
         """Load a checkpoint's ``base`` entry for `state`, checked before it changes anything."""
-        keys = {"state_dict", "reference", "type"}
-        if not isinstance(entry, Mapping) or set(entry) != keys:
-            raise ValueError(
-                f"state_dict['base'] must be a dict with keys {sorted(keys)}, got "
-                + (f"keys {show_keys(set(entry))}" if isinstance(entry, Mapping) else got(entry))
-            )
-        base_state, reference, name = entry["state_dict"], entry["reference"], entry["type"]
+        name, count, keys = type(self.schedule).__name__, len(self.reference), _BASE_KEYS
+        if not isinstance(entry, Mapping) or sorted(entry) != keys:
+            shown = f"keys {show_keys(entry)}" if isinstance(entry, Mapping) else got(entry)
+            raise ValueError(f"state_dict['base'] must be a dict with keys {keys}, got {shown}")
+        base_state, reference = entry["state_dict"], entry["reference"]
         if not isinstance(base_state, Mapping):
             raise TypeError(
                 f"state_dict['base']['state_dict'] must be a dict, got {got(base_state)}"
             )
-        if name != type(self.schedule).__name__:
+        if entry["type"] != name:
             raise ValueError(
-                f"state_dict['base'] was saved from a {show(name)} base, but this scheduler's "
-                f"base is a {type(self.schedule).__name__}: its state would not fit"
+                f"state_dict['base'] was saved from a {show(entry['type'])} base, but this "
+                f"scheduler's base is a {name}: its state would not fit"
             )
-        count, last = len(self.reference), base_state.get("_last_lr", self.last())
-        if not isinstance(last, Sequence) or len(last) != count:
-            raise ValueError(
-                "state_dict['base']['state_dict']['_last_lr'] must hold one lr per param "
-                f"group ({count}), got {show(last)}"
-            )
-        where = "state_dict['base']['reference']"
-        if isinstance(reference, (str, bytes)) or not isinstance(reference, Sequence):
-            raise TypeError(f"{where} must be a list, one lr per param group, got {got(reference)}")
-        if len(reference) != count:
-            raise ValueError(
-                f"{where} holds {len(reference)} lrs but the optimizer has {count} param groups"
-            )
-        checked = tuple(check_non_negative(f"{where}[{i}]", r) for i, r in enumerate(reference))
-        for i, r in enumerate(checked):
-            if not r > 0.0:
-                raise ValueError(f"{where}[{i}] must be > 0, got {r!r}")
-        plateau.scale_base(state, last, checked)  # the saved _last_lr, checked
+        last = base_state.get("_last_lr", self.last())
+        for key, lrs in (("['reference']", reference), ("['state_dict']['_last_lr']", last)):
+            if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or len(lrs) != count:
+                raise ValueError(
+                    f"state_dict['base']{key} must hold one lr per param group ({count}), "
+                    f"got {show(lrs)}"
+                )
+        try:
+            plateau.scale_base(state, last, reference)  # checks each of them
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"state_dict['base']: {exc}") from None
         # torch's load_state_dict pops and restores keys of the dict it is given: a copy.
         self.schedule.load_state_dict(dict(base_state))
-        self.reference = checked
+        self.reference = tuple(float(r) for r in reference)
 
 
 def mean_over_ranks(metric: SupportsFloat) -> float:
     """`metric` averaged over all ranks in float64 (an all_reduce every rank must call).
 
-    Outside an initialized ``torch.distributed`` process group: ``float(metric)``.
-
-    Raises:
-        TypeError: `metric` is not a single real number (before the collective, so a
-            bad rank fails alone instead of hanging the others).
+    Outside an initialized ``torch.distributed`` process group: ``float(metric)``. A
+    metric that is not a single real number is a TypeError before the collective, so a
+    bad rank fails alone instead of hanging the others.
     """
     value = to_metric(metric)
     if not (dist.is_available() and dist.is_initialized()):
@@ -742,19 +616,13 @@ def _read_lrs(groups: Groups, *, check: bool = False) -> tuple[float, ...]:
 def _to_lr(index: int, lr: object, key: str = "lr") -> float:
     """A group's lr (a one-element tensor's value) as a float >= 0, named by its group."""
     name = f"optimizer.param_groups[{index}][{key!r}]"
-    if isinstance(lr, torch.Tensor):
-        if lr.numel() != 1 or lr.dtype in (torch.bool, torch.complex64, torch.complex128):
+    value = lr.item() if isinstance(lr, torch.Tensor) and lr.numel() == 1 else lr
+    if not _checks.is_real(value):
+        what = got(lr)
+        if isinstance(lr, torch.Tensor):
             what = f"a {lr.dtype} tensor of shape {tuple(lr.shape)}"
-            raise TypeError(
-                f"{name} must be a real number or a one-element real tensor, got {what}"
-            )
-        lr = lr.item()
-    try:
-        return check_non_negative(name, lr)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a real number or a one-element real tensor, got {got(lr)}"
-        ) from None
+        raise TypeError(f"{name} must be a real number or a one-element real tensor, got {what}")
+    return _checks.check_non_negative(name, value)
 
 
 def _write(groups: Groups, index: int, lr: float) -> float:
@@ -767,15 +635,10 @@ def _write(groups: Groups, index: int, lr: float) -> float:
     return lr
 
 
-def _reference(groups: Groups, default_to_lr: bool = False) -> tuple[float, ...]:
-    """Each group's ``initial_lr``, the base's reference (`default_to_lr`: a LambdaLR's to be)."""
+def _reference(groups: Groups) -> tuple[float, ...]:
+    """Each group's ``initial_lr``, the base's reference (before a LambdaLR sets it: its lr)."""
     reference = []
     for i, group in enumerate(groups):
-        if "initial_lr" not in group and not default_to_lr:
-            raise ValueError(
-                f"optimizer.param_groups[{i}] has no 'initial_lr', which a torch scheduler "
-                "sets: build the base schedule on this optimizer first"
-            )
         value = _to_lr(i, group.get("initial_lr", group.get("lr")), "initial_lr")
         if not value > 0.0:
             raise ValueError(
@@ -803,10 +666,6 @@ def _lambdas(base: object, groups: int) -> Any:
     return list(listed)
 
 
-def _progress(state: PlateauState) -> tuple[object, ...]:
-    return tuple(getattr(state, key) for key in _PROGRESS)
-
-
 def _check_mode(what: str, mode: object, current: str, best: float) -> None:
     """Refuse another mode than `current`: `best` would not carry over."""
     if not isinstance(mode, str):
@@ -827,13 +686,12 @@ def _check_unchanged(name: str, value: object, current: object, instead: str) ->
         )
 
 
-def _publish_settings() -> None:
-    """The constructor's signature names every PlateauConfig field (LightningCLI reads it)."""
-    init: Any = ReduceLROnPlateau.__init__
+def _publish_settings(init: Any) -> None:
+    """Name every PlateauConfig field in `init`'s signature, which LightningCLI reads."""
     signature = inspect.signature(init)
-    explicit = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    more = config_parameters(skip=[p.name for p in explicit])
+    explicit = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+    more = _shared.config_parameters(skip=[p.name for p in explicit])
     init.__signature__ = signature.replace(parameters=[*explicit, *more])
 
 
-_publish_settings()
+_publish_settings(ReduceLROnPlateau.__init__)

@@ -336,6 +336,12 @@ def test_state_dict_is_strict_json_with_a_cosine_base():
     run_ours(scheduler, optimizer, events)
     saved = json.loads(json.dumps(scheduler.state_dict(), allow_nan=False))
     assert saved["_last_lr"] == lrs_of(optimizer)
+    reference = [group["initial_lr"] for group in optimizer.param_groups]
+    assert saved["base"] == {
+        "state_dict": scheduler.base.state_dict(),
+        "reference": reference,
+        "type": "CosineAnnealingLR",
+    }
     fresh_opt = make_optimizer()
     fresh = ReduceLROnPlateau(fresh_opt, patience=0, base=BASES["cosine"](fresh_opt))
     fresh.load_state_dict(saved)
@@ -522,10 +528,16 @@ def test_checkpoints_with_and_without_a_base_do_not_mix():
         ([1.0], ValueError, r"state_dict\['base'\] must be a dict with keys"),
         ({"state_dict": {}}, ValueError, r"state_dict\['base'\] must be a dict with keys"),
         ({"state_dict": 1, "reference": [0.1, 0.1]}, TypeError, r"\['state_dict'\] must be"),
-        ({"state_dict": {}, "reference": 0.1}, TypeError, r"\['reference'\] must be a list"),
-        ({"state_dict": {}, "reference": [0.1]}, ValueError, "holds 1 lrs but the optimizer"),
-        ({"state_dict": {}, "reference": [0.1, 0.0]}, ValueError, r"\[1\] must be > 0"),
-        ({"state_dict": {}, "reference": [0.1, "a"]}, TypeError, r"\['reference'\]\[1\]"),
+        ({"state_dict": {}, "reference": 0.1}, ValueError, r"\['reference'\] must hold one lr"),
+        ({"state_dict": {}, "reference": [0.1]}, ValueError, r"one lr per param group \(2\)"),
+        ({"state_dict": {}, "reference": [0.1, 0.0]}, ValueError, r"\[1\]' must be > 0"),
+        ({"state_dict": {}, "reference": [0.1, "a"]}, TypeError, r"'reference_lrs\[1\]'"),
+        ({"state_dict": {}, "reference": [-1.0, 0.1]}, ValueError, r"\[0\]' must be finite and"),
+        (
+            {"state_dict": {"_last_lr": [-1.0, 0.1]}, "reference": [0.1, 0.1]},
+            ValueError,
+            r"'base_lrs\[0\]' must be finite and >= 0",
+        ),
     ],
 )
 def test_bad_base_entry_is_named_and_changes_nothing(entry, error, match):

@@ -107,8 +107,7 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
 
     def __call__(self, step: Any) -> Any:
         """The schedule's lr at `step` times the scale, in float32."""
-        lr = keras.ops.cast(self.schedule(step), "float32")
-        return keras.ops.multiply(lr, self.scale)
+        return keras.ops.multiply(keras.ops.cast(self.schedule(step), "float32"), self.scale)
 
     def get_config(self) -> dict[str, Any]:
         """The schedule's serialized config and the scale's current value."""
@@ -181,16 +180,17 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
             raise TypeError(f"'backup_dir' must be a path, got {got(backup_dir)}")
         self._backup = None if backup_dir is None else Path(backup_dir) / _BACKUP_NAME
-        for name in sorted(settings.keys() & _TRANSLATED):  # the rest are named parameters
+        clash = sorted(settings.keys() & _TRANSLATED)  # the others are named parameters
+        if clash:
             raise TypeError(
-                f"ReduceLROnPlateau got {name}={show(settings[name])}: Keras's min_delta is an "
-                "absolute threshold without eps; for torch's, pass config=PlateauConfig(...)"
+                f"ReduceLROnPlateau got {clash[0]}={show(settings[clash[0]])}: Keras's min_delta "
+                "is an absolute threshold without eps; for torch's, pass config=PlateauConfig(...)"
             )
-        self.monitor, self.mode, self.verbose = monitor, mode, verbose
+        self.monitor, self.mode, self.verbose, self.cooldown = monitor, mode, verbose, cooldown
+        self.factor, self.patience, self.min_delta = factor, patience, min_delta
         self.min_lr: float | tuple[float, ...] = min_lr
         self._keras = {"factor": factor, "patience": patience, "min_delta": min_delta}
         self._keras.update(cooldown=cooldown, min_lr=min_lr)
-        self.factor, self.patience, self.min_delta, self.cooldown = list(self._keras.values())[:4]
         self._settings = settings
         try:
             known: str | None = _translate.keras_mode(mode, monitor)

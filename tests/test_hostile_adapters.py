@@ -10,6 +10,9 @@ callback or optimizer state is as it was. Each framework's tests skip without it
 from __future__ import annotations
 
 import json
+import math
+import numbers
+import os
 
 import pytest
 from hostile.values import HUGE, check_message, hostile, refused
@@ -18,6 +21,7 @@ from hypothesis import strategies as st
 
 import plateau
 from plateau import PlateauConfig, PlateauState
+from plateau._checks import MAX_INT, is_int, is_real
 
 FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -164,7 +168,18 @@ def test_torch_constructor_refuses_by_name(field, value):
     from plateau.adapters.torch import ReduceLROnPlateau
 
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    refused(lambda: ReduceLROnPlateau(optimizer, **{field: value}), field)
+    if refused(lambda: ReduceLROnPlateau(optimizer, **{field: value}), field) is None:
+        # Accepted: only a value the field takes, held as it was given.
+        scheduler = ReduceLROnPlateau(optimizer, **{field: value})
+        if field == "last_epoch":
+            assert isinstance(value, numbers.Integral) and not isinstance(value, bool), value
+            assert scheduler.last_epoch == value + 1
+        elif field == "on_repeat":
+            assert value in ("warn", "skip", "allow") and scheduler.on_repeat == value
+        elif field == "sync_metric":
+            assert isinstance(value, bool) and scheduler.sync_metric is value
+        else:
+            assert scheduler.config == PlateauConfig(**{field: value}), value
     assert optimizer.param_groups[0]["lr"] == 0.1
 
 
@@ -297,7 +312,34 @@ def test_keras_constructor_refuses_by_name(field, value):
     pytest.importorskip("keras")
     from plateau.adapters.keras import ReduceLROnPlateau
 
-    refused(lambda: ReduceLROnPlateau(**{field: value}), field)
+    accepted = refused(lambda: ReduceLROnPlateau(**{field: value}), field) is None
+    assert accepted == usable_keras_argument(field, value), (field, value)
+
+
+def usable_keras_argument(field, value):
+    """What each Keras keyword takes (the oracle, written from docs/keras.md, not the code)."""
+    try:
+        if field in ("monitor", "backup_dir"):
+            return isinstance(value, (str, os.PathLike)) and (
+                field == "backup_dir" or isinstance(value, str)
+            )
+        if field in ("mode", "on_nonfinite"):
+            allowed = ("auto", "min", "max") if field == "mode" else ("bad", "raise", "skip")
+            return isinstance(value, str) and value in allowed
+        if field in ("strict", "stop_when_exhausted"):
+            return isinstance(value, bool)
+        if field == "verbose":
+            return isinstance(value, int)
+        if field in ("patience", "cooldown"):
+            return is_int(value) and 0 <= value <= MAX_INT
+        number = float(value) if is_real(value) else math.nan
+        if field == "factor":
+            return 0.0 < number < 1.0
+        if field == "min_delta":
+            return math.isfinite(number)
+        return 0.0 <= number < math.inf and abs(number) < 3.4028235e38  # min_lr, in float32
+    except Exception:  # a hostile dunder, or an int too large for a float
+        return False
 
 
 def test_keras_constructor_names_a_huge_int():
@@ -325,20 +367,39 @@ def optax_state():
     return tx.init({"w": jnp.zeros(3)})
 
 
+def usable_lr(value):
+    """A real number, finite and >= 0: what an lr may be (the oracle, written independently)."""
+    try:
+        return is_real(value) and 0.0 <= float(value) < math.inf
+    except Exception:  # a hostile __float__, or an int too large for a float
+        return False
+
+
 @FUZZ
 @given(value=values())
 def test_optax_set_lrs_init_and_step_refuse_by_name(optax_state, value):
+    import numpy as np
+
     from plateau.adapters import optax as plateau_optax
 
     config = PlateauConfig(patience=0)
     state = plateau_optax.init(optax_state, config)
     lrs = plateau_optax.get_lrs(optax_state)
-    refused(lambda: plateau_optax.set_lrs(optax_state, value), "lrs")
-    refused(lambda: plateau_optax.set_lrs(optax_state, [value]), "lrs")
-    refused(lambda: plateau_optax.step(state, value, config, optax_state), "metric")
-    refused(lambda: plateau_optax.step(value, 1.0, config, optax_state), "plateau_state")
-    refused(lambda: plateau_optax.step(state, 1.0, value, optax_state), "config")
-    refused(lambda: plateau_optax.init(optax_state, value), "config")
+    # No hostile value is a plateau state or a config: each of these must refuse.
+    for call, field in [
+        (lambda: plateau_optax.step(value, 1.0, config, optax_state), "plateau_state"),
+        (lambda: plateau_optax.step(state, 1.0, value, optax_state), "config"),
+        (lambda: plateau_optax.init(optax_state, value), "config"),
+    ]:
+        assert refused(call, field) is not None, field
+    # An lr or a metric may be a usable number; then, and only then, it is accepted.
+    one = value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
+    for argument, usable in ((value, usable_lr(one)), ([value], usable_lr(value))):
+        call = lambda lrs=argument: plateau_optax.set_lrs(optax_state, lrs)  # noqa: E731
+        assert (refused(call, "lrs") is None) == usable, argument
+    if refused(lambda: plateau_optax.step(state, value, config, optax_state), "metric") is None:
+        number = np.asarray(value)
+        assert number.size == 1 and number.dtype.kind in "iuf", value
     assert plateau_optax.get_lrs(optax_state) == lrs
 
 

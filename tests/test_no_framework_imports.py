@@ -25,18 +25,17 @@ loaded = [name for name in {FRAMEWORKS!r} if name in sys.modules]
 print(",".join(loaded))
 """
 
-# The adapters' pure halves, which only their adapter imports.
-FORMATS = ["plateau._torch_format", "plateau._keras_format", "plateau._optax_format"]
+# What the adapters share, which only they import.
+SHARED = ["plateau.adapters._shared"]
 
-# `import plateau` loads neither an adapter nor an adapter's pure half (import time is
-# a benchmark target); those halves, imported alone, load no framework either.
+# `import plateau` loads no adapter nor what they share (import time is a benchmark
+# target); the shared module, imported alone, loads no framework either.
 LAZY = """
 import importlib
 import sys
 import plateau
 lazy = [name for name in sys.modules if name.startswith("plateau.adapters.")]
-lazy += [name for name in FORMATS if name in sys.modules]
-for name in FORMATS:
+for name in SHARED:
     importlib.import_module(name)
 lazy += [name for name in FRAMEWORKS if name in sys.modules]
 print(",".join(lazy))
@@ -62,18 +61,18 @@ def test_the_check_itself_can_see_a_framework():
     assert result.stdout.strip() == "numpy"
 
 
-def test_plateau_imports_no_adapter_nor_their_pure_halves():
-    script = f"FRAMEWORKS = {FRAMEWORKS!r}\nFORMATS = {FORMATS!r}\n" + LAZY
+def test_plateau_imports_no_adapter_nor_what_they_share():
+    script = f"FRAMEWORKS = {FRAMEWORKS!r}\nSHARED = {SHARED!r}\n" + LAZY
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("module", FORMATS)
-def test_the_lazy_check_can_see_a_pure_half(module):
+@pytest.mark.parametrize("module", SHARED)
+def test_the_lazy_check_can_see_the_shared_module(module):
     """Guard against a vacuous test: a module imported first is reported."""
-    script = f"FRAMEWORKS = {FRAMEWORKS!r}\nFORMATS = {FORMATS!r}\nimport {module}\n" + LAZY
+    script = f"FRAMEWORKS = {FRAMEWORKS!r}\nSHARED = {SHARED!r}\nimport {module}\n" + LAZY
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )

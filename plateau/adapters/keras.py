@@ -1,14 +1,9 @@
 """A drop-in for ``keras.callbacks.ReduceLROnPlateau`` (Keras 3) driven by the pure core.
 
-The callback only translates: Keras's arguments become a :class:`plateau.PlateauConfig`
-once (``PlateauConfig.from_keras``), every decision is :func:`plateau.step`'s, and the
-framework-free pieces (the state dict and its checks, the messages, the backup file)
-are ``plateau._keras_format``'s. At each epoch end it reads the lrs back from the
-optimizer (Keras's float32 chain; a change made elsewhere is respected), rounds the
-metric to float32 as Keras compares it, steps and writes the lrs that changed. An
-optimizer whose learning rate is a ``LearningRateSchedule`` is scaled instead of set
-(:class:`ScaledSchedule`). docs/keras.md tells the rest: resuming with ``set_state``
-or ``BackupAndRestore``, ``MultiOptimizer``, warmup, and Keras's quirks not reproduced.
+The callback only translates: Keras's arguments become a :class:`plateau.PlateauConfig`,
+and each epoch end is ``_shared.advance`` over the optimizers' float32 lr variables,
+on the metric rounded to float32 as Keras compares it. A ``LearningRateSchedule`` is
+scaled instead of set (:class:`ScaledSchedule`). The guide: docs/keras.md.
 
 Example:
     >>> import keras
@@ -20,37 +15,55 @@ Example:
     >>> callback.on_train_begin()
     >>> for epoch, loss in enumerate([1.0, 1.0]):
     ...     callback.on_epoch_end(epoch, {"loss": loss})
-    >>> float(model.optimizer.learning_rate), callback.state.decision.value
-    (0.25, 'reduced')
+    >>> float(model.optimizer.learning_rate), callback.state.decision.value, callback.wait
+    (0.25, 'reduced', 0)
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import json
+import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 import plateau
-from plateau import Decision, PlateauConfig, PlateauState, _translate
-from plateau import _keras_format as fmt
-from plateau._checks import check_non_negative
-from plateau._config import OnNonFinite
-from plateau._core import changed
+from plateau import Decision, PlateauConfig, PlateauState, _checks, _translate
+from plateau._checks import check_bool, check_int, check_non_negative, check_real, got, show
+from plateau.adapters import _shared
 
 try:
     import keras
 except ImportError as exc:  # pragma: no cover - exercised in subprocesses
-    error = fmt.import_error(exc, os.environ.get("KERAS_BACKEND"))
-    if error is None:
-        raise
-    raise error from exc
+    if exc.name == "keras":
+        message = "plateau.adapters.keras requires keras; install 'plateau-lr[keras]'"
+        raise ModuleNotFoundError(message, name="keras") from exc
+    if isinstance(exc, ModuleNotFoundError) and not (exc.name or "keras").startswith("keras"):
+        raise ModuleNotFoundError(  # Keras imports its backend as it is imported
+            f"plateau.adapters.keras: keras is installed but could not import its backend "
+            f"module {exc.name!r} (KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r}); "
+            "install a Keras backend (jax or torch) and set KERAS_BACKEND=jax or "
+            "KERAS_BACKEND=torch before keras is first imported",
+            name=exc.name,
+        ) from exc
+    raise
+
+from keras.src.utils import io_utils  # print_msg: stdout, or absl logging when not interactive
 
 __all__ = ["ReduceLROnPlateau", "ScaledSchedule"]
 
 _SCALE_NAME = "plateau_scale"
+_BACKUP_NAME = "plateau_state.json"  # the callback's file in a BackupAndRestore's backup_dir
+_KEYS = {"config", "state", "scaled"}  # get_state's
+# Keras's arguments that make the config, and the fields they set (min_delta is an
+# absolute threshold without eps): not settings, which are every other field.
+_KERAS_ARGS = ("mode", "factor", "patience", "min_delta", "cooldown", "min_lr")
+_TRANSLATED = {*_KERAS_ARGS, "threshold", "threshold_mode", "eps"} - {"min_delta"}
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
 
@@ -59,18 +72,10 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
     """A ``LearningRateSchedule`` scaled by the plateau: ``schedule(step) * scale``.
 
     :class:`ReduceLROnPlateau` installs it in place of an optimizer's schedule. Its
-    ``scale``, a float32 ``keras.Variable`` (a cut is an assignment a compiled step
-    reads), is the core's lr at the reference 1.0 (see ``plateau.scale_base``). It
-    serializes with the scale's value (registered as ``plateau>ScaledSchedule``).
-
-    Args:
-        schedule: The ``LearningRateSchedule`` to scale, not a ScaledSchedule.
-        scale: The starting scale (a float >= 0), or the scalar float32
-            ``keras.Variable`` to hold it, e.g. one made by ``optimizer.add_variable``.
-
-    Raises:
-        TypeError: a wrong `schedule`, or a `scale` of the wrong type, shape or dtype.
-        ValueError: a negative or non-finite `scale`.
+    ``scale`` (a float >= 0 to start from, or a scalar float32 ``keras.Variable``, as
+    ``optimizer.add_variable`` makes) is the core's lr at the reference 1.0 (see
+    ``plateau.scale_base``); it serializes with the scale's value. A bad argument is a
+    TypeError or ValueError naming it.
 
     Example:
         >>> import keras
@@ -89,7 +94,11 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
                 f"than a ScaledSchedule, got {type(schedule).__name__}"
             )
         if isinstance(scale, keras.Variable):
-            fmt.check_scale(tuple(scale.shape), scale.dtype)
+            if tuple(scale.shape) != () or scale.dtype != "float32":
+                raise TypeError(
+                    "'scale' must be a scalar float32 keras.Variable, got shape "
+                    f"{tuple(scale.shape)} and dtype {scale.dtype}"
+                )
         else:
             value = check_non_negative("scale", scale)
             scale = keras.Variable(value, dtype="float32", trainable=False, name=_SCALE_NAME)
@@ -98,15 +107,12 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
 
     def __call__(self, step: Any) -> Any:
         """The schedule's lr at `step` times the scale, in float32."""
-        lr = keras.ops.cast(self.schedule(step), "float32")
-        return keras.ops.multiply(lr, self.scale)
+        return keras.ops.multiply(keras.ops.cast(self.schedule(step), "float32"), self.scale)
 
     def get_config(self) -> dict[str, Any]:
         """The schedule's serialized config and the scale's current value."""
-        return {
-            "schedule": keras.saving.serialize_keras_object(self.schedule),
-            "scale": float(self.scale.numpy()),
-        }
+        schedule = keras.saving.serialize_keras_object(self.schedule)
+        return {"schedule": schedule, "scale": float(self.scale.numpy())}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
@@ -128,33 +134,23 @@ class _Slot:
 class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     """Keras's ReduceLROnPlateau callback, with every decision made by :func:`plateau.step`.
 
-    Args:
-        monitor, factor, patience, verbose, mode, min_delta, cooldown: Keras's, with
-            Keras's meanings (docs/keras.md); `factor` is strictly between 0 and 1, and
-            mode="auto" for a monitor other than "loss" / "val_loss" is resolved from
-            the compiled metric's direction at the first epoch end, as Keras does.
-        min_lr: Floor of the lr; with a ``LearningRateSchedule``, of its scale (<= 1.0).
-        strict: A missing ``monitor`` key raises KeyError instead of Keras's warning.
-        on_nonfinite: "bad", "raise" or "skip"; see :class:`plateau.PlateauConfig`.
-        backup_dir: A ``keras.callbacks.BackupAndRestore``'s ``backup_dir``: the state
-            is saved there (``plateau_state.json``) at every epoch end, a fit that finds
-            it resumes from it, and a fit that completes removes it.
-        stop_when_exhausted: Set ``model.stop_training`` once ``state.exhausted``.
-        warmup_epochs, warmup_start_factor: A linear warmup (:class:`plateau.PlateauConfig`):
-            train begin sets each lr (or scale) to ``lr * warmup_start_factor``.
+    Keras's arguments have Keras's meanings (docs/keras.md); ``min_lr`` under a
+    ``LearningRateSchedule`` is the floor of its scale (<= 1.0). Beyond Keras:
+    ``config`` (a whole :class:`plateau.PlateauConfig`, Keras's arguments then left at
+    their defaults); ``strict`` (a missing monitor is a KeyError, not a warning);
+    ``backup_dir`` (a ``BackupAndRestore``'s: the state is saved there at each epoch
+    end and resumed from); ``stop_when_exhausted`` (``model.stop_training`` once
+    ``state.exhausted``); and every other PlateauConfig field by name (``**settings``,
+    all in the signature). A bad argument is a TypeError or ValueError naming it.
 
     Attributes:
-        config: The translated :class:`plateau.PlateauConfig`; None until mode="auto"
-            is resolved, for a monitor other than "loss" / "val_loss".
+        config: The PlateauConfig; None while mode="auto" waits for the model.
         state: The :class:`plateau.PlateauState` after the last epoch end (with warmup,
             from train begin); its lrs are the optimizers' lrs or schedules' scales.
-
-    Raises:
-        TypeError: An argument of the wrong type.
-        ValueError: An unknown mode or a value the core rejects (e.g. factor >= 1).
+        best, wait, cooldown_counter: Keras's, read from and written to the state.
 
     Example:
-        >>> callback = ReduceLROnPlateau(patience=3, cooldown=2)
+        >>> callback = ReduceLROnPlateau(patience=3, cooldown=2, max_reductions=4)
         >>> callback.config.patience, callback.config.cooldown  # Keras's off-by-ones
         (2, 1)
     """
@@ -170,47 +166,117 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         cooldown: int = 0,
         min_lr: float = 0.0,
         *,
+        config: PlateauConfig | None = None,
         strict: bool = False,
-        on_nonfinite: OnNonFinite = "bad",
         backup_dir: str | os.PathLike[str] | None = None,
         stop_when_exhausted: bool = False,
-        warmup_epochs: int = 0,
-        warmup_start_factor: float = 0.0,
+        **settings: Any,
     ) -> None:
         super().__init__()
-        self._backup = fmt.check_options(verbose, strict, stop_when_exhausted, backup_dir)
-        self.monitor, self.mode, self.verbose, self.strict = monitor, mode, verbose, strict
-        self.stop_when_exhausted, self.min_lr = stop_when_exhausted, min_lr
-        self._args: dict[str, Any] = dict(  # PlateauConfig.from_keras's, then the core's
-            factor=factor,
-            patience=patience,
-            min_delta=min_delta,
-            cooldown=cooldown,
-            min_lr=min_lr,
-            on_nonfinite=on_nonfinite,
-            warmup_epochs=warmup_epochs,
-            warmup_start_factor=warmup_start_factor,
-        )
-        self.config: PlateauConfig | None = fmt.first_config(mode, monitor, self._args)
+        if not isinstance(verbose, int):
+            raise TypeError(f"'verbose' must be an int, got {got(verbose)}")
+        self.strict = check_bool("strict", strict)
+        self.stop_when_exhausted = check_bool("stop_when_exhausted", stop_when_exhausted)
+        if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
+            raise TypeError(f"'backup_dir' must be a path, got {got(backup_dir)}")
+        self._backup = None if backup_dir is None else Path(backup_dir) / _BACKUP_NAME
+        clash = sorted(settings.keys() & _TRANSLATED)  # the others are named parameters
+        if clash:
+            raise TypeError(
+                f"ReduceLROnPlateau got {clash[0]}={show(settings[clash[0]])}: Keras's min_delta "
+                "is an absolute threshold without eps; for torch's, pass config=PlateauConfig(...)"
+            )
+        self.monitor, self.mode, self.verbose, self.cooldown = monitor, mode, verbose, cooldown
+        self.factor, self.patience, self.min_delta = factor, patience, min_delta
+        self.min_lr: float | tuple[float, ...] = min_lr
+        self._keras = {"factor": factor, "patience": patience, "min_delta": min_delta}
+        self._keras.update(cooldown=cooldown, min_lr=min_lr)
+        self._settings = settings
+        try:
+            known: str | None = _translate.keras_mode(mode, monitor)
+        except ValueError:  # an unknown mode, or "auto" that waits for the model's metrics
+            _translate.keras_mode(mode, "loss")
+            known = None
+        self.config: PlateauConfig | None = self._config_for(known or "min")  # checks all
+        if config is not None:
+            self.config = _shared.make_config(settings, config)
+            args, defaults = {"mode": mode, **self._keras}, inspect.signature(type(self)).parameters
+            # By repr: a patience of 10.0, or a numpy 10, is not the default 10.
+            given = [n for n in _KERAS_ARGS if repr(args[n]) != repr(defaults[n].default)]
+            if given:
+                raise TypeError(f"config= is the whole config, but Keras's {given} were given too")
+            self.mode, self.min_lr = self.config.mode, self.config.min_lr
+        elif known is None:
+            self.config = None
         self.state: PlateauState | None = None
         self._restored = False
-        # Per lr of the state held: a schedule's scale (True) or an lr; None: not known.
-        self._scaled: list[bool] | None = None
+        self._scaled: list[bool] | None = None  # per lr: a schedule's scale, or an lr
 
-    def _resolved(self) -> PlateauConfig:
+    def _config_for(self, mode: str) -> PlateauConfig:
+        fields = _translate.keras_fields(mode=mode, **self._keras)  # type: ignore[arg-type]
+        return _shared.make_config({**fields, **self._settings})
+
+    def _resolved(self, logs: Mapping[str, Any] | None = None) -> PlateauConfig:
         """The config, resolving mode="auto" from the compiled metrics on first use."""
         if self.config is None:
-            direction = fmt.direction(self.monitor, self._compiled_metrics())
+            # Private, imported here only: Keras exports no way to find a compiled metric.
+            from keras.src.trainers.compile_utils import CompileMetrics, MetricsList
+
+            name, direction = self.monitor.removeprefix("val_"), None
+            groups = getattr(self.model, "metrics", [])
+            compiled = (g for g in groups if isinstance(g, (CompileMetrics, MetricsList)))
+            for metric in (metric for group in compiled for metric in group.metrics):
+                if metric.name == name and hasattr(metric, "_direction"):
+                    direction = metric._direction
+            if direction is None and logs is not None and self.monitor not in logs:
+                raise ValueError(
+                    f"ReduceLROnPlateau callback received monitor={self.monitor}, which is not "
+                    f"a metric of this fit: available metrics are {', '.join(logs)}"
+                )
             mode = _translate.keras_mode(self.mode, self.monitor, direction, from_model=True)
-            self.config = fmt.config_for(mode, self._args)
+            self.config = self._config_for(mode)
         return self.config
 
-    def set_model(self, model: Any) -> None:
-        """Keras's, wrapping a schedule already: ``on_train_begin`` names anything wrong.
+    @property
+    def best(self) -> float | None:
+        """Keras's best: the best metric so far (float32, as compared); None before one."""
+        state, config = self.state, self.config
+        unset = state is None or config is None or state.best == _start(config)
+        return None if unset else state.best  # type: ignore[union-attr]
 
-        The scale is then an optimizer variable before a ``BackupAndRestore`` listed
-        ahead restores them (by count).
-        """
+    @best.setter
+    def best(self, value: float | None) -> None:
+        self._set(best=_start(self._resolved()) if value is None else check_real("best", value))
+
+    @property
+    def wait(self) -> int:
+        """Keras's wait: the bad epochs counted towards patience (the core's num_bad_epochs)."""
+        return 0 if self.state is None else self.state.num_bad_epochs
+
+    @wait.setter
+    def wait(self, value: int) -> None:
+        self._set(num_bad_epochs=check_int("wait", value))
+
+    @property
+    def cooldown_counter(self) -> int:
+        """Keras's cooldown_counter: the core's plus one while a cooldown runs (docs/keras.md)."""
+        state = self.state
+        if state is None:
+            return 0
+        cut = state.decision is Decision.REDUCED and self.cooldown != 0
+        running = state.cooldown_counter or state.decision is Decision.COOLDOWN or cut
+        return state.cooldown_counter + 1 if running else 0
+
+    @cooldown_counter.setter
+    def cooldown_counter(self, value: int) -> None:
+        self._set(cooldown_counter=max(check_int("cooldown_counter", value) - 1, 0))
+
+    def _set(self, **changes: Any) -> None:
+        state = self.state or _shared.begin(self._resolved(), *_io(self._slots()))
+        self.state = attrs.evolve(state, **changes)
+
+    def set_model(self, model: Any) -> None:
+        """Keras's; a schedule is wrapped before a ``BackupAndRestore`` restores by count."""
         super().set_model(model)
         with contextlib.suppress(TypeError, ValueError):
             self._slots()
@@ -222,69 +288,103 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError("ReduceLROnPlateau needs a compiled model with an optimizer")
         pairs = _pairs(optimizer)
         scaled = [_is_scheduled(sub) for _, sub in pairs]
-        fmt.check_min_lr(self._args["min_lr"], pairs, scaled)
+        floor = self.min_lr  # with a schedule, of its scale
+        floors = floor if isinstance(floor, tuple) else (floor,) * len(pairs)
+        if any(s and f > 1.0 for s, f in zip(scaled, floors, strict=True)):
+            raise ValueError(
+                f"'min_lr' is the floor of the schedule's scale, which starts at 1.0, got "
+                f"{show(floor)}: give it as a fraction of the schedule's lr (e.g. 0.01)"
+            )
+        if floor != 0.0 and not isinstance(floor, tuple) and any(scaled) and not all(scaled):
+            floats = [name for (name, _), s in zip(pairs, scaled, strict=True) if not s]
+            raise ValueError(
+                f"'min_lr'={show(floor)} would be a scale for the sub-optimizers with a "
+                f"schedule but an lr for {floats}; use 0.0, or a schedule for all or none"
+            )
         return [_slot(name, sub) for name, sub in pairs]
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Start afresh, as Keras 3.15 does at every fit(), unless restored (set_state, backup).
 
-        Schedules are wrapped in a :class:`ScaledSchedule` (once); a restored state's
-        lrs are written; with warmup, a fresh start writes ``plateau.init``'s lrs.
-
-        Raises:
-            TypeError: a learning rate that is neither a float nor a LearningRateSchedule.
-            ValueError: a restored state that does not fit the model (the callback stays
-                restored, for a corrected retry), or a ``min_lr`` that cannot be a scale.
+        A restored state's lrs are written (one that does not fit the model is a
+        ValueError, and stays restored); with warmup, a fresh start writes the first.
         """
         slots = self._slots()
         scaled = [slot.scaled for slot in slots]
         if not self._restored and self._backup is not None and self._backup.exists():
-            with fmt.resuming(self._backup) as d:
-                self.set_state(d)
+            try:
+                self.set_state(json.loads(self._backup.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                raise ValueError(f"{self._backup}: cannot resume from it: {exc}") from exc
         if not self._restored:
             self.state, self._scaled = None, scaled
-            if self._args["warmup_epochs"] > 0:
-                read = _read(slots)
-                self.state = _write(slots, read, plateau.init(read, self._resolved()))
+            if (self.config or self._config_for("min")).warmup_epochs > 0:  # whatever the mode
+                self.state = _shared.begin(self._resolved(), *_io(slots))
             return
         if self.state is not None:
-            fmt.check_restored(self.state, self._scaled, scaled)
-            # A resumed fit may start from a freshly compiled optimizer that still holds
-            # the initial lr (or scale 1.0): the restored lrs are the run's.
+            _shared.check_count(self.state, len(slots), "the model", "optimizers")
+            if self._scaled != scaled:  # a scale restored as an lr would train 100x off
+                raise ValueError(
+                    f"the restored state's lrs are {_units(self._scaled)} but this model's "
+                    f"optimizers take {_units(scaled)}: it was saved with another kind of "
+                    "learning rate (a schedule or a float)"
+                )
+            # A fresh optimizer holds the initial lr (or scale 1.0): the run's is restored.
             for slot, lr in zip(slots, self.state.lrs, strict=True):
                 slot.variable.assign(lr)
         self._scaled, self._restored = scaled, False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Step the core on ``logs[monitor]``: read the lrs, step, write the changed ones."""
-        config = self._resolved()  # mode="auto": resolved once the model's metrics exist
         logs = logs or {}  # as Keras: an empty logs dict is not written to
+        config = self._resolved(logs)
         slots = self._slots()
-        read = _read(slots)
-        # Keras's callback adds the lr to the logs (History records it); so do we: the
-        # lr the optimizer trains at, the schedule's times the scale where scaled.
-        for slot in slots:
+        for slot in slots:  # as Keras's callback: the lr trained at, for History
             lr = float(slot.optimizer.learning_rate)
             logs[f"learning_rate_{slot.name}" if slot.name else "learning_rate"] = lr
-        metric = fmt.metric_from_logs(logs, self.monitor, self.strict)
-        if metric is None:  # missing: Keras's warning, and the epoch is skipped
+        current, available = logs.get(self.monitor), ",".join(logs)
+        if current is None and self.strict:
+            message = f"monitor {self.monitor!r} is not in the logs (strict=True); available keys"
+            raise KeyError(f"{message}: {available}")
+        if current is None:  # Keras's warning, and the epoch is skipped
+            _shared.warn(
+                f"Learning rate reduction is conditioned on metric `{self.monitor}` which "
+                f"is not available. Available metrics are: {available}."
+            )
             return
-        state = self.state if self.state is not None else plateau.init(read, config)
-        state, lrs = plateau.step(state, metric, config, read)
-        if self.verbose > 0 and state.decision is Decision.REDUCED:
-            names, scaled = [s.name for s in slots], [s.scaled for s in slots]
-            for line in fmt.cut_messages(epoch, names, scaled, read, lrs, self.min_lr, config):
-                print(line)
-        self.state = state = _write(slots, read, state)
+        try:
+            metric = _translate.f32(_checks.to_metric(current))  # as Keras compares it
+        except TypeError as exc:
+            raise TypeError(f"logs[{self.monitor!r}]: {exc}") from exc
+        read, write = _io(slots)
+        cuts: list[tuple[int, float]] = []  # each lr written, before float32 rounds it
+
+        def logged(i: int, lr: float) -> float:
+            cuts.append((i, lr))
+            return write(i, lr)
+
+        state = self.state or plateau.init(read(), config)
+        self.state = state = _shared.advance(state, metric, config, read, logged)
+        for i, new in cuts if self.verbose > 0 and state.decision is Decision.REDUCED else ():
+            floor = self.min_lr  # Keras prints a floor as given, not as its float32
+            shown = floor if not isinstance(floor, tuple) and new == _translate.f32(floor) else new
+            what = "learning rate scale" if slots[i].scaled else "learning rate"
+            name = f" {slots[i].name}" if slots[i].name else ""
+            io_utils.print_msg(
+                f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing{name} {what} to {shown}."
+            )
         if self.stop_when_exhausted and state.exhausted:
             self.model.stop_training = True
-        if self._backup is not None:
-            fmt.write_backup(self._backup, self.get_state())
+        if self._backup is not None:  # replaced atomically: never half-written
+            self._backup.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self._backup.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self.get_state(), allow_nan=False))
+            os.replace(temporary, self._backup)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         """A completed fit removes its backup; the scales leave the optimizers' variables.
 
-        A model saved now holds the variables Keras rebuilds (the scale is in the config).
+        A model saved now holds the variables Keras rebuilds; the scale is in its config.
         """
         if self._backup is not None:
             self._backup.unlink(missing_ok=True)
@@ -292,41 +392,41 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         for _, sub in [] if optimizer is None else _pairs(optimizer):
             source = getattr(sub, "_learning_rate", None)
             if isinstance(source, ScaledSchedule) and _tracks(sub, source.scale):
-                # Keras has no public way to untrack an optimizer variable.
-                sub._untrack_variable(source.scale)
-
-    def _compiled_metrics(self) -> list[Any]:
-        """The compiled metrics, where Keras's own callback looks for a metric's direction."""
-        # Private, imported here only: Keras exports no way to find a compiled metric.
-        from keras.src.trainers.compile_utils import CompileMetrics, MetricsList
-
-        groups = getattr(self.model, "metrics", [])
-        return [
-            m for g in groups if isinstance(g, (CompileMetrics, MetricsList)) for m in g.metrics
-        ]
+                sub._untrack_variable(source.scale)  # Keras has no public way to untrack
 
     def get_state(self) -> dict[str, Any]:
-        """The config and state as a strict-JSON-safe dict, for :meth:`set_state`.
+        """The config, state and per-lr units as a strict-JSON-safe dict, for :meth:`set_state`.
 
         Example:
-            >>> import json
-            >>> callback = ReduceLROnPlateau()
-            >>> json.dumps(callback.get_state(), allow_nan=False)[:30]
-            '{"config": {"format": "plateau'
+            >>> ReduceLROnPlateau().get_state()  # nothing to resume before an epoch end
+            {'config': None, 'state': None, 'scaled': None}
         """
-        return fmt.state_dict(self.config, self.state, self._scaled)
+        d: dict[str, Any] = {"config": None, "state": None, "scaled": self._scaled}
+        if self.config is not None and self.state is not None:
+            d.update(_shared.saved(self.config, self.state))
+        return d
 
     def set_state(self, d: Mapping[str, Any]) -> None:
         """Restore :meth:`get_state`'s output: the next fit(), even of a fresh model, continues.
 
-        Nothing changes unless every check passes.
-
         Raises:
-            TypeError: `d` is not a mapping, or a field has the wrong type.
-            ValueError: wrong keys, a config other than this callback's arguments give,
-                or (with a compiled model set) a state whose lr count is not the model's.
+            TypeError, ValueError: a bad `d`, named; a config other than this callback's;
+                with a compiled model set, another lr count. Nothing changes then.
         """
-        config, state, scaled = fmt.read_state(d, self.config, self._args)
+        if not isinstance(d, Mapping):
+            raise TypeError(f"'d' must be a mapping, got {got(d)}")
+        if set(d) != _KEYS:
+            raise ValueError(f"'d' must have the keys {sorted(_KEYS)}, got {_checks.show_keys(d)}")
+        scaled = d["scaled"]
+        bools = isinstance(scaled, list) and set(map(type, scaled)) <= {bool}
+        if not (scaled is None or bools):
+            raise TypeError(f"d['scaled'] must be None or a list of bools, got {got(scaled)}")
+        saved, state = self.config, None
+        if d["config"] is not None or d["state"] is not None:
+            saved, state = _shared.load_saved(d, "d")
+            expected = self.config or self._config_for(saved.mode)
+            if saved != expected:
+                raise ValueError(f"the saved config {saved} is not this callback's {expected}")
         optimizer = getattr(self.model, "optimizer", None)
         # A MultiOptimizer learns its sub-optimizers when built: until then only
         # on_train_begin can count them.
@@ -334,16 +434,23 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             optimizer.built or not hasattr(optimizer, "optimizers")
         )
         if state is not None and countable:
-            fmt.check_count(state, len(_pairs(optimizer)))
-        self.config, self.state, self._scaled, self._restored = config, state, scaled, True
+            _shared.check_count(state, len(_pairs(optimizer)), "the model", "optimizers")
+        self.config, self.state, self._scaled, self._restored = saved, state, scaled, True
+
+
+def _start(config: PlateauConfig) -> float:  # the core's best before any metric
+    return math.inf if config.mode == "min" else -math.inf
+
+
+def _units(scaled: Sequence[bool] | None) -> str:
+    return "[" + ", ".join("a schedule's scale" if s else "an lr" for s in scaled or ()) + "]"
 
 
 def _pairs(optimizer: Any) -> list[tuple[str, Any]]:
     """(name, optimizer) per lr the core holds: a MultiOptimizer's subs, else ("", it)."""
     subs = getattr(optimizer, "optimizers", None)  # keras.optimizers.MultiOptimizer
     pairs = [(sub.name, sub) for sub in subs] if subs is not None else [("", optimizer)]
-    # A LossScaleOptimizer (mixed precision) holds the lr in its inner optimizer; its
-    # own _learning_rate is a placeholder 0.0.
+    # A LossScaleOptimizer (mixed precision) holds the lr in its inner optimizer.
     return [(name, getattr(sub, "inner_optimizer", sub)) for name, sub in pairs]
 
 
@@ -355,11 +462,12 @@ def _is_scheduled(optimizer: Any) -> bool:
     """True for a schedule, False for a float lr (a Variable); else a TypeError naming it."""
     # Private: the public learning_rate evaluates a schedule; Keras does not return it.
     source = getattr(optimizer, "_learning_rate", None)
-    if isinstance(source, keras.Variable):
-        return False
-    if isinstance(source, _Schedule):
-        return True
-    raise fmt.lr_source_error(optimizer.name, source)
+    if isinstance(source, (keras.Variable, _Schedule)):
+        return isinstance(source, _Schedule)
+    raise TypeError(
+        f"optimizer {optimizer.name!r} gets its learning rate from a {type(source).__name__}, "
+        "which is neither a float nor a LearningRateSchedule: it cannot be reduced on a plateau"
+    )
 
 
 def _slot(name: str, optimizer: Any) -> _Slot:
@@ -373,8 +481,7 @@ def _slot(name: str, optimizer: Any) -> _Slot:
         base, start = source.schedule, float(source.scale.numpy())  # reloaded, or a 2nd fit
     else:
         base, start = source, 1.0
-    # The scale must be one of the optimizer's variables: the jax trainer hands a
-    # compiled train step only those, and would freeze any other into it as a constant.
+    # An optimizer variable: the jax trainer would freeze any other into its compiled step.
     scale = optimizer.add_variable(
         (), initializer=keras.initializers.Constant(start), dtype="float32", name=_SCALE_NAME
     )
@@ -382,13 +489,12 @@ def _slot(name: str, optimizer: Any) -> _Slot:
     return _Slot(name, optimizer, scale, scaled=True)
 
 
-def _read(slots: Sequence[_Slot]) -> tuple[float, ...]:
-    return tuple(float(slot.variable) for slot in slots)
+def _io(slots: Sequence[_Slot]) -> tuple[_shared.Read, _shared.Write]:
+    def write(i: int, lr: float) -> float:
+        slots[i].variable.assign(lr)
+        return float(slots[i].variable)  # as float32 holds it
+
+    return lambda: tuple(float(slot.variable) for slot in slots), write
 
 
-def _write(slots: Sequence[_Slot], read: tuple[float, ...], state: PlateauState) -> PlateauState:
-    """Write the lrs that changed; the state then records what the float32 variables hold."""
-    writes = changed(read, state.lrs)
-    for index, new in writes:
-        slots[index].variable.assign(new)
-    return attrs.evolve(state, lrs=_read(slots)) if writes else state
+_shared.publish_settings(ReduceLROnPlateau, skip=_TRANSLATED)

@@ -1,12 +1,10 @@
 """Drive the learning rate of an optax optimizer from the host (the guide: docs/optax.md).
 
 :func:`plateau.step` decides on the host, once per epoch, between jitted steps;
-this module finds the lrs anywhere in an optax state (:func:`lr_paths`): the
-``learning_rate`` of every ``optax.inject_hyperparams`` state or, over any optax
-schedule, the scale of every :func:`scale_by_plateau` state (:func:`plateau.scale_base`
-at reference 1.0). It reads them and writes new ones in their own dtype, shape and
-weak type, so a jitted update is never retraced; the returned state records them
-as their arrays store them (float32: 1e-3 reads as 0.0010000000474974513).
+this module finds the lrs in an optax state (:func:`lr_paths`: the scales of
+:func:`scale_by_plateau` if any, else every ``optax.inject_hyperparams``
+``learning_rate``), reads them and writes new ones in their own dtype, shape and
+weak type, so a jitted update is never retraced.
 
 Example:
     >>> import jax.numpy as jnp, optax, plateau
@@ -24,15 +22,12 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, SupportsFloat
-
-import attrs
 
 import plateau
 from plateau._checks import check_non_negative, got
-from plateau._core import _as_tuple, changed
-from plateau._optax_format import check_count, check_init_config, check_settable, driven, name
+from plateau.adapters import _shared
 
 try:
     import jax
@@ -56,6 +51,10 @@ __all__ = [
 ]
 
 _LR = "learning_rate"
+_USE_SCALE = (
+    "chain plateau_optax.scale_by_plateau() after the optimizer, "
+    "e.g. optax.chain(optax.adam(schedule), plateau_optax.scale_by_plateau())"
+)
 
 
 class ScaleByPlateauState(NamedTuple):
@@ -75,23 +74,16 @@ def scale_by_plateau() -> optax.GradientTransformationExtraArgs:
     update is traced once however often it is cut.
 
     Example:
-        >>> import jax.numpy as jnp, optax, plateau
+        >>> import jax.numpy as jnp, optax
         >>> schedule = optax.cosine_decay_schedule(0.1, decay_steps=100)
         >>> tx = optax.chain(optax.sgd(schedule), scale_by_plateau())
-        >>> opt_state = tx.init({"w": jnp.zeros(2)})
-        >>> config = plateau.PlateauConfig(patience=0, factor=0.5)
-        >>> state, opt_state = start(opt_state, config)
-        >>> state, opt_state = step(state, 1.0, config, opt_state)
-        >>> state, opt_state = step(state, 2.0, config, opt_state)
-        >>> get_lrs(opt_state)  # the scale
-        (0.5,)
-        >>> updates, _ = tx.update({"w": jnp.ones(2)}, opt_state)
-        >>> updates["w"].tolist()  # -schedule(0) * 1.0 * scale
-        [-0.05000000074505806, -0.05000000074505806]
+        >>> opt_state = set_lrs(tx.init({"w": jnp.zeros(2)}), 0.5)  # as a cut by step sets it
+        >>> get_lrs(opt_state), tx.update({"w": jnp.ones(2)}, opt_state)[0]["w"].tolist()
+        ((0.5,), [-0.05000000074505806, -0.05000000074505806])
     """
 
     def init_fn(params: Any) -> ScaleByPlateauState:
-        floats = [leaf for leaf in jax.tree.leaves(params) if _float_dtype(jnp.result_type(leaf))]
+        floats = [leaf for leaf in jax.tree.leaves(params) if _is_float(jnp.result_type(leaf))]
         dtype = optax.tree.dtype(floats, "lowest") if floats else jnp.float32
         return ScaleByPlateauState(scale=jnp.asarray(1.0, dtype))
 
@@ -99,181 +91,113 @@ def scale_by_plateau() -> optax.GradientTransformationExtraArgs:
         updates: Any, state: ScaleByPlateauState, params: Any = None, **extra_args: Any
     ) -> tuple[Any, ScaleByPlateauState]:
         del params, extra_args
-        scale = state.scale
-        return jax.tree.map(lambda update: scale * update, updates), state
+        return jax.tree.map(lambda update: state.scale * update, updates), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-_NODES = (optax.InjectStatefulHyperparamsState, optax.InjectHyperparamsState, ScaleByPlateauState)
-
-
-def _is_node(node: object) -> bool:
-    return isinstance(node, _NODES)
-
-
 @functools.cache
-def _float_dtype(dtype: Any) -> bool:
+def _is_float(dtype: Any) -> bool:
     return bool(jnp.issubdtype(dtype, jnp.floating))
 
 
-def _entries(tree: Any, prefix: str = "") -> list[tuple[str, str, Any]]:
-    """(state's path, kind, lr) of every injected lr and plateau scale, in the module's order."""
-    found: list[tuple[str, str, Any]] = []
-    for key_path, node in jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_node)[0]:
-        if not _is_node(node):
-            continue
+class _Lr(NamedTuple):
+    """One lr found in an optax state; ``str()`` names it as messages do."""
+
+    path: str  # the optax state holding it, as a jax.tree_util.keystr path
+    kind: str  # "scale" (scale_by_plateau); injected: "constant" or "scheduled"
+    leaf: int  # its position among the opt_state's leaves
+
+    @property
+    def what(self) -> str:
+        return "plateau scale" if self.kind == "scale" else "learning rate"
+
+    def __str__(self) -> str:
+        return f"the {self.what} at opt_state{self.path}"
+
+
+_INJECTED = (optax.InjectStatefulHyperparamsState, optax.InjectHyperparamsState)
+_NODES = (*_INJECTED, ScaleByPlateauState)
+
+
+def _walk(tree: Any, prefix: str = "") -> Iterator[tuple[str, str, str]]:
+    """(state's path, kind, the lr's own path) of every lr in `tree`, outer before inner."""
+    nodes = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: isinstance(x, _NODES))
+    for key_path, node in nodes[0]:
         path = prefix + jax.tree_util.keystr(key_path)
         if isinstance(node, ScaleByPlateauState):
-            found.append((path, "scale", node.scale))
-            continue
-        if _LR in node.hyperparams:  # InjectHyperparamsState has no hyperparams_states
-            scheduled = _LR in getattr(node, "hyperparams_states", {})
-            found.append((path, "scheduled" if scheduled else "constant", node.hyperparams[_LR]))
-        found += _entries(node.inner_state, path + ".inner_state")
-    return found
+            yield path, "scale", path + ".scale"
+        elif isinstance(node, _INJECTED):
+            if _LR in node.hyperparams:  # InjectHyperparamsState has no hyperparams_states
+                scheduled = _LR in getattr(node, "hyperparams_states", {})
+                kind = "scheduled" if scheduled else "constant"
+                yield path, kind, f"{path}.hyperparams['{_LR}']"
+            yield from _walk(node.inner_state, path + ".inner_state")
 
 
-def _targets(opt_state: Any, none_ok: bool = False) -> list[tuple[str, str, Any]]:
-    """:func:`_entries` of the lrs the plateau drives; raises as :func:`get_lrs`."""
-    found = _entries(opt_state)
-    holder = None if none_ok else type(opt_state).__name__
-    return [found[i] for i in driven([entry[:2] for entry in found], holder)]
+def _find(
+    opt_state: Any, *, none_ok: bool = False, writes: bool = False
+) -> tuple[list[Any], Any, tuple[_Lr, ...]]:
+    """`opt_state`'s leaves and treedef, and the lrs it drives: the scales if any, else all.
 
-
-def _where(opt_state: Any, index: int) -> str:
-    return name(*_targets(opt_state)[index][:2])
-
-
-def lr_paths(opt_state: Any) -> tuple[str, ...]:
-    """Where each lr of :func:`get_lrs` lives in `opt_state`, as ``jax.tree_util.keystr`` paths.
-
-    Each names an injected state, or a :class:`ScaleByPlateauState`; none: ``()``.
-
-    Raises:
-        TypeError: a plateau scale next to a constant injected lr (ambiguous).
-
-    Example:
-        >>> import jax.numpy as jnp, optax
-        >>> tx = optax.chain(optax.clip(1.0), optax.inject_hyperparams(optax.sgd)(0.1))
-        >>> lr_paths(tx.init(jnp.zeros(2)))
-        ('[1]',)
+    Each lr is one leaf: the number, or inside a container (flax nnx's OptArray).
+    With `writes`, an lr that a write could not change is refused.
     """
-    return tuple(path for path, _, _ in _targets(opt_state, none_ok=True))
-
-
-def get_lrs(opt_state: Any) -> tuple[float, ...]:
-    """The lrs the plateau drives in `opt_state`, as Python floats, even schedule-driven ones.
-
-    The plateau scales if any, else every injected lr (``plateau._optax_format.driven``).
-
-    Raises:
-        TypeError: `opt_state` holds no lr, or a plateau scale next to a constant
-            injected lr.
-        ValueError: a learning rate holds more than one number.
-
-    Example:
-        >>> import jax.numpy as jnp, optax
-        >>> tx = optax.inject_hyperparams(optax.adam)(learning_rate=0.5)
-        >>> get_lrs(tx.init(jnp.zeros(2)))
-        (0.5,)
-    """
-    return _read(opt_state, [lr for _, _, lr in _targets(opt_state)])
-
-
-def _read(opt_state: Any, stored: list[Any]) -> tuple[float, ...]:
-    lrs = []
-    # np.asarray per array: a tenth of jax.device_get's cost on a list of scalars.
-    for i, value in enumerate(map(np.asarray, stored)):
-        if value.size != 1:
-            raise ValueError(
-                f"{_where(opt_state, i)} must be a single number, got shape {value.shape}"
+    flat, treedef = jax.tree_util.tree_flatten_with_path(opt_state)
+    paths = [jax.tree_util.keystr(key) for key, _ in flat]
+    found = []
+    for path, kind, at in _walk(opt_state):
+        where = [i for i, p in enumerate(paths) if p == at or p.startswith((at + ".", at + "["))]
+        if len(where) != 1:
+            raise TypeError(f"{_Lr(path, kind, -1)} holds {len(where)} arrays, not one number")
+        found.append(_Lr(path, kind, where[0]))
+    scales = [lr for lr in found if lr.kind == "scale"]
+    constant = [lr for lr in found if lr.kind == "constant"]
+    if scales and constant:
+        raise TypeError(
+            f"opt_state holds a plateau scale (at opt_state{scales[0].path}) and a constant "
+            f"injected learning rate (at opt_state{constant[0].path}), which is ambiguous: "
+            "drop inject_hyperparams to cut the scale, or scale_by_plateau() to cut the lr"
+        )
+    if not found and not none_ok:
+        raise TypeError(
+            f"opt_state ({type(opt_state).__name__}) holds no injectable learning rate and "
+            "no plateau scale; wrap the optimizer with optax.inject_hyperparams, e.g. "
+            "optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), or, to keep a "
+            f"schedule, {_USE_SCALE}; and pass its state"
+        )
+    leaves, driven = [leaf for _, leaf in flat], tuple(scales or found)
+    for lr in driven if writes else ():
+        if lr.kind == "scheduled":
+            raise TypeError(
+                f"{lr} is driven by a schedule, which overwrites it at every update; pass a "
+                "constant learning_rate to optax.inject_hyperparams so plateau can set it, "
+                f"or, to keep the schedule, {_USE_SCALE}"
             )
+        dtype = getattr(leaves[lr.leaf], "dtype", None)
+        if dtype is not None and not _is_float(dtype):
+            raise TypeError(
+                f"{lr} has dtype {dtype}, which cannot hold a reduced lr; inject it as a float"
+            )
+    return leaves, treedef, driven
+
+
+def _read(leaves: list[Any], found: tuple[_Lr, ...]) -> tuple[float, ...]:
+    lrs = []
+    for lr in found:
+        value = np.asarray(leaves[lr.leaf])  # per array: a tenth of jax.device_get's cost
+        if value.size != 1:
+            raise ValueError(f"{lr} must be a single number, got shape {value.shape}")
         lrs.append(float(value.reshape(())))
     return tuple(lrs)
 
 
-# An epoch's step at 100 lrs must cost about one jitted update, so the search runs once
-# per optimizer structure: a treedef maps to its lrs' leaf positions, or to why not.
-_LOCATED: dict[Any, tuple[int, ...] | TypeError] = {}
-
-
-def _locate(opt_state: Any) -> tuple[list[Any], Any, tuple[int, ...]]:
-    """The leaves and treedef of `opt_state`, and where its settable lrs are among them."""
-    leaves, treedef = jax.tree_util.tree_flatten(opt_state)
-    where = _LOCATED.get(treedef)
-    if where is None:
-        if len(_LOCATED) > 64:  # many structures: a loop that rebuilds its optimizer
-            _LOCATED.clear()
-        where = _LOCATED[treedef] = _search(opt_state)
-    if isinstance(where, TypeError):
-        raise where
-    for i, index in enumerate(where):
-        dtype = getattr(leaves[index], "dtype", None)
-        if dtype is not None and not _float_dtype(dtype):
-            raise TypeError(
-                f"{_where(opt_state, i)} has dtype {dtype}, which cannot hold a reduced "
-                "lr; inject it as a float"
-            )
-    return leaves, treedef, where
-
-
-def _search(opt_state: Any) -> tuple[int, ...] | TypeError:
-    flat = jax.tree_util.tree_flatten_with_path(opt_state)[0]
-    paths = [jax.tree_util.keystr(key_path) for key_path, _ in flat]
-    try:
-        targets = _targets(opt_state)
-        # The lr is one leaf, the hyperparameter (or scale) itself or inside a container
-        # such as flax nnx's OptArray, then rebuilt around the new value: its type
-        # survives, and nnx.jit does not retrace.
-        inside = []
-        for path, kind, _ in targets:
-            lr = path + (".scale" if kind == "scale" else f".hyperparams['{_LR}']")
-            within = (lr + ".", lr + "[")
-            inside.append([i for i, p in enumerate(paths) if p == lr or p.startswith(within)])
-        check_settable([target[:2] for target in targets], [len(found) for found in inside])
-    except TypeError as exc:
-        return exc
-    return tuple(found[0] for found in inside)
-
-
-def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any:
-    """A new `opt_state` holding `lrs`, each in its old dtype, shape and weak type.
-
-    A jitted update that took the old state is not retraced for the new one;
-    `opt_state` is left unchanged, and every other leaf is shared, not copied.
-
-    Args:
-        opt_state: The state the lrs live in.
-        lrs: One lr per lr of :func:`get_lrs`, in its order; a single number is
-            accepted when there is exactly one.
-
-    Raises:
-        TypeError: no settable lr in `opt_state` (none, a plateau scale next to a
-            constant injected lr, an injected lr driven by a schedule or of an
-            integer dtype), or an lr that is not a real number.
-        ValueError: a negative or non-finite lr, or not one per lr of `opt_state`.
-
-    Example:
-        >>> import jax.numpy as jnp, optax
-        >>> tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5)
-        >>> get_lrs(set_lrs(tx.init(jnp.zeros(2)), [0.25]))
-        (0.25,)
-    """
-    items = _as_tuple(lrs)  # one lr or a sequence, read as plateau.init reads them
-    new = [check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items)]
-    leaves, treedef, where = _locate(opt_state)
-    if len(new) != len(where):  # walk the state again only to name its lrs
-        check_count(len(new), [target[:2] for target in _targets(opt_state)])
-    return _write(leaves, treedef, where, dict(enumerate(new)))
-
-
-def _write(leaves: list[Any], treedef: Any, where: tuple[int, ...], new: dict[int, float]) -> Any:
-    """The state with lr i set to ``new[i]``, each in its old leaf's dtype, shape, weak type."""
+def _write(leaves: list[Any], treedef: Any, found: tuple[_Lr, ...], new: dict[int, float]) -> Any:
+    """The opt_state with lr i set to ``new[i]``, each in its old leaf's dtype, shape, weak type."""
     out = list(leaves)
     for i, lr in new.items():
-        out[where[i]] = lr  # a Python float stays one; arrays are filled below
-    arrays = [where[i] for i in new if hasattr(leaves[where[i]], "dtype")]
+        out[found[i].leaf] = lr
+    arrays = [found[i].leaf for i in new if hasattr(leaves[found[i].leaf], "dtype")]
     if arrays:
         filled = _fill([leaves[index] for index in arrays], [out[index] for index in arrays])
         for index, value in zip(arrays, filled, strict=True):
@@ -287,22 +211,70 @@ def _fill(olds: list[Any], lrs: list[float]) -> list[Any]:
     return [jax.lax.full_like(old, lr) for old, lr in zip(olds, lrs, strict=True)]
 
 
-def _drive(
-    opt_state: Any, advance: Callable[[tuple[float, ...]], plateau.PlateauState]
-) -> tuple[plateau.PlateauState, Any]:
-    """Read `opt_state`'s lrs, `advance` them, write back the changed ones; record them stored."""
-    leaves, treedef, where = _locate(opt_state)
-    read = _read(opt_state, [leaves[i] for i in where])
-    new_state = advance(read)
-    writes = dict(changed(read, new_state.lrs))
-    if not writes:
-        return new_state, opt_state
-    # The lrs as the arrays store them (rounded to their dtype), computed on the host.
-    stored = list(new_state.lrs)
-    for i, lr in writes.items():
-        old = leaves[where[i]]
-        stored[i] = float(np.asarray(lr, dtype=old.dtype)) if hasattr(old, "dtype") else lr
-    return attrs.evolve(new_state, lrs=tuple(stored)), _write(leaves, treedef, where, writes)
+def lr_paths(opt_state: Any) -> tuple[str, ...]:
+    """Where each lr of :func:`get_lrs` lives in `opt_state`, as ``jax.tree_util.keystr`` paths.
+
+    Each names an injected state, or a :class:`ScaleByPlateauState`; none: ``()``.
+
+    Raises:
+        TypeError: a plateau scale next to a constant injected lr (ambiguous), or
+            an lr not held in one array.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> tx = optax.chain(optax.clip(1.0), optax.inject_hyperparams(optax.sgd)(0.1))
+        >>> lr_paths(tx.init(jnp.zeros(2)))
+        ('[1]',)
+    """
+    return tuple(lr.path for lr in _find(opt_state, none_ok=True)[2])
+
+
+def get_lrs(opt_state: Any) -> tuple[float, ...]:
+    """The lrs the plateau drives in `opt_state`, as Python floats, even schedule-driven ones.
+
+    Raises:
+        TypeError: `opt_state` holds no lr, or as :func:`lr_paths`.
+        ValueError: a learning rate holds more than one number.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> tx = optax.inject_hyperparams(optax.adam)(learning_rate=0.5)
+        >>> get_lrs(tx.init(jnp.zeros(2)))
+        (0.5,)
+    """
+    leaves, _, found = _find(opt_state)
+    return _read(leaves, found)
+
+
+def set_lrs(opt_state: Any, lrs: SupportsFloat | Sequence[SupportsFloat]) -> Any:
+    """A new `opt_state` holding `lrs`, each in its old dtype, shape and weak type.
+
+    A jitted update that took the old state is not retraced for the new one;
+    `opt_state` is left unchanged, and every other leaf is shared, not copied.
+
+    `lrs` holds one lr per lr of :func:`get_lrs`, in its order (or is one number).
+
+    Raises:
+        TypeError: no settable lr in `opt_state` (none, a scale next to a constant
+            injected lr, an injected lr a schedule drives, an integer dtype), or
+            an lr that is not a real number.
+        ValueError: a negative or non-finite lr, or not one per lr of `opt_state`.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5)
+        >>> get_lrs(set_lrs(tx.init(jnp.zeros(2)), [0.25]))
+        (0.25,)
+    """
+    items = lrs if isinstance(lrs, (list, tuple)) else (lrs,)
+    new = [check_non_negative(f"lrs[{i}]", lr) for i, lr in enumerate(items)]
+    leaves, treedef, found = _find(opt_state, writes=True)
+    if len(new) != len(found):
+        raise ValueError(
+            f"'lrs' has {len(new)} values but opt_state holds {len(found)} "
+            f"{found[0].what}s (at {', '.join('opt_state' + lr.path for lr in found)})"
+        )
+    return _write(leaves, treedef, found, dict(enumerate(new)))
 
 
 def start(opt_state: Any, config: plateau.PlateauConfig) -> tuple[plateau.PlateauState, Any]:
@@ -325,16 +297,15 @@ def start(opt_state: Any, config: plateau.PlateauConfig) -> tuple[plateau.Platea
         >>> state.lrs, get_lrs(opt_state), state.base_lrs
         ((0.25,), (0.25,), (0.5,))
     """
-    return _drive(opt_state, lambda read: plateau.init(read, config))
+    return _drive(opt_state, lambda read, write: _shared.begin(config, read, write))
 
 
 def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
     """:func:`start`'s plateau state alone, for a config without warmup.
 
     Raises:
-        TypeError: as :func:`start`.
-        ValueError: as :func:`start`, or ``config.warmup_epochs`` > 0 (init cannot
-            write the first epoch's lrs into `opt_state`: use :func:`start`).
+        TypeError, ValueError: as :func:`start`; a ValueError for a warmup config, whose
+            first epoch's lrs init cannot write into `opt_state`.
 
     Example:
         >>> import jax.numpy as jnp, optax, plateau
@@ -342,7 +313,12 @@ def init(opt_state: Any, config: plateau.PlateauConfig) -> plateau.PlateauState:
         >>> init(tx.init(jnp.zeros(2)), plateau.PlateauConfig()).lrs
         (0.5,)
     """
-    check_init_config(config)
+    if isinstance(config, plateau.PlateauConfig) and config.warmup_epochs:
+        raise ValueError(
+            f"'config' has warmup_epochs={config.warmup_epochs}: the first epoch must train at "
+            f"lr * warmup_start_factor ({config.warmup_start_factor!r}), which init cannot "
+            "write into opt_state; use plateau_optax.start(opt_state, config)"
+        )
     return start(opt_state, config)[0]  # without warmup, start writes nothing
 
 
@@ -360,9 +336,8 @@ def step(
     back as is unless an lr changed (see :func:`set_lrs`).
 
     Raises:
-        TypeError: `plateau_state` is not a PlateauState, `metric` is a tracer
-            (``step`` was called inside ``jax.jit``), no settable lr in `opt_state`
-            (see :func:`set_lrs`), or as :func:`plateau.step`.
+        TypeError: `plateau_state` is not a PlateauState, `metric` is a tracer (a
+            call inside ``jax.jit``), or as :func:`set_lrs` and :func:`plateau.step`.
         ValueError: as :func:`plateau.step` (e.g. a per-lr ``min_lr`` that does not
             fit the lrs `opt_state` holds).
 
@@ -371,8 +346,8 @@ def step(
         >>> tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5)
         >>> config = plateau.PlateauConfig(patience=0, factor=0.5)
         >>> state, opt_state = start(tx.init(jnp.zeros(2)), config)
-        >>> state, opt_state = step(state, jnp.float32(1.0), config, opt_state)
-        >>> state, opt_state = step(state, jnp.float32(1.5), config, opt_state)
+        >>> for metric in (1.0, 1.5):  # a jax scalar, or a float
+        ...     state, opt_state = step(state, jnp.float32(metric), config, opt_state)
         >>> get_lrs(opt_state)
         (0.25,)
     """
@@ -383,4 +358,23 @@ def step(
             "'metric' is a jax tracer: plateau_optax.step runs on the host between jitted "
             "steps; return the metric from the jitted function and pass the result"
         )
-    return _drive(opt_state, lambda read: plateau.step(plateau_state, metric, config, read)[0])
+    return _drive(
+        opt_state,
+        lambda read, write: _shared.advance(plateau_state, metric, config, read, write),
+    )
+
+
+def _drive(
+    opt_state: Any, advance: Callable[[_shared.Read, _shared.Write], plateau.PlateauState]
+) -> tuple[plateau.PlateauState, Any]:
+    """Run `advance(read, write)` on `opt_state`'s lrs; the new opt_state holds what it wrote."""
+    leaves, treedef, found = _find(opt_state, writes=True)
+    held, new = _read(leaves, found), dict[int, float]()
+
+    def write(i: int, lr: float) -> float:  # the lr as stored: rounded to the array's dtype
+        new[i], old = lr, leaves[found[i].leaf]
+        return float(np.asarray(lr, dtype=old.dtype)) if hasattr(old, "dtype") else lr
+
+    state = advance(lambda: held, write)
+    # Unchanged unless an lr stored changed (a cut its dtype cannot hold stores nothing).
+    return state, opt_state if state.lrs == held else _write(leaves, treedef, found, new)

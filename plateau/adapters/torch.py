@@ -1,31 +1,29 @@
 """A drop-in torch ``ReduceLROnPlateau`` whose every decision is made by :func:`plateau.step`.
 
-Change one import line, ``from plateau.adapters.torch import ReduceLROnPlateau``,
-and keep the training loop: it subclasses torch's class, so trainers that test
-``isinstance`` pass it the metric, and it takes every argument, attribute write and
-checkpoint torch's takes. What it adds is in docs/torch.md.
-
-It only translates: ``config`` and ``state`` are the only schedule data, torch's
-attribute names and checkpoint format are :mod:`plateau._torch_format`'s, and the
-lrs are the optimizer's (the core's ownership rule): a step reads ``param_groups``,
-calls :func:`plateau.step` and writes a cut through torch's ``_reduce_lr`` hook.
-With a base the groups get :func:`plateau.scale_base` of the base's lrs ("Base
-schedules" in ``plateau._core``), and the base steps from its own.
+It subclasses torch's class and takes every argument, attribute write and checkpoint
+torch's takes (what it adds: docs/torch.md). It only translates: a step hands the
+lrs of ``param_groups`` to :func:`plateau.adapters._shared.advance`; torch's attribute
+names read and replace ``config`` and ``state``; ``base=`` lives in :class:`_Base`.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
+import math
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal, SupportsFloat, TypeAlias
 
 import attrs
 
 import plateau
-from plateau import Decision, PlateauConfig, PlateauState
-from plateau import _torch_format as fmt
-from plateau._checks import to_metric
+from plateau import Decision, PlateauConfig, PlateauState, _checks
+from plateau._checks import check_int, got, show, show_keys, to_metric
 from plateau._core import changed
+from plateau.adapters import _shared
+from plateau.adapters._shared import warn
 
 try:
     import torch
@@ -39,48 +37,58 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 
 __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
 
-# A global: step() may run once per batch. Typed loosely: the fast path hands it a
-# metric that may be None, for the core to refuse (step() then names 'metrics').
-_core_step: Callable[..., tuple[PlateauState, tuple[float, ...]]] = plateau.step
-_REDUCED, _AT_FLOOR, _WARMUP = Decision.REDUCED, Decision.AT_FLOOR, Decision.WARMUP
-_scale_base = plateau.scale_base
 # What ``base=`` takes: a torch schedule on the same optimizer, or LambdaLR's lr_lambda.
 BaseLike: TypeAlias = LRScheduler | Callable[[int], float] | Sequence[Callable[[int], float]]
+Groups: TypeAlias = list[dict[str, Any]]
+
+# What torch's (2.6-2.13) state_dict() holds: progress, and config (min_lrs aside).
+_PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
+_TORCH_CONFIG = ("factor", "patience", "cooldown", "eps", "mode", "threshold", "threshold_mode")
+_BASE_KEYS = ["reference", "state_dict", "type"]  # a checkpoint's "base" entry
 
 
-class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ignore[misc,unused-ignore]
+class _Field:
+    """Torch's name for a config or state field: read from it, written as a validated copy."""
+
+    def __init__(self, source: Literal["config", "state"]) -> None:
+        self.source = source
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        return self if obj is None else getattr(getattr(obj, self.source), self.name)
+
+    def __set__(self, obj: ReduceLROnPlateau, value: object) -> None:
+        new = attrs.evolve(getattr(obj, self.source), **{self.name: value})
+        if self.name == "mode":
+            _check_mode("'mode' was assigned", value, obj.config.mode, obj.state.best)
+        setattr(obj, self.source, new)
+
+
+class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ignore]
     """Torch's ReduceLROnPlateau: same arguments, same lrs, decided by :func:`plateau.step`.
 
-    Not torch's ``__init__`` (its copy of the config would go stale): torch's attribute
-    names read and replace :attr:`config` and :attr:`state` (see docs/torch.md).
+    Torch's attribute names (``factor``, ``best``, ``min_lrs``, ...) read and replace
+    :attr:`config` and :attr:`state`; a bad argument is a TypeError or ValueError naming it.
 
     Args:
-        optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled.
+        optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled,
+            or a wrapper of one that forwards ``param_groups`` (accelerate's).
         mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps:
-            torch's, validated by :class:`plateau.PlateauConfig` (``min_lr``: a scalar,
-            which extends to groups added later, or one per group).
+            torch's (``min_lr``: a scalar, which extends to groups added later, or one
+            per group). Every other :class:`plateau.PlateauConfig` field
+            (``max_reductions``, ``ema_decay``, ``warmup_epochs``, ...) is a keyword too.
+        config: A whole :class:`plateau.PlateauConfig` instead of the settings.
         last_epoch: The last epoch done (-1: a new run), as torch's other schedulers take.
-        verbose: torch < 2.7's; ignored with a warning, as torch 2.6 did.
-        on_nonfinite: A NaN or infinite metric: "bad" (torch's), "raise" or "skip".
+        verbose: True prints a line per cut as Keras does; a ``logging.Logger`` logs it.
         on_repeat: A ``step()`` with no optimizer step since the last one (accelerate's
             prepared scheduler): "warn" (steps, as torch), "skip" or "allow".
         sync_metric: Average the metric over all ranks first (:func:`mean_over_ranks`).
-        warmup_epochs, warmup_start_factor: A linear warmup from ``lr *
-            warmup_start_factor`` back to each group's lr (:class:`plateau.PlateauConfig`).
-        base: A base schedule the plateau scales: a torch ``LRScheduler`` on `optimizer`,
-            or an ``lr_lambda`` (one, or one per group) for a ``LambdaLR``. ``step()``
-            advances it, ``step(metric)`` applies the plateau rule; each group's lr is
-            :func:`plateau.scale_base` of the base's at the reference ``initial_lr``.
+        base: A schedule the plateau scales (:class:`_Base`): a torch ``LRScheduler`` on
+            `optimizer`, or an ``lr_lambda`` (or one per group) for a ``LambdaLR``.
+            ``step()`` advances it, ``step(metric)`` applies the plateau rule.
         base_with_metric: Each ``step(metric)`` also advances the base (not ``step()``).
-
-    Attributes:
-        state: The :class:`plateau.PlateauState` after the last step (with a base, the
-            plateau's own lrs, at the reference). :attr:`config` and :attr:`base` too.
-
-    Raises:
-        TypeError: an argument of the wrong type, or a param group's lr not a real number.
-        ValueError: a bad value, a ``min_lr`` that does not fit the groups, or a `base`
-            on another optimizer or with lr_lambdas for another group count.
 
     Example:
         >>> import torch
@@ -98,12 +106,17 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         3
     """
 
-    # Class defaults for pickles from before base=; __init__ sets them on the instance,
-    # faster for the per-batch step to read.
-    _base: LRScheduler | None = None
-    _reference: tuple[float, ...] = ()
-    _written: tuple[float, ...] = ()  # with a base: the groups' lrs after the last write
-    _base_steps: int | None = None  # with a base: its last_epoch after the last write
+    mode = _Field("config")
+    factor = _Field("config")
+    patience = _Field("config")
+    threshold = _Field("config")
+    threshold_mode = _Field("config")
+    cooldown = _Field("config")
+    eps = _Field("config")
+    best = _Field("state")
+    num_bad_epochs = _Field("state")
+    cooldown_counter = _Field("state")
+    last_epoch = _Field("state")
 
     def __init__(
         self,
@@ -112,212 +125,267 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
         factor: float = 0.1,
         patience: int = 10,
         threshold: float = 1e-4,
-        threshold_mode: Literal["rel", "abs"] = "rel",
+        threshold_mode: Literal["rel", "abs", "rel_abs"] = "rel",
         cooldown: int = 0,
         min_lr: float | Sequence[float] = 0.0,
         eps: float = 1e-8,
         *,
+        config: PlateauConfig | None = None,
         last_epoch: int = -1,
-        verbose: bool | str = "deprecated",
-        on_nonfinite: Literal["bad", "raise", "skip"] = "bad",
+        verbose: bool | logging.Logger = False,
         on_repeat: Literal["warn", "skip", "allow"] = "warn",
         sync_metric: bool = False,
-        warmup_epochs: int = 0,
-        warmup_start_factor: float = 0.0,
         base: BaseLike | None = None,
         base_with_metric: bool = False,
+        **settings: Any,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             # The type alone: the repr of a model passed by mistake runs to pages.
             raise TypeError(
                 f"'optimizer' must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        start = fmt.check_options(sync_metric, on_repeat, base_with_metric, base, last_epoch)
-        config = PlateauConfig(
-            mode=mode,
-            factor=factor,
-            patience=patience,
-            threshold=threshold,
-            threshold_mode=threshold_mode,
-            cooldown=cooldown,
-            min_lr=min_lr,
-            eps=eps,
-            on_nonfinite=on_nonfinite,
-            warmup_epochs=warmup_epochs,
-            warmup_start_factor=warmup_start_factor,
-        )
+        _checks.check_bool("sync_metric", sync_metric)
+        _checks.check_choice("on_repeat", on_repeat, ("warn", "skip", "allow"))
+        if _checks.check_bool("base_with_metric", base_with_metric) and base is None:
+            raise ValueError("'base_with_metric' is True but there is no 'base' to advance")
+        start = check_int("last_epoch", last_epoch, minimum=-1) + 1
+        if not isinstance(verbose, (bool, logging.Logger)):
+            raise TypeError(f"'verbose' must be a bool or a logging.Logger, got {got(verbose)}")
+        settings.update(mode=mode, factor=factor, patience=patience, threshold=threshold)
+        settings.update(threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
+        config = _shared.make_config(settings, config)
         groups = optimizer.param_groups
-        read = _read_lrs(groups, check=True)
-        schedule: LRScheduler | None = None
-        reference: tuple[float, ...] = ()
-        if base is None:
-            state = plateau.init(read, config)
-            if state.lrs != read:  # Warmup: each group starts at lr * warmup_start_factor.
-                state = _write_warmup(groups, read, state)
+        _read_lrs(groups, check=True)
+        self._base: _Base | None = None
+        if base is None:  # a warmup writes each group's first lr
+            state = _shared.begin(config, partial(_read_lrs, groups), partial(_write, groups))
         else:
-            config.min_lrs(len(read))  # before a LambdaLR is built and writes the groups
-            if not isinstance(base, LRScheduler):  # ... and the lrs it will scale
-                _read_reference(groups, default_to_lr=True)
-            schedule = _as_base(optimizer, base)
-            reference = _read_reference(groups)
-            state = plateau.init(reference, config)  # the plateau's lrs, at the reference
-        fmt.warn_verbose(verbose, 2)
+            config.min_lrs(len(groups))  # before a LambdaLR is built and writes the groups
+            self._base = _Base(optimizer, base, base_with_metric)
+            state = plateau.init(self._base.reference, config)  # the plateau's own lrs
         self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
-        self.optimizer = optimizer
-        self.sync_metric = sync_metric
-        self.on_repeat = on_repeat
-        self.base_with_metric = base_with_metric
-        self._planned: tuple[tuple[float, ...], ...] | None = None  # (read, cut)
+        self._min_lrs = list(config.min_lrs(len(groups)))
+        self.verbose, self.on_repeat, self.sync_metric = verbose, on_repeat, sync_metric
+        self._planned: list[tuple[int, float]] | None = None  # the cut _reduce_lr writes
         self._optimizer_steps = 0
         self._stepped_at = -1  # _optimizer_steps at the last step()
-        self._base, self._reference, self._written, self._base_steps = schedule, reference, (), None
-        self._watch_optimizer()
-        if schedule is not None:
-            self._write_on_base(_last_of(schedule))
+        self.optimizer = optimizer
+        if self._base is not None:
+            self._base.write(groups, self.state, advance=False)
 
-    def _watch_optimizer(self) -> None:
-        """Count the optimizer's steps to tell a repeated step(): a hook holding us weakly.
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer; assigning another re-points the repeat guard and the base to it."""
+        return self._optimizer
 
-        An optimizer drops its hooks when pickled or copied: ``__setstate__`` adds one.
+    @optimizer.setter
+    def optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self._optimizer = optimizer
+        if self._base is not None:
+            self._base.schedule.optimizer = optimizer
+        self._watch()
+
+    def _watch(self) -> None:
+        """Count the optimizer's steps to tell a repeated step(), by a hook holding us weakly.
+
+        A wrapper that never ran ``Optimizer.__init__`` (accelerate's) has no hooks: the
+        optimizer it wraps gets ours; with none at all the guard is off. A pickled or
+        copied optimizer drops its hooks: ``__setstate__`` adds ours again.
         """
+        if (unwatch := self.__dict__.pop("_unwatch", None)) is not None:
+            unwatch()
+        watched: Any = self._optimizer
+        while not hasattr(watched, "_optimizer_step_post_hooks"):
+            if (watched := getattr(watched, "optimizer", None)) is None:
+                return
         ref = weakref.ref(self)
 
         def count(optimizer: object, args: object, kwargs: object) -> None:
-            scheduler = ref()
-            if scheduler is not None:
+            if (scheduler := ref()) is not None:
                 scheduler._optimizer_steps += 1
 
-        weakref.finalize(self, self.optimizer.register_step_post_hook(count).remove)
+        handle = watched.register_step_post_hook(count)
+        self._unwatch = weakref.finalize(self, handle.remove)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_unwatch"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._watch_optimizer()
+        self._watch()
+
+    @property
+    def config(self) -> PlateauConfig:
+        """The :class:`plateau.PlateauConfig`, with :attr:`min_lrs`'s in-place edits.
+
+        Assigning one checks it against this run: another ``mode`` (``best`` would be
+        meaningless) or a per-group ``min_lr`` that does not fit the param groups is a
+        ValueError, and changes nothing.
+        """
+        config, floors = self._config, self._min_lrs
+        if isinstance(config.min_lr, tuple):
+            edited = floors != list(config.min_lr)
+        else:  # a list of the scalar min_lr, of any length, is the scalar: as torch
+            edited = floors.count(config.min_lr) != len(floors)
+        if edited:
+            self._config = config = attrs.evolve(config, min_lr=tuple(floors))
+        return config
+
+    @config.setter
+    def config(self, config: PlateauConfig) -> None:
+        if not isinstance(config, PlateauConfig):
+            raise TypeError(
+                f"'config' must be a plateau.PlateauConfig, got {got(config)}; "
+                "build one with attrs.evolve(scheduler.config, ...)"
+            )
+        _check_mode("'config' has", config.mode, self.config.mode, self.state.best)
+        self._min_lrs[:] = config.min_lrs(len(self._optimizer.param_groups))
+        self._config = config
+
+    @property
+    def min_lrs(self) -> list[float]:
+        """Torch's ``min_lrs``: each group's floor, a list whose in-place edits take effect."""
+        return self._min_lrs
+
+    @min_lrs.setter
+    def min_lrs(self, value: Sequence[float]) -> None:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise TypeError(f"'min_lrs' must be a list, one lr per param group, got {got(value)}")
+        new = attrs.evolve(self.config, min_lr=tuple(value))  # checked now: no stale list
+        if set(new.min_lrs(len(value))) != {self.default_min_lr}:
+            new.min_lrs(len(self._optimizer.param_groups))
+        self._min_lrs = value if isinstance(value, list) else list(value)
+
+    @property
+    def default_min_lr(self) -> float | None:
+        """Torch's ``default_min_lr``: the scalar ``min_lr``, or None when it is per group."""
+        min_lr = self.config.min_lr
+        return None if isinstance(min_lr, tuple) else min_lr
+
+    @default_min_lr.setter
+    def default_min_lr(self, value: float | None) -> None:
+        _check_unchanged("default_min_lr", value, self.default_min_lr, "min_lrs or the config")
+
+    @property
+    def mode_worse(self) -> float:
+        """Torch's ``mode_worse``: the initial best, inf in min mode and -inf in max mode."""
+        return math.inf if self._config.mode == "min" else -math.inf
+
+    @mode_worse.setter
+    def mode_worse(self, value: float) -> None:
+        _check_unchanged("mode_worse", value, self.mode_worse, "nothing: it follows the mode")
+
+    @property
+    def in_cooldown(self) -> bool:
+        """Torch's ``in_cooldown``: whether bad epochs are currently not counted."""
+        return self.state.cooldown_counter > 0
+
+    @property
+    def exhausted(self) -> bool:
+        """The stop signal: :attr:`plateau.PlateauState.exhausted` of the last step."""
+        return self.state.exhausted
 
     @property
     def base(self) -> LRScheduler | None:
         """The base schedule (the ``LambdaLR`` built for an ``lr_lambda``), or None."""
-        return self._base
+        return None if self._base is None else self._base.schedule
+
+    def __repr__(self) -> str:
+        base = "" if self._base is None else f", base={type(self._base.schedule).__name__}"
+        optimizer = type(self._optimizer).__name__
+        return f"{type(self).__name__}({optimizer}, {self.config!r}, {self.state!r}{base})"
 
     def step(  # type: ignore[override,unused-ignore]
         self, metrics: SupportsFloat | None = None, epoch: int | None = None
     ) -> None:
-        """One epoch: read the groups' lrs, :func:`plateau.step`, cut by :meth:`_reduce_lr`.
+        """One epoch: read the groups' lrs, :func:`plateau.step`, write the changed ones.
 
-        Args:
-            metrics: A float, an int or a one-element tensor; omitted, a base steps.
-            epoch: Deprecated, as in torch: with a warning, it only sets ``state.last_epoch``.
-
-        Raises:
-            TypeError: `metrics` or a group's lr is not a single real number.
-            ValueError: what :func:`plateau.step` or a base refuses (a param group added,
-                ``step()`` under ``base_with_metric=True``). Nothing changes on error.
+        `metrics` is a float, an int or a one-element tensor; without it a base steps.
+        `epoch` is deprecated, as in torch: with a warning, it sets ``state.last_epoch``.
+        What the core or a base refuses is a TypeError or ValueError that changes nothing.
         """
-        if self._base is not None:
-            self._step_on_base(metrics, epoch)
-            return
-        seen = self._optimizer_steps
-        if seen == self._stepped_at and seen and fmt.skip_repeat(self.on_repeat, 2):
-            return
-        if self.sync_metric:
-            metrics = mean_over_ranks(fmt.required(metrics))
-        groups = self.optimizer.param_groups
-        lr = groups[0].get("lr") if len(groups) == 1 else None
-        read = (lr,) if type(lr) is float else _read_lrs(groups)
-        try:
-            state, lrs = _core_step(self.state, metrics, self._config, read)
-        except ValueError:
-            _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
-            raise
-        except TypeError:
-            fmt.required(metrics)
-            raise
-        if epoch is not None:
-            state = fmt.at_epoch(state, epoch, 2)
-        decision = state.decision
-        if decision is _WARMUP:  # the ramp: not a cut, so not _reduce_lr's to write
-            state = _write_warmup(groups, read, state)
-        elif decision is _REDUCED or decision is _AT_FLOOR:
-            self._planned = (read, lrs)
-            try:
-                self._reduce_lr(state.last_epoch)
-            finally:
-                # Ours consumes the plan; an override (or a float32 tensor's rounding)
-                # leaves it, and the state records what the optimizer then holds.
-                planned, self._planned = self._planned, None
-            if planned is not None and (held := _read_lrs(groups)) != lrs:
-                state = fmt.after_cut(state, read, held)
-        self.state = state
-        self._stepped_at = seen
-
-    def _step_on_base(self, metrics: SupportsFloat | None, epoch: int | None) -> None:
-        """:meth:`step` with a base: the plateau rule on its own lrs (at the reference).
-
-        The base steps from its own lrs, restored into the groups first: a chainable
-        scheduler computes from the groups' (pytorch#82859).
-        """
-        base = self._base
-        assert base is not None  # _step_on_base runs only with a base
-        groups = self.optimizer.param_groups
-        fmt.check_base_step(
-            len(groups),
-            len(self._reference),
-            type(base).__name__,
-            with_metric=metrics is not None,
-            epoch=epoch,
-            base_with_metric=self.base_with_metric,
-        )
+        groups, base = self._optimizer.param_groups, self._base
+        if base is not None:
+            base.check_step(groups, metrics is not None, epoch)
+        elif metrics is None:
+            raise TypeError(
+                "'metric' must be a single real number, got NoneType: None: pass the "
+                "metric this scheduler watches, as in scheduler.step(val_loss)"
+            )
         state, seen = self.state, self._stepped_at
         if metrics is not None:
             seen = self._optimizer_steps
-            if seen == self._stepped_at and seen and fmt.skip_repeat(self.on_repeat, 3):
+            if seen == self._stepped_at and seen and self._skips_repeat():
                 return
             if self.sync_metric:
                 metrics = mean_over_ranks(metrics)
-            state, _ = _core_step(self.state, metrics, self._config)
             if epoch is not None:
-                state = fmt.at_epoch(state, epoch, 3)
-        fmt.check_untouched(type(base).__name__, base.last_epoch, self._base_steps)
-        fmt.warn_overwritten(_read_lrs(groups), self._written, 3)
-        advance = metrics is None or self.base_with_metric
-        lrs = self._advance_base(base, groups) if advance else _last_of(base)
+                warn("The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)")
+                check_int("last_epoch", epoch)
+            if base is None:
+                state = self._advance(groups, metrics, epoch)
+            else:
+                state = plateau.step(state, metrics, self.config)[0]
+            if epoch is not None:
+                state = attrs.evolve(state, last_epoch=epoch)
+            self._report(state)
+        if base is not None:
+            base.warn_if_overwritten(groups)
+            base.write(groups, state, advance=metrics is None or base.with_metric)
         self.state, self._stepped_at = state, seen
-        self._write_on_base(lrs)
 
-    def _advance_base(self, base: LRScheduler, groups: list[dict[str, Any]]) -> tuple[float, ...]:
-        """Step the base from its own last lrs; its new lrs (the groups then hold them)."""
+    def _advance(self, groups: Groups, metrics: SupportsFloat, epoch: int | None) -> PlateauState:
+        """The plateau step on the groups' lrs, a cut written through :meth:`_reduce_lr`."""
+        at = self.state.last_epoch + 1 if epoch is None else epoch
+
+        def cut(changes: list[tuple[int, float]]) -> None:
+            if (default := self.default_min_lr) is not None and len(self._min_lrs) != len(groups):
+                self._min_lrs[:] = [default] * len(groups)  # a group joined: as torch does
+            self._planned = changes
+            try:
+                self._reduce_lr(at)
+            finally:
+                self._planned = None
+
+        read, write = partial(_read_lrs, groups), partial(_write, groups)
         try:
-            _write_lrs(groups, enumerate(base.get_last_lr()))
-            base.step()
-        except BaseException:
-            _write_lrs(groups, enumerate(self._written))  # the groups as they were: our last write
+            return _shared.advance(self.state, metrics, self.config, read, write, cut=cut)
+        except ValueError:
+            _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
             raise
-        return _last_of(base)
-
-    def _write_on_base(self, base_lrs: tuple[float, ...]) -> None:
-        """Write ``scale_base`` of `base_lrs` to the groups; record what they then hold."""
-        groups = self.optimizer.param_groups
-        lrs = _scale_base(self.state, base_lrs, self._reference)
-        self._written = _write_held(groups, enumerate(lrs), lrs)
-        self._base_steps = None if self._base is None else self._base.last_epoch
 
     def _reduce_lr(self, epoch: int) -> None:
-        """Torch's hook for the cut: an override (ignite's) replaces the write we planned.
-
-        Raises:
-            RuntimeError: called outside :meth:`step`, where no cut was decided.
-        """
+        """Torch's hook for the cut, which an override (ignite's) replaces: the cut planned."""
         if self._planned is None:
             raise RuntimeError("_reduce_lr() writes the cut step() decided; call step(metric)")
-        read, lrs = self._planned
-        if not _write_lrs(self.optimizer.param_groups, changed(read, lrs)):
-            self._planned = None  # written exactly: step() need not read the lrs back
+        for i, lr in self._planned:
+            _write(self._optimizer.param_groups, i, lr)
+
+    def _skips_repeat(self) -> bool:
+        """``on_repeat`` for a step() with no optimizer step since the last one: True to skip."""
+        if self.on_repeat == "warn":
+            warn(
+                "ReduceLROnPlateau.step() was called again with no optimizer step since its "
+                "last call; it counts as another epoch, as in torch. A prepared accelerate "
+                "scheduler steps once per process: see docs/compatibility.md. Pass "
+                "on_repeat='skip' to ignore such calls, or on_repeat='allow' to silence this."
+            )
+        return self.on_repeat == "skip"
+
+    def _report(self, state: PlateauState) -> None:
+        """With ``verbose``, a line per lr a cut changed, as Keras's callback prints it."""
+        if self.verbose and state.decision is Decision.REDUCED:
+            say = self.verbose.info if isinstance(self.verbose, logging.Logger) else print
+            for i, lr in changed(self.state.lrs, state.lrs):
+                lr_of = f"learning rate of group {i}" if len(state.lrs) > 1 else "learning rate"
+                say(f"Epoch {state.last_epoch}: ReduceLROnPlateau reducing {lr_of} to {lr}.")
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """Each group's lr after the last step, a tensor group's as a new tensor (as torch)."""
-        lrs = self.state.lrs if self._base is None else self._written
+        lrs = self.state.lrs if self._base is None else self._base.written
         last: list[float | torch.Tensor] = [*lrs]
-        for i, group in enumerate(self.optimizer.param_groups[: len(lrs)]):
+        for i, group in enumerate(self._optimizer.param_groups[: len(lrs)]):
             if isinstance(held := group["lr"], torch.Tensor):
                 last[i] = held.detach().new_full(held.shape, lrs[i])
         return last
@@ -325,62 +393,206 @@ class ReduceLROnPlateau(fmt.TorchSurface, _TorchReduceLROnPlateau):  # type: ign
     def state_dict(self) -> dict[str, Any]:
         """``config`` and ``state``, plus torch's own keys: both classes can resume from it.
 
-        Strict JSON (:func:`plateau._torch_format.state_dict`); with a base, ``base``
-        holds the base's ``state_dict()`` and the reference.
-
-        Example:
-            >>> import json, torch
-            >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-            >>> scheduler = ReduceLROnPlateau(opt)
-            >>> saved = json.loads(json.dumps(scheduler.state_dict(), allow_nan=False))
-            >>> saved["state"]["best"], saved["num_bad_epochs"], "best" in saved
-            ('inf', 0, False)
-            >>> torch.optim.lr_scheduler.ReduceLROnPlateau(opt).load_state_dict(saved)
+        Strict JSON: an infinite best is left out of torch's keys (a new torch scheduler
+        starts there) and is "inf" in ``state``. With a base, ``base`` holds its entry.
         """
-        base = self._base
-        if base is None:
-            return fmt.state_dict(self._config, self.state)
-        saved = (type(base).__name__, base.state_dict(), self._reference, self._written)
-        return fmt.state_dict(self._config, self.state, saved)
+        config, state, base = self.config, self.state, self._base
+        d: dict[str, Any] = {name: getattr(config, name) for name in _TORCH_CONFIG}
+        d.update(min_lrs=list(config.min_lrs(len(state.lrs))), default_min_lr=self.default_min_lr)
+        d.update({key: getattr(state, key) for key in _PROGRESS}, **_shared.saved(config, state))
+        d["_last_lr"] = [*(state.lrs if base is None else base.written)]
+        if not math.isfinite(state.best):
+            del d["best"]
+        if base is not None:
+            d["base"] = base.state_dict()
+        return d
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`'s output, or torch's ReduceLROnPlateau's.
 
-        The constructor's config wins; which saved progress wins and what is refused
-        is :func:`plateau._torch_format.load_state`'s. With a base, the groups get the
-        lrs the saved scheduler wrote, whichever of optimizer and scheduler loads first.
-
-        Raises:
-            TypeError: `state_dict` is not a mapping, or a field has the wrong type.
-            ValueError: a bad checkpoint for this scheduler. Nothing changes on error
-                (but what the base's own ``load_state_dict`` changed).
+        The constructor's config wins (docs/torch.md). Torch's class keeps our keys when
+        it loads a checkpoint: its own keys differing from ``state`` say it stepped
+        since, and then they win, with the optimizer's lrs. With a base, the groups get
+        the lrs the saved scheduler wrote. A bad checkpoint is a TypeError or ValueError
+        naming the key, and changes nothing.
         """
-        groups = self.optimizer.param_groups
-        base = self._base
-        name = None if base is None else type(base).__name__
-        state = fmt.load_state(
-            state_dict, self._config, len(groups), lambda: _read_lrs(groups), name
-        )
-        if base is None:
-            self.state = state
-            return
-        assert name is not None
-        base_state, reference = fmt.saved_base(
-            state_dict["base"], name, len(groups), state, _last_of(base)
-        )
-        base.load_state_dict(base_state)  # everything is checked: an error changes nothing
-        self.state, self._reference = state, reference
-        self._write_on_base(_last_of(base))
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"'state_dict' must be a dict, got {got(state_dict)}")
+        groups, base, keys = self._optimizer.param_groups, self._base, set(state_dict)
+        if (base is None) is ("base" in keys):
+            how = "with" if base is None else "without"
+            raise ValueError(
+                f"'state_dict' was saved {how} a base schedule: build this scheduler {how} "
+                "base= to resume it (its lrs mean another thing)"
+            )
+        # torch's progress keys, validated before anything compares them (an array's
+        # == is elementwise); their lrs are the optimizer's, read only if they win.
+        theirs: PlateauState | None = None
+        if keys.issuperset(("mode", *_PROGRESS)):
+            try:
+                theirs = PlateauState(lrs=(0.0,), **{key: state_dict[key] for key in _PROGRESS})
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"state_dict: {exc}") from None
+        state: PlateauState | None = None
+        if {"config", "state"} <= keys:
+            saved_config, state = _shared.load_saved(state_dict, "state_dict")
+            saved_mode: object = saved_config.mode
+            if theirs is not None and any(
+                getattr(state, key) != getattr(theirs, key) for key in _PROGRESS
+            ):
+                state = None  # torch's class loaded it and stepped since: its keys win
+        elif theirs is None:
+            wanted = f"['config', 'state'] or {sorted(('mode', *_PROGRESS))}"
+            raise ValueError(
+                f"'state_dict' must come from state_dict() of plateau's or torch's "
+                f"ReduceLROnPlateau (keys including {wanted}), got keys {show_keys(keys)}"
+            )
+        if state is None:
+            assert theirs is not None
+            if base is not None:
+                raise ValueError(
+                    "'state_dict' holds a base schedule, but torch's ReduceLROnPlateau "
+                    "has stepped since it was saved (its keys differ from 'state'): its "
+                    "lrs are not the plateau's, so it cannot resume over a base"
+                )
+            saved_mode, state = state_dict["mode"], attrs.evolve(theirs, lrs=_read_lrs(groups))
+        config = self.config
+        _check_mode("the checkpoint was saved with", saved_mode, config.mode, state.best)
+        _shared.check_count(state, len(groups), "the optimizer", "param groups")
+        config.min_lrs(len(state.lrs))
+        if base is not None:
+            base.load(state_dict["base"], state)  # everything is checked: it changes nothing
+        self.state = state
+        if base is not None:
+            base.write(groups, state, advance=False)
+
+
+class _Base:
+    """A base schedule the plateau scales: everything ``base=`` holds, and its checks.
+
+    The plateau's own lrs are at the base's reference, each group's ``initial_lr``;
+    the groups get :func:`plateau.scale_base` of the base's lrs ("Base schedules" in
+    ``plateau._core``). The base steps from its own lrs, restored into the groups
+    first: a chainable scheduler computes from the groups' (pytorch#82859).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base: object, with_metric: bool) -> None:
+        groups, name = optimizer.param_groups, type(base).__name__
+        if isinstance(base, _TorchReduceLROnPlateau):
+            raise TypeError(
+                f"'base' must be a schedule the plateau scales (CosineAnnealingLR, LinearLR, "
+                f"an lr_lambda, ...), got a {name}: a plateau cannot be a base; "
+                "pass its arguments to this scheduler instead"
+            )
+        if isinstance(base, LRScheduler) and base.optimizer is not optimizer:
+            raise ValueError(
+                f"'base' must be a scheduler on this optimizer, got a {name} on another"
+            )
+        if not isinstance(base, LRScheduler):
+            lambdas = _lambdas(base, len(groups))
+            _reference(groups)  # refused before LambdaLR writes the groups
+            base = LambdaLR(optimizer, lambdas)
+        self.schedule, self.with_metric = base, with_metric
+        self.reference = _reference(groups)
+        self.written: tuple[float, ...] = ()  # the groups' lrs after the last write
+        self.steps = base.last_epoch  # its last_epoch after the last write
+
+    def last(self) -> tuple[float, ...]:
+        """The base's last lrs as floats (torch keeps a tensor group's as a tensor copy)."""
+        return tuple(_to_lr(i, lr) for i, lr in enumerate(self.schedule.get_last_lr()))
+
+    def check_step(self, groups: Groups, with_metric: bool, epoch: object) -> None:
+        """Refuse a step: a group joined, the base stepped outside, a misplaced argument."""
+        name = type(self.schedule).__name__
+        if len(groups) != len(self.reference):
+            raise ValueError(
+                f"the optimizer has {len(groups)} param groups but the base schedule {name} "
+                f"was built for {len(self.reference)}; a param group cannot join it mid-run"
+            )
+        if self.schedule.last_epoch != self.steps:
+            raise ValueError(
+                f"the base schedule {name} was stepped outside this scheduler (last_epoch "
+                f"{self.schedule.last_epoch}, not {self.steps}): it would cut the scaled lrs "
+                "twice. Step only the plateau (do not hand its base to a trainer)"
+            )
+        if not with_metric and epoch is not None:
+            raise TypeError(
+                f"'epoch' goes with a metric (step() advances the base), got {got(epoch)}"
+            )
+        if not with_metric and self.with_metric:
+            raise ValueError(
+                "step() with no metric under base_with_metric=True: step(metric) "
+                "advances the base already"
+            )
+
+    def warn_if_overwritten(self, groups: Groups) -> None:
+        """Warn of an lr set by hand since the last write: the next write overwrites it."""
+        if (held := _read_lrs(groups)) != self.written:
+            i = next(i for i, (a, b) in enumerate(zip(held, self.written, strict=True)) if a != b)
+            warn(
+                f"optimizer.param_groups[{i}]['lr'] was set to {held[i]!r} since the last "
+                f"step(), which wrote {self.written[i]!r}: with a base schedule every step "
+                "writes every lr, so it is overwritten. To change the lrs, change the base."
+            )
+
+    def write(self, groups: Groups, state: PlateauState, *, advance: bool) -> None:
+        """Write ``scale_base`` of the base's lrs (stepped first if `advance`) to the groups."""
+        if advance:
+            try:
+                for i, lr in enumerate(self.last()):
+                    _write(groups, i, lr)
+                self.schedule.step()
+            except BaseException:
+                for i, lr in enumerate(self.written):  # the groups as they were
+                    _write(groups, i, lr)
+                raise
+        lrs = plateau.scale_base(state, self.last(), self.reference)
+        self.written = tuple(_write(groups, i, lr) for i, lr in enumerate(lrs))
+        self.steps = self.schedule.last_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``base`` entry."""
+        name, reference = type(self.schedule).__name__, [*self.reference]
+        return {"state_dict": self.schedule.state_dict(), "reference": reference, "type": name}
+
+    def load(self, entry: object, state: PlateauState) -> None:
+        """Load a checkpoint's ``base`` entry for `state`, checked before it changes anything."""
+        name, count, keys = type(self.schedule).__name__, len(self.reference), _BASE_KEYS
+        if not isinstance(entry, Mapping) or sorted(entry) != keys:
+            shown = f"keys {show_keys(entry)}" if isinstance(entry, Mapping) else got(entry)
+            raise ValueError(f"state_dict['base'] must be a dict with keys {keys}, got {shown}")
+        base_state, reference = entry["state_dict"], entry["reference"]
+        if not isinstance(base_state, Mapping):
+            raise TypeError(
+                f"state_dict['base']['state_dict'] must be a dict, got {got(base_state)}"
+            )
+        if entry["type"] != name:
+            raise ValueError(
+                f"state_dict['base'] was saved from a {show(entry['type'])} base, but this "
+                f"scheduler's base is a {name}: its state would not fit"
+            )
+        last = base_state.get("_last_lr", self.last())
+        for key, lrs in (("['reference']", reference), ("['state_dict']['_last_lr']", last)):
+            if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or len(lrs) != count:
+                raise ValueError(
+                    f"state_dict['base']{key} must hold one lr per param group ({count}), "
+                    f"got {show(lrs)}"
+                )
+        try:
+            plateau.scale_base(state, last, reference)  # checks each of them
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"state_dict['base']: {exc}") from None
+        # torch's load_state_dict pops and restores keys of the dict it is given: a copy.
+        self.schedule.load_state_dict(dict(base_state))
+        self.reference = tuple(float(r) for r in reference)
 
 
 def mean_over_ranks(metric: SupportsFloat) -> float:
     """`metric` averaged over all ranks in float64 (an all_reduce every rank must call).
 
-    Outside an initialized ``torch.distributed`` process group: ``float(metric)``.
-
-    Raises:
-        TypeError: `metric` is not a single real number (before the collective, so a
-            bad rank fails alone instead of hanging the others).
+    Outside an initialized ``torch.distributed`` process group: ``float(metric)``. A
+    metric that is not a single real number is a TypeError before the collective, so a
+    bad rank fails alone instead of hanging the others.
     """
     value = to_metric(metric)
     if not (dist.is_available() and dist.is_initialized()):
@@ -393,73 +605,93 @@ def mean_over_ranks(metric: SupportsFloat) -> float:
     return float(total.item()) / int(dist.get_world_size())
 
 
-def _read_lrs(groups: list[dict[str, Any]], *, check: bool = False) -> tuple[float, ...]:
+def _read_lrs(groups: Groups, *, check: bool = False) -> tuple[float, ...]:
     """Each group's lr as a float; if `check`, a float not finite and >= 0 is a ValueError."""
-    return tuple(_to_lr(i, group.get("lr"), check) for i, group in enumerate(groups))
+    return tuple(
+        lr if type(lr := group.get("lr")) is float and not check else _to_lr(i, lr)
+        for i, group in enumerate(groups)
+    )
 
 
-def _to_lr(index: int, lr: object, check: bool = False, key: str = "lr") -> float:
-    """A group's lr (a one-element tensor's value) as a float, named by its group on error."""
-    if type(lr) is float and not check:
-        return lr  # the core checks it
+def _to_lr(index: int, lr: object, key: str = "lr") -> float:
+    """A group's lr (a one-element tensor's value) as a float >= 0, named by its group."""
     name = f"optimizer.param_groups[{index}][{key!r}]"
-    if isinstance(lr, torch.Tensor):
-        if lr.numel() != 1 or lr.dtype in (torch.bool, torch.complex64, torch.complex128):
-            raise fmt.lr_error(name, f"a {lr.dtype} tensor of shape {tuple(lr.shape)}")
-        lr = lr.item()
-    return fmt.check_lr(name, lr)
+    value = lr.item() if isinstance(lr, torch.Tensor) and lr.numel() == 1 else lr
+    if not _checks.is_real(value):
+        what = got(lr)
+        if isinstance(lr, torch.Tensor):
+            what = f"a {lr.dtype} tensor of shape {tuple(lr.shape)}"
+        raise TypeError(f"{name} must be a real number or a one-element real tensor, got {what}")
+    return _checks.check_non_negative(name, value)
 
 
-def _read_reference(groups: list[dict[str, Any]], default_to_lr: bool = False) -> tuple[float, ...]:
-    """Each group's ``initial_lr``, the base's reference (`default_to_lr`: a LambdaLR's to be)."""
+def _write(groups: Groups, index: int, lr: float) -> float:
+    """Set a group's lr, a tensor in place (as torch); the float it then holds (it rounds)."""
+    held = groups[index]["lr"]
+    if isinstance(held, torch.Tensor):
+        held.fill_(lr)
+        return float(held.item())
+    groups[index]["lr"] = lr
+    return lr
+
+
+def _reference(groups: Groups) -> tuple[float, ...]:
+    """Each group's ``initial_lr``, the base's reference (before a LambdaLR sets it: its lr)."""
     reference = []
     for i, group in enumerate(groups):
-        initial_lr = _to_lr(i, fmt.initial_lr_of(i, group, default_to_lr), True, "initial_lr")
-        reference.append(fmt.check_reference(i, initial_lr))
+        value = _to_lr(i, group.get("initial_lr", group.get("lr")), "initial_lr")
+        if not value > 0.0:
+            raise ValueError(
+                f"optimizer.param_groups[{i}]['initial_lr'] must be > 0 under a base "
+                f"schedule (the plateau scales the base by lr / initial_lr), got {value!r}"
+            )
+        reference.append(value)
     return tuple(reference)
 
 
-def _write_warmup(
-    groups: list[dict[str, Any]], read: tuple[float, ...], state: PlateauState
-) -> PlateauState:
-    """Write a warmup step's lrs; the state then records what the groups hold."""
-    held = _write_held(groups, changed(read, state.lrs), state.lrs)
-    return state if held == state.lrs else attrs.evolve(state, lrs=held)
+def _lambdas(base: object, groups: int) -> Any:
+    """`base` as LambdaLR's ``lr_lambda``: one callable, or a list of one per group."""
+    if callable(base):
+        return base
+    listed = base if isinstance(base, Sequence) and not isinstance(base, (str, bytes)) else ()
+    if not (listed and all(callable(f) for f in listed)):
+        raise TypeError(
+            "'base' must be a torch LRScheduler on this optimizer, an lr_lambda or a list "
+            f"of them (one per param group), got {got(base)}"
+        )
+    if len(listed) != groups:
+        raise ValueError(
+            f"'base' must hold one lr_lambda per param group ({groups}), got {len(listed)}"
+        )
+    return list(listed)
 
 
-def _write_held(
-    groups: list[dict[str, Any]],
-    writes: Iterable[tuple[int, float | torch.Tensor]],
-    lrs: tuple[float, ...],
-) -> tuple[float, ...]:
-    """:func:`_write_lrs`; the lrs the groups then hold: `lrs`, unless a float32 tensor rounded."""
-    return _read_lrs(groups) if _write_lrs(groups, writes) else lrs
+def _check_mode(what: str, mode: object, current: str, best: float) -> None:
+    """Refuse another mode than `current`: `best` would not carry over."""
+    if not isinstance(mode, str):
+        raise TypeError(f"{what} 'mode' not a str: {got(mode)}")
+    if mode != current:
+        raise ValueError(
+            f"{what} mode={show(mode)} but this scheduler has mode={current!r}; its best "
+            f"({best!r}) cannot carry over: build a new scheduler to change the mode"
+        )
 
 
-def _write_lrs(
-    groups: list[dict[str, Any]], writes: Iterable[tuple[int, float | torch.Tensor]]
-) -> bool:
-    """Set each ``groups[i]["lr"]``, a tensor in place (as torch); True if one was (it rounds)."""
-    filled = False
-    for index, lr in writes:
-        if isinstance(groups[index]["lr"], torch.Tensor):
-            groups[index]["lr"].fill_(lr)
-            filled = True
-        else:
-            groups[index]["lr"] = lr
-    return filled
+def _check_unchanged(name: str, value: object, current: object, instead: str) -> None:
+    """Torch's derived attributes: a write of the current value (a restore) is accepted."""
+    if not (value is current or (type(value) in (int, float) and value == current)):
+        raise ValueError(
+            f"'{name}' follows scheduler.config and can only be assigned its current value "
+            f"{current!r}, got {show(value)}; to change the schedule, assign {instead}"
+        )
 
 
-def _last_of(base: LRScheduler) -> tuple[float, ...]:
-    """The base's last lrs as floats (torch keeps a tensor group's as a tensor copy)."""
-    return tuple(_to_lr(i, lr) for i, lr in enumerate(base.get_last_lr()))
+def _publish_settings(init: Any) -> None:
+    """Name every PlateauConfig field in `init`'s signature, which LightningCLI reads."""
+    signature = inspect.signature(init)
+    explicit = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+    more = _shared.config_parameters(skip=[p.name for p in explicit])
+    init.__signature__ = signature.replace(parameters=[*explicit, *more])
 
 
-def _as_base(optimizer: torch.optim.Optimizer, base: object) -> LRScheduler:
-    """`base` as a torch LRScheduler on `optimizer`: itself, or a LambdaLR built for it."""
-    if not isinstance(base, (LRScheduler, _TorchReduceLROnPlateau)):
-        return LambdaLR(optimizer, fmt.lambdas(base, len(optimizer.param_groups)))
-    plateau_base = isinstance(base, _TorchReduceLROnPlateau)
-    on_it = getattr(base, "optimizer", None) is optimizer
-    fmt.check_scheduler(type(base).__name__, plateau_base, on_it)
-    return base  # type: ignore[return-value,unused-ignore]
+_publish_settings(ReduceLROnPlateau.__init__)

@@ -10,13 +10,16 @@ must be bit-identical after every epoch.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import itertools
 import json
+import logging
 import os
 import subprocess
 import sys
 import warnings
 
+import attrs
 import pytest
 
 keras = pytest.importorskip("keras")
@@ -24,6 +27,7 @@ np = pytest.importorskip("numpy")  # keras depends on it; imported after the ski
 
 from trainers._compat import claim  # noqa: E402
 
+from plateau import Decision, PlateauConfig  # noqa: E402
 from plateau.adapters.keras import ReduceLROnPlateau  # noqa: E402
 
 # This module's row in docs/compatibility.md (tests/trainers/make_table.py).
@@ -115,15 +119,17 @@ def test_auto_mode_is_resolved_from_the_compiled_metric(monitor, mode):
 
 
 def test_unresolvable_auto_mode_raises_like_keras():
+    """A logged metric of no known direction: Keras's own words (a missing one: see below)."""
     model = make_model()
-    callback = ReduceLROnPlateau(monitor="val_custom")
-    with pytest.raises(ValueError, match="isn't able to automatically determine") as ours:
-        fit(model, callback, epochs=1)
-    theirs = keras.callbacks.ReduceLROnPlateau(monitor="val_custom")
-    theirs.set_model(model)
-    with pytest.raises(ValueError) as keras_error:
-        theirs.on_epoch_end(0, {"val_custom": 1.0})
-    assert str(ours.value) == str(keras_error.value)
+    errors = []
+    for callback in (keras.callbacks.ReduceLROnPlateau, ReduceLROnPlateau):
+        callback = callback(monitor="val_custom")
+        callback.set_model(model)
+        with pytest.raises(ValueError) as info:
+            callback.on_epoch_end(0, {"val_custom": 1.0, "loss": 1.0})
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert "isn't able to automatically determine" in errors[1]
 
 
 def test_resumed_fit_continues_identically(tmp_path):
@@ -213,10 +219,13 @@ def pair():
     return make_model(), make_model()
 
 
-def run_both(pair, metrics, lr=1.0, monitor="val_loss", same_logs=True, set_lr=None, **kwargs):
+def run_both(
+    pair, metrics, lr=1.0, monitor="val_loss", same_logs=True, set_lr=None, counters=True, **kwargs
+):
     """Feed both callbacks the same logs; return per epoch (Keras lr, our lr, Keras best,
     our state, Keras's best before the epoch). ``set_lr`` maps an epoch to an lr that
-    something else (the user, another callback) writes into both optimizers before it."""
+    something else (the user, another callback) writes into both optimizers before it.
+    With `counters`, Keras's best, wait and cooldown_counter must read the same too."""
     callbacks = (
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, **kwargs),
         ReduceLROnPlateau(monitor=monitor, **kwargs),
@@ -226,7 +235,7 @@ def run_both(pair, metrics, lr=1.0, monitor="val_loss", same_logs=True, set_lr=N
         callback.set_model(model)
         callback.on_train_begin()
     theirs, ours = callbacks
-    rows = []
+    rows, exhausted = [], False
     for epoch, metric in enumerate(metrics):
         best_before = theirs.best
         if set_lr and epoch in set_lr:
@@ -244,7 +253,23 @@ def run_both(pair, metrics, lr=1.0, monitor="val_loss", same_logs=True, set_lr=N
         assert bool(messages[1]) == (metric is None)
         lrs = [float(model.optimizer.learning_rate) for model in pair]
         rows.append((*lrs, theirs.best, ours.state, best_before))
+        # Keras's counters, as Keras reads them, until the first cut the core finds at the
+        # floor (documented: Keras keeps counting there, the core enters cooldown).
+        exhausted = exhausted or (ours.state is not None and ours.state.exhausted)
+        if counters and not exhausted:
+            assert_same_counters(theirs, ours, epoch)
     return rows
+
+
+def assert_same_counters(theirs, ours, epoch):
+    assert ours.wait == theirs.wait, epoch
+    assert (ours.best is None) == (theirs.best is None), epoch
+    assert ours.best is None or ours.best == np.float32(theirs.best), epoch
+    pair = (ours.cooldown_counter, theirs.cooldown_counter)
+    # Keras ends a cooldown at 1, the core at 0: after an improvement in its last epoch
+    # only Keras's reads 1 (which it treats as 0).
+    last_improved = ours.state.decision is Decision.IMPROVED and pair == (0, 1)
+    assert pair[0] == pair[1] or last_improved, (epoch, pair)
 
 
 def random_case(rng):
@@ -338,6 +363,7 @@ def test_float32_ties_are_the_only_residual_difference(pair, off_grid):
             metrics.astype(float).tolist(),
             monitor="val_accuracy",
             same_logs=False,
+            counters=False,  # best differs at the float32 tie, by design
             mode="max",
             patience=1,
             factor=0.5,
@@ -426,6 +452,10 @@ def test_metric_beyond_float32_range_is_infinite_as_keras_compares_it(pair):
         ({"on_nonfinite": "ignore"}, ValueError, "'on_nonfinite' must be one of"),
         ({"strict": "yes"}, TypeError, "'strict' must be a bool"),
         ({"stop_when_exhausted": 1}, TypeError, "'stop_when_exhausted' must be a bool"),
+        ({"verbose": "1"}, TypeError, "'verbose' must be an int"),
+        ({"warmup_epochs": 1.5, "monitor": "val_acc"}, TypeError, "'warmup_epochs' must be an"),
+        ({"factor": 1.5, "monitor": "val_acc"}, ValueError, "'factor' must be strictly"),
+        ({"mode": "sideways", "monitor": "val_acc"}, ValueError, "'mode' must be one of"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -433,21 +463,105 @@ def test_bad_arguments(kwargs, error, match):
         ReduceLROnPlateau(**kwargs)
 
 
-def test_config_is_the_keras_translation():
-    callback = ReduceLROnPlateau(patience=3, cooldown=2, min_delta=-0.01, mode="max")
-    assert callback.config is not None
-    assert (callback.config.patience, callback.config.cooldown) == (2, 1)
-    assert (callback.config.threshold, callback.config.threshold_mode) == (0.01, "abs")
+def test_config_is_the_torch_config_keras_arguments_mean():
+    args = {"factor": 0.5, "patience": 3, "min_delta": -0.25, "cooldown": 2, "min_lr": 0.05}
+    callback = ReduceLROnPlateau(mode="max", **args, warmup_epochs=2, on_nonfinite="skip")
+    # Built by hand from Keras's documented meanings: P-1, C-1, abs(min_delta), float32 floor.
+    assert callback.config == PlateauConfig(
+        mode="max",
+        factor=0.5,
+        patience=2,
+        cooldown=1,
+        threshold=0.25,
+        threshold_mode="abs",
+        min_lr=float(np.float32(0.05)),
+        eps=0.0,
+        warmup_epochs=2,
+        on_nonfinite="skip",
+    )
+    # mode="auto" waits for the compiled metric unless the monitor is a loss.
+    assert ReduceLROnPlateau(monitor="loss").config.mode == "min"
+    assert ReduceLROnPlateau(monitor="val_acc", mode="max").config.mode == "max"
+    assert ReduceLROnPlateau(monitor="val_acc").config is None
 
 
-def test_set_state_rejects_bad_input():
-    saved = ReduceLROnPlateau(patience=3).get_state()
-    with pytest.raises(ValueError, match="not this callback's config"):
+def test_every_config_field_is_a_keyword_through_one_mapping():
+    parameters = inspect.signature(ReduceLROnPlateau).parameters
+    fields = {field.name for field in attrs.fields(PlateauConfig) if field.init}
+    keras_own = {"mode", "factor", "patience", "cooldown", "min_lr"}
+    by_min_delta = {"threshold", "threshold_mode", "eps"}  # Keras's: absolute, without eps
+    settings = fields - keras_own - by_min_delta
+    assert settings and settings <= set(parameters)
+    assert not by_min_delta & set(parameters)
+    for name in settings:
+        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        default = parameters[name].default
+        assert getattr(ReduceLROnPlateau(**{name: default}).config, name) == default, name
+    beyond = ReduceLROnPlateau(ema_decay=0.5, accumulation_size=2, max_reductions=3).config
+    assert (beyond.ema_decay, beyond.accumulation_size, beyond.max_reductions) == (0.5, 2, 3)
+    with pytest.raises(TypeError, match="min_delta is an absolute threshold without eps"):
+        ReduceLROnPlateau(threshold=0.1)
+    with pytest.raises(TypeError, match="unknown setting 'nope'"):
+        ReduceLROnPlateau(nope=1)
+
+
+def test_a_plateau_config_is_taken_whole_and_fits_as_keras_callback():
+    config = PlateauConfig.from_keras(**FIT_ARGS)
+    callback = ReduceLROnPlateau(config=config)
+    assert callback.config is config
+    theirs = fit(make_model(), keras.callbacks.ReduceLROnPlateau(**FIT_ARGS), epochs=14)
+    assert fit(make_model(), callback, epochs=14) == theirs
+    with pytest.raises(TypeError, match=r"config= is the whole config, but Keras's \['patience'\]"):
+        ReduceLROnPlateau(config=config, patience=3)
+    with pytest.raises(TypeError, match=r"config= is the whole config, but \['warmup_epochs'\]"):
+        ReduceLROnPlateau(config=config, warmup_epochs=2)
+    with pytest.raises(TypeError, match=r"'config' must be a plateau\.PlateauConfig"):
+        ReduceLROnPlateau(config={"patience": 2})
+
+
+@pytest.mark.parametrize(
+    ("d", "error", "match"),
+    [
+        ([], TypeError, "'d' must be a mapping, got list"),
+        ({"config": None}, ValueError, r"must have the keys \['config', 'scaled', 'state'\]"),
+        ({"config": None, "state": None, "scaled": None, "x": 1}, ValueError, r"'state', 'x'\]"),
+        ({"config": None, "state": None, "scaled": [1]}, TypeError, "list of bools"),
+        ({"config": None, "state": None, "scaled": (True,)}, TypeError, "list of bools"),
+        ({"config": 3, "state": None, "scaled": None}, TypeError, r"^d\['config'\]: "),
+        ({"config": {}, "state": {"format": "x"}, "scaled": None}, ValueError, r"^d\['config'\]"),
+    ],
+)
+def test_set_state_refuses_bad_input_by_name_and_changes_nothing(d, error, match):
+    callback = ReduceLROnPlateau(monitor="val_acc")
+    with pytest.raises(error, match=match):
+        callback.set_state(d)
+    assert (callback.config, callback.state) == (None, None)
+
+
+def stepped_state(monitor="val_loss", **kwargs):
+    """get_state() after one epoch end on a compiled model: a state to resume."""
+    callback = ReduceLROnPlateau(monitor=monitor, **kwargs)
+    callback.set_model(make_model())
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {monitor: 1.0})
+    return callback.get_state()
+
+
+def test_set_state_takes_only_this_callback_s_config():
+    saved = stepped_state(patience=3)
+    with pytest.raises(ValueError, match="not this callback's"):
         ReduceLROnPlateau(patience=4).set_state(saved)
-    with pytest.raises(ValueError, match="must have the keys"):
-        ReduceLROnPlateau().set_state({"state": None})
-    with pytest.raises(TypeError, match="mapping"):
-        ReduceLROnPlateau().set_state([])  # type: ignore[arg-type]
+    maximising = stepped_state(monitor="val_acc", mode="max")
+    with pytest.raises(ValueError, match="not this callback's"):
+        ReduceLROnPlateau(monitor="val_acc", mode="min").set_state(maximising)
+    with pytest.raises(ValueError, match="not this callback's"):
+        ReduceLROnPlateau(monitor="val_acc", patience=4).set_state(maximising)
+    # Before its first epoch end a callback has nothing to resume: nothing is saved.
+    assert ReduceLROnPlateau(patience=3).get_state() == {
+        "config": None,
+        "state": None,
+        "scaled": None,
+    }
 
 
 def one_lr_state():
@@ -493,7 +607,7 @@ def test_set_state_checks_the_lr_count_against_a_model_already_set():
 
 
 def test_unresolved_auto_mode_adopts_the_saved_mode():
-    saved = ReduceLROnPlateau(monitor="val_acc", mode="max").get_state()
+    saved = stepped_state(monitor="val_acc", mode="max")
     callback = ReduceLROnPlateau(monitor="val_acc")
     callback.set_state(saved)
     assert callback.config is not None and callback.config.mode == "max"
@@ -609,3 +723,77 @@ def test_a_corrupt_backup_is_a_clear_error(tmp_path):
 def test_backup_dir_must_be_a_path():
     with pytest.raises(TypeError, match="'backup_dir' must be a path, got int: 3"):
         ReduceLROnPlateau(backup_dir=3)  # type: ignore[arg-type]
+
+
+# --- Keras's public surface (issue 21) -----------------------------------------------
+
+
+def test_verbose_messages_reach_the_log_when_interactive_logging_is_off(pair, caplog, capsys):
+    """Cluster jobs turn interactive logging off: Keras's print_msg then logs through absl."""
+    kwargs = {"patience": 1, "factor": 0.5, "min_lr": 0.05, "verbose": 1, "min_delta": 0.0}
+    callbacks = (keras.callbacks.ReduceLROnPlateau(**kwargs), ReduceLROnPlateau(**kwargs))
+    logged = []
+    keras.config.disable_interactive_logging()
+    try:
+        for model, callback in zip(pair, callbacks):
+            model.optimizer.learning_rate = 0.3
+            callback.set_model(model)
+            callback.on_train_begin()
+            caplog.clear()
+            with caplog.at_level(logging.INFO):
+                for epoch in range(6):
+                    callback.on_epoch_end(epoch, {"val_loss": 1.0})
+            messages = [record.getMessage() for record in caplog.records]
+            logged.append([m for m in messages if "ReduceLROnPlateau" in m])
+    finally:
+        keras.config.enable_interactive_logging()
+    assert logged[0] == logged[1] and len(logged[1]) >= 2
+    assert logged[1][-1].endswith("learning rate to 0.05.")
+    assert capsys.readouterr().out == ""  # none of it went to stdout
+
+
+def test_best_wait_and_cooldown_counter_are_writable_as_keras_s_and_reset_at_train_begin(pair):
+    """User code writes the same values into both callbacks mid-run: same lrs, same reads."""
+    kwargs = {"patience": 2, "cooldown": 3, "factor": 0.5, "min_delta": 0.0, "mode": "min"}
+    callbacks = (keras.callbacks.ReduceLROnPlateau(**kwargs), ReduceLROnPlateau(**kwargs))
+    for model, callback in zip(pair, callbacks):
+        model.optimizer.learning_rate = 1.0
+        callback.set_model(model)
+        callback.on_train_begin()
+    metrics = [3.0, 2.0, 2.0, 2.0, 2.5, 2.5, 1.0, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5]
+    writes = {4: {"cooldown_counter": 2}, 7: {"best": 0.5}, 9: {"wait": 1}, 11: {"best": None}}
+    lrs = []
+    for epoch, metric in enumerate(metrics):
+        for callback in callbacks:
+            for name, value in writes.get(epoch, {}).items():
+                setattr(callback, name, value)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, {"val_loss": metric})
+        lrs.append([float(model.optimizer.learning_rate) for model in pair])
+        assert lrs[-1][0] == lrs[-1][1], epoch
+        assert_same_counters(*callbacks, epoch)
+    assert cuts([1.0] + [theirs for theirs, _ in lrs]) >= 2
+    with pytest.raises(TypeError, match="'wait' must be an int"):
+        callbacks[1].wait = 1.5
+    for callback in callbacks:
+        callback.on_train_begin()
+        assert (callback.best, callback.wait, callback.cooldown_counter) == (None, 0, 0)
+
+
+def test_a_cut_float32_cannot_hold_is_not_a_reduction(pair):
+    """1.0 * (1 - 2**-30) rounds back to 1.0 in Keras's float32 variable: as a cut under eps."""
+    rows = run_both(pair, [1.0, 2.0, 3.0, 4.0], patience=0, factor=1 - 2**-30, mode="min")
+    assert [row[0] for row in rows] == [row[1] for row in rows] == [1.0] * 4
+    states = [row[3] for row in rows]
+    assert [s.decision for s in states] == [Decision.IMPROVED] + [Decision.AT_FLOOR] * 3
+    assert states[-1].num_reductions == 0 and states[-1].exhausted
+
+
+def test_a_misspelt_monitor_with_auto_mode_names_the_metrics_there_are():
+    callback = ReduceLROnPlateau(monitor="val_los")
+    match = r"monitor=val_los, which is not a metric of this fit: available metrics are loss, "
+    with pytest.raises(ValueError, match=match) as ours:
+        fit(make_model(), callback, epochs=1)
+    assert "val_loss" in str(ours.value)
+    with pytest.raises(ValueError, match="isn't able to automatically determine"):  # Keras's
+        fit(make_model(), keras.callbacks.ReduceLROnPlateau(monitor="val_los"), epochs=1)

@@ -515,12 +515,13 @@ def test_a_state_saved_in_scale_units_is_refused_by_a_float_lr_and_the_reverse()
         with pytest.raises(ValueError, match="another kind of learning rate"):
             resumed.on_train_begin()
         assert float(model.optimizer.learning_rate) == before  # nothing written
-    # A state saved before the key existed still loads.
-    legacy = {k: v for k, v in float_run.get_state().items() if k != "scaled"}
+    # The units are part of the saved state (format 1): required, and checked.
+    saved = float_run.get_state()
     resumed = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0)
     resumed.set_model(float_model)
-    resumed.set_state(legacy)
-    resumed.on_train_begin()
-    assert resumed.state == float_run.state
-    with pytest.raises(TypeError, match=r"d\['scaled'\] must be a list of bools"):
-        resumed.set_state({**legacy, "scaled": "yes"})
+    without = {k: v for k, v in saved.items() if k != "scaled"}
+    with pytest.raises(ValueError, match=r"must have the keys \['config', 'scaled', 'state'\]"):
+        resumed.set_state(without)
+    with pytest.raises(TypeError, match=r"d\['scaled'\] must be None or a list of bools"):
+        resumed.set_state({**saved, "scaled": "yes"})
+    assert resumed.state is None  # both refused: nothing changed

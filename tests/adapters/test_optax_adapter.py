@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import attrs
 import pytest
@@ -259,13 +260,19 @@ def test_a_python_float_lr_stays_a_python_float():
     ids=["plain-adam", "injected-without-learning-rate", "reduce-on-plateau"],
 )
 def test_no_injectable_learning_rate_is_a_type_error_saying_how(opt_state):
+    assert plateau_optax.lr_paths(opt_state) == ()  # nothing to name: not an error
+    holder = rf"^opt_state \({type(opt_state).__name__}\) holds no injectable learning rate"
     for call in (
         lambda: plateau_optax.get_lrs(opt_state),
         lambda: plateau_optax.set_lrs(opt_state, [0.1]),
         lambda: plateau_optax.init(opt_state, PlateauConfig()),
     ):
-        with pytest.raises(TypeError, match=r"wrap the optimizer with optax\.inject_hyperparams"):
+        with pytest.raises(
+            TypeError, match=r"wrap the optimizer with optax\.inject_hyperparams"
+        ) as info:
             call()
+        assert re.match(holder, str(info.value))
+        assert "plateau_optax.scale_by_plateau()" in str(info.value)
 
 
 def test_a_scheduled_learning_rate_cannot_be_driven():
@@ -277,6 +284,29 @@ def test_a_scheduled_learning_rate_cannot_be_driven():
         lambda: plateau_optax.init(opt_state, PlateauConfig()),
     ):
         with pytest.raises(TypeError, match="at opt_state is driven by a schedule"):
+            call()
+
+
+def test_without_a_scale_every_injected_lr_is_found_in_order_and_a_scheduled_one_refuses_writes():
+    schedule = optax.linear_schedule(1.0, 0.0, 10)
+    tx = optax.chain(
+        injected_sgd(0.5), optax.inject_hyperparams(optax.sgd)(schedule), injected_sgd(0.25)
+    )
+    opt_state = tx.init(PARAMS)
+    assert plateau_optax.lr_paths(opt_state) == ("[0]", "[1]", "[2]")
+    assert plateau_optax.get_lrs(opt_state) == (0.5, 1.0, 0.25)
+    match = r"^the learning rate at opt_state\[1\] is driven by a schedule"
+    with pytest.raises(TypeError, match=match):
+        plateau_optax.set_lrs(opt_state, [0.1, 0.1, 0.1])
+
+
+@pytest.mark.parametrize(("lr", "count"), [(None, 0), ((jnp.float32(0.1), jnp.float32(0.2)), 2)])
+def test_an_lr_that_is_not_one_array_is_refused_by_name(lr, count):
+    opt_state = injected_sgd(0.1).init(PARAMS)
+    odd = opt_state._replace(hyperparams={"learning_rate": lr})
+    match = rf"^the learning rate at opt_state holds {count} arrays, not one number$"
+    for call in (lambda: plateau_optax.get_lrs(odd), lambda: plateau_optax.set_lrs(odd, 0.1)):
+        with pytest.raises(TypeError, match=match):
             call()
 
 
@@ -419,3 +449,31 @@ def test_the_returned_state_carries_the_stop_signal():
         epochs += 1
     assert epochs == 4 and state.decision is Decision.CAPPED
     assert plateau_optax.get_lrs(opt_state) == (0.125,) and state.num_reductions == 2
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
+def test_a_cut_the_lr_dtype_cannot_hold_is_not_a_reduction(dtype):
+    """bfloat16 holds 0.5 * 0.999 as 0.5: the cut stores nothing, as a cut under eps.
+
+    Decision AT_FLOOR, num_reductions not counted (so max_reductions=1 never caps),
+    and the opt_state comes back as it was. A float32 lr holds the same cut.
+    """
+    lr = jnp.asarray(0.5, dtype)
+    opt_state = optax.inject_hyperparams(optax.sgd)(learning_rate=lr).init(PARAMS)
+    config = PlateauConfig(patience=0, factor=0.999, max_reductions=1)
+    state = plateau_optax.init(opt_state, config)
+    decisions = []
+    for metric in (1.0, 2.0, 3.0):
+        state, new = plateau_optax.step(state, metric, config, opt_state)
+        decisions.append(state.decision)
+        if dtype == jnp.bfloat16:
+            assert new is opt_state
+        opt_state = new
+    if dtype == jnp.bfloat16:
+        assert decisions == [Decision.IMPROVED, Decision.AT_FLOOR, Decision.AT_FLOOR]
+        assert state.num_reductions == 0 and state.exhausted
+        assert state.lrs == plateau_optax.get_lrs(opt_state) == (0.5,)
+    else:
+        assert decisions == [Decision.IMPROVED, Decision.REDUCED, Decision.CAPPED]
+        assert state.num_reductions == 1
+        assert state.lrs == plateau_optax.get_lrs(opt_state) == (f32(0.5 * 0.999),)

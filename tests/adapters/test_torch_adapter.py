@@ -6,6 +6,7 @@ import copy
 import gc
 import io
 import json
+import logging
 import math
 import pickle
 import random
@@ -764,17 +765,41 @@ def test_last_epoch_argument_counts_as_torchs_other_schedulers_do(last_epoch):
         ReduceLROnPlateau(make_optimizer([0.1]), last_epoch=1.0)
 
 
-def test_verbose_is_taken_and_ignored_as_torch_2_6_did():
-    with pytest.warns(UserWarning, match="verbose parameter is deprecated"):
-        scheduler = ReduceLROnPlateau(make_optimizer([0.1]), verbose=True)
-    assert scheduler.config == plateau.PlateauConfig()
+@pytest.mark.parametrize("groups", [[1.0], [1.0, 0.5]])
+def test_verbose_reports_each_cut_as_keras_does(groups, capsys, caplog):
+    """Keras prints 'Epoch N: ReduceLROnPlateau reducing learning rate to X.' per cut."""
+    kwargs = {"patience": 0, "factor": 0.5}
+    printing = ReduceLROnPlateau(make_optimizer(groups), verbose=True, **kwargs)
+    logger = logging.getLogger("test_verbose")
+    logging_one = ReduceLROnPlateau(make_optimizer(groups), verbose=logger, **kwargs)
+    silent = ReduceLROnPlateau(make_optimizer(groups), **kwargs)
+    with caplog.at_level(logging.INFO, logger="test_verbose"):
+        for value in [1.0, 2.0, 0.5, 0.6]:  # a cut on epochs 2 and 4
+            for scheduler in (printing, logging_one, silent):
+                scheduler.step(value)
+    if len(groups) == 1:
+        expected = [
+            "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.5.",
+            "Epoch 4: ReduceLROnPlateau reducing learning rate to 0.25.",
+        ]
+    else:
+        expected = [
+            "Epoch 2: ReduceLROnPlateau reducing learning rate of group 0 to 0.5.",
+            "Epoch 2: ReduceLROnPlateau reducing learning rate of group 1 to 0.25.",
+            "Epoch 4: ReduceLROnPlateau reducing learning rate of group 0 to 0.25.",
+            "Epoch 4: ReduceLROnPlateau reducing learning rate of group 1 to 0.125.",
+        ]
+    assert capsys.readouterr().out.splitlines() == expected  # the silent one printed nothing
+    assert [record.getMessage() for record in caplog.records] == expected
+    with pytest.raises(TypeError, match=r"'verbose' must be a bool or a logging\.Logger, got str"):
+        ReduceLROnPlateau(make_optimizer(groups), verbose="deprecated")
 
 
 @pytest.mark.parametrize(
     ("value", "error"), [("never", ValueError), (None, TypeError), (True, TypeError)]
 )
 def test_on_repeat_is_validated(value, error):
-    with pytest.raises(error, match="'on_repeat' must be one of"):
+    with pytest.raises(error, match="'on_repeat' must be"):
         ReduceLROnPlateau(make_optimizer([0.1]), on_repeat=value)
 
 
@@ -993,6 +1018,34 @@ def test_our_state_dict_is_strict_json_with_torchs_keys():
     assert set(json.loads(text)) == torch_keys | {"config", "state"}
     assert saved["best"] == 0.5 and saved["min_lrs"] == [0.0, 0.01]
     assert torch_round_trip(saved) == saved
+
+
+@pytest.mark.parametrize("min_lr", [0.01, [0.0, 0.02]], ids=["scalar", "per-group"])
+def test_state_dict_holds_the_progress_and_settings_under_torchs_names(min_lr):
+    ours = ReduceLROnPlateau(make_optimizer([1.0, 0.5]), patience=1, min_lr=min_lr)
+    theirs = TorchPlateau(make_optimizer([1.0, 0.5]), patience=1, min_lr=min_lr)
+    for value in [1.0, 2.0, 3.0, 0.5]:
+        ours.step(value)
+        theirs.step(value)
+    saved, torch_saved = ours.state_dict(), theirs.state_dict()
+    for key in ("best", "num_bad_epochs", "cooldown_counter", "last_epoch", "_last_lr"):
+        assert saved[key] == torch_saved[key]
+    for key in ("factor", "patience", "cooldown", "eps", "mode", "threshold", "threshold_mode"):
+        assert saved[key] == torch_saved[key]
+    assert saved["min_lrs"] == torch_saved["min_lrs"]
+    assert saved["default_min_lr"] == torch_saved["default_min_lr"]
+    assert plateau.PlateauState.from_dict(saved["state"]) == ours.state
+    assert plateau.PlateauConfig.from_dict(saved["config"]) == ours.config
+
+
+def test_in_cooldown_and_exhausted_read_the_state():
+    scheduler = ReduceLROnPlateau(make_optimizer([1.0]), patience=0, cooldown=1, min_lr=1.0)
+    assert not scheduler.in_cooldown and not scheduler.exhausted
+    scheduler.step(1.0)
+    scheduler.step(2.0)  # nothing to cut: at the floor, then in cooldown
+    assert scheduler.in_cooldown and scheduler.exhausted
+    scheduler.cooldown_counter = 0
+    assert not scheduler.in_cooldown
 
 
 def test_yesterdays_plateau_state_dict_still_loads():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 
-from ._checks import got
 from ._core import Decision, PlateauState
 
 __all__ = ["DECISION_CODES", "log_dict"]
@@ -58,9 +57,9 @@ def log_dict(state: PlateauState, prefix: str = "plateau/") -> dict[str, float |
 'plateau/cooldown_counter': 0, 'plateau/num_reductions': 0, 'plateau/decision': 1}
     """
     if not isinstance(state, PlateauState):
-        raise TypeError(f"'state' must be a PlateauState, got {got(state)}")
+        raise TypeError(f"'state' must be a PlateauState, got {type(state).__name__}")
     if not isinstance(prefix, str):
-        raise TypeError(f"'prefix' must be a str, got {got(prefix)}")
+        raise TypeError(f"'prefix' must be a str, got {type(prefix).__name__}")
     lrs = state.lrs
     if len(lrs) == 1:
         logged: dict[str, float | int] = {f"{prefix}lr": lrs[0]}

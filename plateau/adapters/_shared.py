@@ -1,0 +1,226 @@
+"""What every adapter does, written once: the step, the saved envelope, the lr count, the settings.
+
+An adapter locates the lrs in its framework and hands them here; nothing in this
+module imports a framework. Its step is always the same three moves (the core's
+ownership rule, "Who owns the learning rates" in ``plateau._core``): read the lrs
+the framework holds, :func:`plateau.step` with them, write back the ones that
+changed -- :func:`advance`. The state then records what the framework stored,
+which a float32 or bfloat16 lr rounds.
+
+Example:
+    >>> import plateau
+    >>> config = plateau.PlateauConfig(patience=0)
+    >>> held = [1.0]
+    >>> def write(i, lr):
+    ...     held[i] = lr
+    ...     return lr
+    >>> state = plateau.init(held, config)
+    >>> for metric in [1.0, 2.0]:
+    ...     state = advance(state, metric, config, lambda: tuple(held), write)
+    >>> held, state.decision.value
+    ([0.1], 'reduced')
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import warnings
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, SupportsFloat
+
+import attrs
+
+import plateau
+from plateau import Decision, PlateauConfig, PlateauState
+from plateau._checks import got, show
+from plateau._core import changed
+
+Read = Callable[[], tuple[float, ...]]
+Write = Callable[[int, float], float]
+
+_CUTS = (Decision.REDUCED, Decision.AT_FLOOR)
+_PACKAGE = os.path.dirname(plateau.__file__) + os.sep
+
+
+def advance(
+    state: PlateauState,
+    metric: SupportsFloat,
+    config: PlateauConfig,
+    read: Read,
+    write: Write,
+    *,
+    cut: Callable[[list[tuple[int, float]]], None] | None = None,
+) -> PlateauState:
+    """One step of an adapter: read the lrs, :func:`plateau.step`, write the changed ones.
+
+    `read` gives the lrs the framework holds; ``write(i, lr)`` writes lr `i` and
+    returns the float the framework then holds (a float32 or bfloat16 lr rounds).
+    The state returned records what was stored. A cut that stored nothing new --
+    every changed lr read back as it was, which happens when its dtype cannot hold
+    the cut (bfloat16 and ``factor=0.999``) -- is not a reduction: AT_FLOOR, and
+    ``num_reductions`` does not count it, as for a cut under ``eps``.
+
+    `cut`, if given, is the framework's own hook for a cut (torch's ``_reduce_lr``,
+    which ignite overrides to cut one group): a step whose decision is REDUCED or
+    AT_FLOOR calls ``cut(changes)`` instead of `write`, and the state records what
+    `read` then gives, by the same rule.
+
+    Raises:
+        TypeError, ValueError: what :func:`plateau.step` raises; nothing is written.
+    """
+    held = read()
+    new, lrs = plateau.step(state, metric, config, lrs=held)
+    changes = changed(held, lrs)
+    if cut is not None and new.decision in _CUTS:
+        cut(changes)
+        stored = read()
+    elif changes:
+        kept = list(lrs)
+        for i, lr in changes:
+            kept[i] = write(i, lr)
+        stored = tuple(kept)
+    else:
+        return new
+    if new.decision in _CUTS:
+        moved = stored != held
+        reductions = new.num_reductions - (new.decision is Decision.REDUCED) + moved
+        decision = Decision.REDUCED if moved else Decision.AT_FLOOR
+        return attrs.evolve(new, lrs=stored, decision=decision, num_reductions=reductions)
+    return new if stored == new.lrs else attrs.evolve(new, lrs=stored)
+
+
+def saved(config: PlateauConfig, state: PlateauState) -> dict[str, Any]:
+    """The envelope every adapter saves: ``{"config": ..., "state": ...}``, strict JSON.
+
+    Example:
+        >>> config = plateau.PlateauConfig()
+        >>> sorted(saved(config, plateau.init(0.1, config)))
+        ['config', 'state']
+    """
+    return {"config": config.to_dict(), "state": state.to_dict()}
+
+
+def load_saved(d: object, name: str = "d") -> tuple[PlateauConfig, PlateauState]:
+    """The config and state of :func:`saved`'s envelope `d` (other keys are the caller's).
+
+    Raises:
+        TypeError: `d` is not a mapping, or a field has the wrong type.
+        ValueError: no "config" or "state" key, or a bad field; each message names
+            the key, prefixed by `name` (``state_dict['config']: ...``).
+
+    Example:
+        >>> config = plateau.PlateauConfig(patience=3)
+        >>> load_saved(saved(config, plateau.init(0.1, config)))[0].patience
+        3
+    """
+    if not isinstance(d, Mapping):
+        raise TypeError(f"'{name}' must be a dict, got {got(d)}")
+    for key in ("config", "state"):
+        if key not in d:
+            raise ValueError(f"'{name}' must have the keys ['config', 'state'], got no {key!r}")
+    loaded: list[Any] = []
+    for key, kind in (("config", PlateauConfig), ("state", PlateauState)):
+        try:
+            loaded.append(kind.from_dict(d[key]))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name}[{key!r}]: {exc}") from None
+    return loaded[0], loaded[1]
+
+
+def check_count(state: PlateauState, count: int, holder: str, unit: str) -> None:
+    """Refuse a `state` whose lrs are not `count`, the `unit` `holder` has (one lr each).
+
+    Example:
+        >>> config = plateau.PlateauConfig()
+        >>> check_count(plateau.init([0.1, 0.2], config), 1, "the optimizer", "param groups")
+        Traceback (most recent call last):
+        ...
+        ValueError: the saved state holds 2 lrs but the optimizer has 1 param groups
+    """
+    if len(state.lrs) != count:
+        raise ValueError(
+            f"the saved state holds {len(state.lrs)} lrs but {holder} has {count} {unit}"
+        )
+
+
+def config_parameters(skip: Collection[str] = ()) -> list[inspect.Parameter]:
+    """A keyword-only parameter for each :class:`plateau.PlateauConfig` field not in `skip`.
+
+    The one mapping of settings to constructor keywords: an adapter whose
+    constructor takes ``**settings`` publishes these in its signature (where
+    LightningCLI and ``inspect.signature`` read them) and builds its config with
+    :func:`make_config`, so a field added to PlateauConfig is a keyword at once.
+
+    Example:
+        >>> [p.name for p in config_parameters(skip=("mode", "factor"))][:2]
+        ['patience', 'threshold']
+    """
+    attrs.resolve_types(PlateauConfig)  # its annotations are strings (PEP 563)
+    return [
+        inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type
+        )
+        for f in attrs.fields(PlateauConfig)
+        if f.init and f.name not in skip
+    ]
+
+
+def make_config(settings: Mapping[str, Any], config: object = None) -> PlateauConfig:
+    """The :class:`plateau.PlateauConfig` of a constructor's `settings`, or its `config=`.
+
+    `settings` are the config's fields by name, as the constructor got them. With
+    `config`, the settings must all be left at their defaults: the config is
+    the whole setting (the two are not merged, so nothing given is silently lost).
+
+    Raises:
+        TypeError: an unknown setting, a PlateauConfig passed as a setting, `config`
+            not a PlateauConfig, or settings given beside it.
+        ValueError: a bad value, named by :class:`plateau.PlateauConfig`.
+
+    Example:
+        >>> make_config({"patience": 2}).patience
+        2
+        >>> make_config({"patience": 10}, plateau.PlateauConfig(patience=3)).patience
+        3
+    """
+    fields = {f.name: f for f in attrs.fields(PlateauConfig) if f.init}
+    for name, value in settings.items():
+        if isinstance(value, PlateauConfig):
+            raise TypeError(
+                f"'{name}' got a PlateauConfig: pass it as config=..., which takes the "
+                "whole config (the positional arguments are torch's: mode, factor, ...)"
+            )
+        if name not in fields:
+            raise TypeError(f"unknown setting {name!r}: the settings are {sorted(fields)}")
+    if config is None:
+        return PlateauConfig(**settings)
+    if not isinstance(config, PlateauConfig):
+        raise TypeError(f"'config' must be a plateau.PlateauConfig, got {got(config)}")
+    given = [name for name, value in settings.items() if not _is_default(fields[name], value)]
+    if given:
+        raise TypeError(
+            f"config= is the whole config, but {given} were given too "
+            f"({', '.join(f'{n}={show(settings[n])}' for n in given)}): set them in the "
+            "PlateauConfig instead"
+        )
+    return config
+
+
+def _is_default(field: attrs.Attribute[Any], value: object) -> bool:
+    default = field.default
+    return type(value) is type(default) and value == default
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` at the user's line: the first frame outside the plateau package.
+
+    Wherever in plateau a warning is raised, it names the line that called into
+    plateau (the training loop's ``scheduler.step()``), as a framework's own
+    warning does; no stacklevel is counted by hand.
+    """
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

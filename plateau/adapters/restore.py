@@ -29,7 +29,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
         "plateau.adapters.restore requires torch; install 'plateau-lr[torch]'", name="torch"
     ) from exc
 
-__all__ = ["BestCopy", "RestoreBest", "RestoringReduceLROnPlateau", "best_copy_for"]
+__all__ = [
+    "BestCopy",
+    "RestoreBest",
+    "RestoringReduceLROnPlateau",
+    "best_copy_for",
+    "check_restore_best",
+]
 
 RestoreBest = bool | Literal["cpu"]
 """What ``restore_best=`` takes: False, True (the copy on the parameters' devices) or "cpu"."""
@@ -221,12 +227,29 @@ class BestCopy:
         self.best_epoch, self.restored_at = meta["best_epoch"], meta["restored_at"]
 
 
-def best_copy_for(optimizer: torch.optim.Optimizer, restore_best: RestoreBest) -> BestCopy | None:
-    """The copy ``restore_best=`` asks for: None for False, on "cpu", or on the params' devices.
+def check_restore_best(restore_best: object) -> RestoreBest:
+    """`restore_best` itself if it is True, False or "cpu".
 
     Raises:
         TypeError: `restore_best` is neither a bool nor a str.
         ValueError: `restore_best` is a str other than "cpu".
+    """
+    if isinstance(restore_best, bool):
+        return restore_best
+    if not isinstance(restore_best, str):
+        raise TypeError(
+            f"'restore_best' must be True, False or 'cpu', got {type(restore_best).__name__}"
+        )
+    if restore_best != "cpu":
+        raise ValueError(f"'restore_best' must be True, False or 'cpu', got {restore_best!r}")
+    return "cpu"
+
+
+def best_copy_for(optimizer: torch.optim.Optimizer, restore_best: RestoreBest) -> BestCopy | None:
+    """The copy ``restore_best=`` asks for: None for False, on "cpu", or on the params' devices.
+
+    Raises:
+        TypeError, ValueError: as :func:`check_restore_best`.
 
     Example:
         >>> import torch
@@ -234,17 +257,10 @@ def best_copy_for(optimizer: torch.optim.Optimizer, restore_best: RestoreBest) -
         >>> best_copy_for(optimizer, "cpu").device, best_copy_for(optimizer, False)
         ('cpu', None)
     """
+    restore_best = check_restore_best(restore_best)
     if restore_best is False:
         return None
-    if restore_best is True:
-        return BestCopy(optimizer)
-    if not isinstance(restore_best, str):
-        raise TypeError(
-            f"'restore_best' must be True, False or 'cpu', got {type(restore_best).__name__}"
-        )
-    if restore_best != "cpu":
-        raise ValueError(f"'restore_best' must be True, False or 'cpu', got {restore_best!r}")
-    return BestCopy(optimizer, "cpu")
+    return BestCopy(optimizer, "cpu" if restore_best == "cpu" else "params")
 
 
 class RestoringReduceLROnPlateau(ReduceLROnPlateau):

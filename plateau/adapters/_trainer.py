@@ -135,7 +135,7 @@ class Schedule:
 
 
 class HoldsSchedule:
-    """What both callbacks show of their :class:`Schedule`."""
+    """What both callbacks show of their :class:`Schedule` (each names its state itself)."""
 
     _schedule: Schedule
 
@@ -143,11 +143,6 @@ class HoldsSchedule:
     def config(self) -> PlateauConfig:
         """The :class:`plateau.PlateauConfig`."""
         return self._schedule.config
-
-    @property
-    def state(self) -> PlateauState | None:
-        """The :class:`plateau.PlateauState` after the last step; None before training."""
-        return self._schedule.state
 
     @property
     def best_copies(self) -> list[BestCopy]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plateau import PlateauConfig
+from plateau import PlateauConfig, PlateauState
 from plateau._log import log_dict
 from plateau.adapters._shared import advance
 from plateau.adapters._trainer import (
@@ -86,6 +86,11 @@ class PlateauCallback(HoldsSchedule, pl.Callback):  # type: ignore[misc,unused-i
         self._schedule = Schedule(settings, config, stop_when_exhausted, restore_best)
         self.monitor = monitor
         self.log_prefix = log_prefix
+
+    @property
+    def state(self) -> PlateauState | None:
+        """The :class:`plateau.PlateauState` after the last step; None before the fit."""
+        return self._schedule.state
 
     @property
     def state_key(self) -> str:

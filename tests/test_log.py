@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 
+import attrs
 import pytest
 
 import plateau
 from plateau import Decision, PlateauConfig
 from plateau._log import DECISION_CODES, log_dict
 
+DOCS = Path(__file__).parents[1] / "docs" / "restore.md"
 CONFIG = PlateauConfig(patience=1, factor=0.5, cooldown=1, min_lr=0.02)
 METRICS = [1.0, 0.9, 0.95, 0.95, 0.8] + [0.8] * 12
 
@@ -41,9 +45,14 @@ def test_one_lr_is_logged_as_lr_under_the_prefix_given():
     }
 
 
-def test_every_decision_has_its_own_code():
-    assert set(DECISION_CODES) == set(Decision)
-    assert len(set(DECISION_CODES.values())) == len(Decision)
+def test_every_decision_is_logged_as_the_code_the_docs_table_gives_it():
+    rows = re.findall(r"^\| (\d+) \| (\w+) \|$", DOCS.read_text(), flags=re.MULTILINE)
+    documented = {Decision(name): int(code) for code, name in rows}
+    assert set(documented) == set(Decision)  # every decision, each once
+    assert len(set(documented.values())) == len(Decision)
+    state = plateau.init(0.1, CONFIG)
+    for decision, code in documented.items():
+        assert log_dict(attrs.evolve(state, decision=decision))["plateau/decision"] == code
 
 
 @pytest.mark.parametrize("mode, metric", [("min", -math.inf), ("max", math.inf)])

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import plateau
 from plateau import PlateauConfig, PlateauState
+from plateau._log import log_dict
 from plateau.adapters._shared import check_count, config_parameters, load_saved, make_config, saved
 from plateau.adapters.restore import BestCopy, RestoreBest, best_copy_for, check_restore_best
 
@@ -50,6 +51,7 @@ class Schedule:
         config: A whole PlateauConfig instead of `settings`.
         stop_when_exhausted: Whether an exhausted step (AT_FLOOR or CAPPED) stops training.
         restore_best: False, True or "cpu": keep a :class:`BestCopy` per optimizer.
+        log_prefix: Put before the keys of :meth:`logged`.
 
     Raises:
         TypeError, ValueError: a bad setting or option, named.
@@ -61,7 +63,10 @@ class Schedule:
         config: PlateauConfig | None,
         stop_when_exhausted: bool,
         restore_best: RestoreBest,
+        log_prefix: str,
     ) -> None:
+        if not isinstance(log_prefix, str):
+            raise TypeError(f"'log_prefix' must be a str, got {type(log_prefix).__name__}")
         if not isinstance(stop_when_exhausted, bool):
             raise TypeError(
                 "'stop_when_exhausted' must be a bool, got " + type(stop_when_exhausted).__name__
@@ -69,6 +74,7 @@ class Schedule:
         self.config = make_config(settings, config)
         self.stop_when_exhausted = stop_when_exhausted
         self.restore_best = check_restore_best(restore_best)
+        self.log_prefix = log_prefix
         self.state: PlateauState | None = None
         self.best_copies: list[BestCopy] = []
         self._saved_copies: list[Any] = []  # loaded before the optimizers existed
@@ -102,6 +108,11 @@ class Schedule:
         for copy in self.best_copies:
             copy.on_step(before, after)
         return self.stop_when_exhausted and after.exhausted
+
+    def logged(self) -> dict[str, float | int]:
+        """:func:`plateau._log.log_dict` of the state, under the log prefix."""
+        assert self.state is not None  # a step made it
+        return log_dict(self.state, self.log_prefix)
 
     def state_dict(self) -> dict[str, Any]:
         """``config`` and ``state`` (strict JSON), and ``best_copies`` under restore_best.

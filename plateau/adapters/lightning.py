@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from plateau import PlateauConfig, PlateauState
-from plateau._log import log_dict
 from plateau.adapters._shared import advance
 from plateau.adapters._trainer import (
     HoldsSchedule,
@@ -81,11 +80,8 @@ class PlateauCallback(HoldsSchedule, pl.Callback):  # type: ignore[misc,unused-i
     ) -> None:
         if not isinstance(monitor, str):
             raise TypeError(f"'monitor' must be a str, got {type(monitor).__name__}")
-        if not isinstance(log_prefix, str):
-            raise TypeError(f"'log_prefix' must be a str, got {type(log_prefix).__name__}")
-        self._schedule = Schedule(settings, config, stop_when_exhausted, restore_best)
+        self._schedule = Schedule(settings, config, stop_when_exhausted, restore_best, log_prefix)
         self.monitor = monitor
-        self.log_prefix = log_prefix
 
     @property
     def state(self) -> PlateauState | None:
@@ -133,7 +129,7 @@ class PlateauCallback(HoldsSchedule, pl.Callback):  # type: ignore[misc,unused-i
         )
         if self._schedule.stepped(before, after):
             trainer.should_stop = True
-        logged = log_dict(after, self.log_prefix)
+        logged = self._schedule.logged()
         for logger in trainer.loggers:
             logger.log_metrics(logged, step=trainer.global_step)
 

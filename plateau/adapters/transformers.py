@@ -26,7 +26,6 @@ import attrs
 
 import plateau
 from plateau import PlateauConfig, PlateauState
-from plateau._log import log_dict
 from plateau.adapters._shared import warn
 from plateau.adapters._trainer import HoldsSchedule, Schedule, publish_settings, write_lr
 from plateau.adapters.restore import RestoreBest
@@ -92,11 +91,8 @@ class PlateauCallback(HoldsSchedule, transformers.TrainerCallback, ExportableSta
     ) -> None:
         if not isinstance(metric, str):
             raise TypeError(f"'metric' must be a str, got {type(metric).__name__}")
-        if not isinstance(log_prefix, str):
-            raise TypeError(f"'log_prefix' must be a str, got {type(log_prefix).__name__}")
-        self._schedule = Schedule(settings, config, stop_when_exhausted, restore_best)
+        self._schedule = Schedule(settings, config, stop_when_exhausted, restore_best, log_prefix)
         self.metric = metric
-        self.log_prefix = log_prefix
         self._reference: tuple[float, ...] = ()
         self._training = False
 
@@ -178,7 +174,7 @@ class PlateauCallback(HoldsSchedule, transformers.TrainerCallback, ExportableSta
         if self._schedule.stepped(before, after):
             control.should_training_stop = True
         self._write(optimizer, lr_scheduler)
-        logged = log_dict(after, self.log_prefix)
+        logged = self._schedule.logged()
         metrics.update(logged)
         if state.log_history and self.metric in state.log_history[-1]:
             state.log_history[-1].update(logged)
@@ -221,7 +217,7 @@ class PlateauCallback(HoldsSchedule, transformers.TrainerCallback, ExportableSta
                 "metric": self.metric,
                 "stop_when_exhausted": self._schedule.stop_when_exhausted,
                 "restore_best": self._schedule.restore_best,
-                "log_prefix": self.log_prefix,
+                "log_prefix": self._schedule.log_prefix,
                 **settings,
             },
             "attributes": {"saved": saved},

@@ -8,7 +8,9 @@ each epoch validates twice, and the callback must decide on each run's own value
 from __future__ import annotations
 
 import copy
+import inspect
 
+import attrs
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -192,3 +194,12 @@ def test_bad_settings_are_named():
         PlateauCallback("val_loss", patience=-1)
     with pytest.raises(TypeError, match="unknown setting 'pateince'"):
         PlateauCallback("val_loss", pateince=3)
+
+
+def test_its_signature_lists_every_config_field_as_a_keyword():
+    parameters = inspect.signature(PlateauCallback).parameters
+    fields = [f.name for f in attrs.fields(plateau.PlateauConfig) if f.init]
+    for name in fields:
+        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+    callback = PlateauCallback("val_loss", **{"warmup_epochs": 2, "ema_decay": 0.5})
+    assert (callback.config.warmup_epochs, callback.config.ema_decay) == (2, 0.5)

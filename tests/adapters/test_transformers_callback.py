@@ -14,6 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from trainers._tiny_bert import Dataset, tiny_bert  # noqa: E402
+
 import plateau  # noqa: E402
 from plateau import Decision, PlateauConfig  # noqa: E402
 from plateau._log import DECISION_CODES  # noqa: E402
@@ -27,19 +29,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),
     pytest.mark.filterwarnings("ignore:.*(pin_memory|TRANSFORMERS_CACHE)"),
 ]
-
-
-class Dataset(torch.utils.data.Dataset):
-    def __init__(self, n, seed):
-        generator = torch.Generator().manual_seed(seed)
-        self.ids = torch.randint(0, 32, (n, 6), generator=generator)
-        self.labels = (self.ids.sum(1) % 2).tolist()
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.ids[i], "labels": self.labels[i]}
 
 
 class Record(transformers.TrainerCallback):
@@ -72,12 +61,7 @@ class Record(transformers.TrainerCallback):
 
 def fit(callback, output_dir, schedule="constant", resume_from=None, record=None, save="no"):
     """Train the tiny BERT with Adam; return the Trainer."""
-    transformers.set_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=16, max_position_embeddings=8, num_labels=2,
-    )  # fmt: skip
-    model = transformers.BertForSequenceClassification(config)
+    model = tiny_bert()
     args = transformers.TrainingArguments(
         output_dir=str(output_dir), num_train_epochs=EPOCHS, per_device_train_batch_size=8,
         learning_rate=LR, lr_scheduler_type=schedule, eval_strategy="epoch",

@@ -117,6 +117,11 @@ class BestCopy:
                 number (LBFGS's lists): it could not be saved beside strict JSON.
         """
         params = _params_of(self.optimizer)
+        held = [self.optimizer.state.get(p, {}) for p in params]
+        for i, param_state in enumerate(held):  # all checked before any copy is overwritten
+            for key, value in param_state.items():
+                if not isinstance(value, torch.Tensor):
+                    _check_plain(i, key, value)
         on_cpu = torch.device("cpu") if self.device == "cpu" else None
         with torch.no_grad():
             copies = [
@@ -124,11 +129,10 @@ class BestCopy:
                 for i, p in enumerate(params)
             ]
             states = []
-            for i, p in enumerate(params):
+            for i, param_state in enumerate(held):
                 old = self._states[i] if i < len(self._states) else {}
-                held = self.optimizer.state.get(p, {})
                 states.append(
-                    {k: _copy_value(i, k, v, old.get(k), on_cpu) for k, v in held.items()}
+                    {k: _copy_value(v, old.get(k), on_cpu) for k, v in param_state.items()}
                 )
         self._params, self._states, self.best_epoch = copies, states, epoch
 
@@ -351,14 +355,17 @@ def _copy(
     return value.detach().to(target, copy=True)
 
 
-def _copy_value(
-    index: int, key: str, value: object, into: object, device: torch.device | None
-) -> Any:
+def _copy_value(value: object, into: object, device: torch.device | None) -> Any:
     """One optimizer state value copied: a tensor as :func:`_copy`, a plain number as is."""
     if isinstance(value, torch.Tensor):
         return _copy(value, into if isinstance(into, torch.Tensor) else None, device)
+    return value
+
+
+def _check_plain(index: int, key: str, value: object) -> None:
+    """Refuse an optimizer state value that is no tensor and would not be strict JSON."""
     if isinstance(value, _Number) and not (isinstance(value, float) and not math.isfinite(value)):
-        return value
+        return
     raise TypeError(
         f"optimizer state {key!r} of parameter {index} is a {type(value).__name__}: a best "
         "copy holds tensors and finite plain numbers"
@@ -409,5 +416,5 @@ def _check_saved(state_dict: object) -> tuple[dict[str, Any], Mapping[str, Any]]
         if not isinstance(plain, Mapping):
             raise TypeError(f"'values[{i}]' must be a dict, got {type(plain).__name__}")
         for key, value in plain.items():
-            _copy_value(i, key, value, None, None)  # a plain number, as keep() allows
+            _check_plain(i, key, value)
     return dict(meta), tensors

@@ -176,3 +176,19 @@ def test_bad_options_are_named():
         RestoringReduceLROnPlateau(optimizer, restore_best=1)
     with pytest.raises(TypeError, match=r"'optimizer' must be a torch\.optim\.Optimizer, got list"):
         BestCopy([])
+
+
+def test_optimizer_state_it_cannot_save_is_refused_before_the_copy_changes():
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+    weight.grad = torch.ones(2)
+    optimizer.step()
+    best = BestCopy(optimizer)
+    best.keep(epoch=1)
+    kept = weight.detach().clone()
+    optimizer.step()
+    optimizer.state[weight]["history"] = [torch.zeros(2)]  # as LBFGS keeps
+    with pytest.raises(TypeError, match="optimizer state 'history' of parameter 0 is a list"):
+        best.keep(epoch=2)
+    best.restore()
+    assert torch.equal(weight.detach(), kept) and best.best_epoch == 1

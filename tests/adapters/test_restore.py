@@ -192,3 +192,23 @@ def test_optimizer_state_it_cannot_save_is_refused_before_the_copy_changes():
         best.keep(epoch=2)
     best.restore()
     assert torch.equal(weight.detach(), kept) and best.best_epoch == 1
+
+
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
+def test_the_copy_round_trips_through_torch_distributed_checkpoint(tmp_path):
+    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    model, optimizer, scheduler = build("adam")
+    for epoch in range(2):
+        train_epoch(model, optimizer, epoch)
+        scheduler.step(VAL_LOSSES[epoch])
+    dcp.save(scheduler.best_copy.state_dict(), checkpoint_id=tmp_path)
+    # DCP loads into the tensors of the dict it is given: a copy kept once has them.
+    other = build("adam")
+    train_epoch(other[0], other[1], 0)
+    loaded = BestCopy(other[1])
+    loaded.keep(epoch=0)
+    saved = loaded.state_dict()
+    dcp.load(saved, checkpoint_id=tmp_path)
+    loaded.load_state_dict(saved)
+    assert loaded.best_epoch == scheduler.best_copy.best_epoch == 2
+    assert_same_tensors(loaded.state_dict()["tensors"], scheduler.best_copy.state_dict()["tensors"])

@@ -59,7 +59,10 @@ class Record(transformers.TrainerCallback):
             self.restores += 1
 
 
-def fit(callback, output_dir, schedule="constant", resume_from=None, record=None, save="no"):
+def fit(
+    callback, output_dir, schedule="constant", resume_from=None, record=None, save="no",
+    restore_states=True,
+):  # fmt: skip
     """Train the tiny BERT with Adam; return the Trainer."""
     model = tiny_bert()
     args = transformers.TrainingArguments(
@@ -67,7 +70,7 @@ def fit(callback, output_dir, schedule="constant", resume_from=None, record=None
         learning_rate=LR, lr_scheduler_type=schedule, eval_strategy="epoch",
         save_strategy=save, report_to=[], logging_strategy="no", use_cpu=True,
         disable_tqdm=True, seed=0, dataloader_num_workers=0,
-        restore_callback_states_from_checkpoint=True,
+        restore_callback_states_from_checkpoint=restore_states,
     )  # fmt: skip
     holder = {}
 
@@ -156,6 +159,12 @@ def test_a_run_resumed_from_a_checkpoint_continues_exactly(tmp_path):
     assert timeless[0] == timeless[1]
     for name, value in resumed.model.state_dict().items():
         assert torch.equal(value, whole.model.state_dict()[name]), name
+    # Without the Trainer restoring callback states, the plateau cannot resume: it says so.
+    with pytest.warns(UserWarning, match="restore_callback_states_from_checkpoint=True"):
+        fit(
+            PlateauCallback("eval_scripted", **SETTINGS), tmp_path / "fresh",
+            resume_from=str(checkpoint), restore_states=False,
+        )  # fmt: skip
 
 
 def test_bad_settings_and_the_trainer_s_own_plateau_are_refused(tmp_path):

@@ -20,6 +20,10 @@ _NEEDS = {
     "plateau/adapters/torch.py": "torch",
     "plateau/adapters/keras.py": "keras",
     "plateau/adapters/optax.py": "optax",
+    "plateau/adapters/restore.py": "torch",
+    "plateau/adapters/_trainer.py": "torch",
+    "plateau/adapters/lightning.py": "pytorch_lightning",
+    "plateau/adapters/transformers.py": "transformers",
     "tests/adapters/_torch_dist_worker.py": "torch",
 }
 _TESTS = Path(__file__).parent / "tests"

@@ -38,6 +38,7 @@ RUN = {
     "keras_base": ("docs/keras.md", "## Warmup and base schedules"),
     "optax": ("docs/optax.md", "# JAX / optax"),
     "optax_base": ("docs/optax.md", "## Warmup and base schedules"),
+    "restore": ("docs/restore.md", "## PyTorch"),
 }
 # The README's one example per framework is its docs page's, character for character.
 README_COPIES = {
@@ -178,6 +179,13 @@ def test_torch_warmup_example_prints_what_the_page_says(tmp_path):
     text = one_line(section(*RUN["torch_warmup"]))
     claim = re.search(r"The fourth line printed is `(.*?)`.*the last is `(.*?)`", text)
     assert claim and [out[3], out[-1]] == list(claim.groups())
+
+
+def test_restore_example_prints_what_the_page_says(tmp_path):
+    pytest.importorskip("torch")
+    out = run(first_python_block(*RUN["restore"]), tmp_path).splitlines()
+    claim = re.search(r"The fourth line printed is `(.*?)`", one_line(section(*RUN["restore"])))
+    assert claim and out[3] == claim.group(1)
 
 
 @pytest.mark.slow

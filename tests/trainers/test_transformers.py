@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from _compat import claim  # noqa: E402
+from _tiny_bert import Dataset, tiny_bert  # noqa: E402
 
 from plateau.adapters.torch import ReduceLROnPlateau  # noqa: E402
 
@@ -34,19 +35,6 @@ pytestmark = [
 ]
 
 
-class Dataset(torch.utils.data.Dataset):
-    def __init__(self, n, seed):
-        generator = torch.Generator().manual_seed(seed)
-        self.ids = torch.randint(0, 32, (n, 6), generator=generator)
-        self.labels = (self.ids.sum(1) % 2).tolist()
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.ids[i], "labels": self.labels[i]}
-
-
 class RecordLrs(transformers.TrainerCallback):
     def __init__(self):
         self.lrs = []
@@ -57,12 +45,7 @@ class RecordLrs(transformers.TrainerCallback):
 
 def fit(scheduler_cls, output_dir, resume_from=None):
     """Train the tiny BERT; return the lr of every epoch it trained and the scheduler."""
-    transformers.set_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=16, max_position_embeddings=8, num_labels=2,
-    )  # fmt: skip
-    model = transformers.BertForSequenceClassification(config)
+    model = tiny_bert()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = scheduler_cls(optimizer, patience=1, factor=0.5)
     args = transformers.TrainingArguments(

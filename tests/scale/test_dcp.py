@@ -118,7 +118,7 @@ XFAIL_WARMUP_ENDED = (
         "base_scheduled",
     ],
 )
-def test_dcp_resumes_a_fresh_scheduler_as_if_uninterrupted(tmp_path, case):
+def test_dcp_resumes_each_case_into_a_freshly_built_scheduler(tmp_path, case):
     assert_sound(case)
     cut_at = CASES[case][2]
     whole = build(case)

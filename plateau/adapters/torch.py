@@ -323,37 +323,43 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             if epoch is not None:
                 warn("The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)")
                 check_int("last_epoch", epoch)
-            if base is None:
-                state = self._advance(groups, metrics, epoch)
+            if base is None:  # a cut goes through torch's _reduce_lr (see _cut)
+                try:
+                    read, write, cut = self._read, self._write, self._cut
+                    state = _shared.advance(state, metrics, self.config, read, write, cut=cut)
+                except ValueError:
+                    _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
+                    raise
             else:
                 state = plateau.step(state, metrics, self.config)[0]
             if epoch is not None:
                 state = attrs.evolve(state, last_epoch=epoch)
-            self._report(state)
+            if self.verbose and state.decision is Decision.REDUCED:
+                self._report(state)
         if base is not None:
             base.warn_if_overwritten(groups)
             base.write(groups, state, advance=metrics is None or base.with_metric)
         self.state, self._stepped_at = state, seen
 
-    def _advance(self, groups: Groups, metrics: SupportsFloat, epoch: int | None) -> PlateauState:
-        """The plateau step on the groups' lrs, a cut written through :meth:`_reduce_lr`."""
-        at = self.state.last_epoch + 1 if epoch is None else epoch
+    def _read(self) -> tuple[float, ...]:
+        groups = self._optimizer.param_groups
+        if len(groups) == 1 and type(lr := groups[0].get("lr")) is float:
+            return (lr,)  # the common case, at every step
+        return _read_lrs(groups)
 
-        def cut(changes: list[tuple[int, float]]) -> None:
-            if (default := self.default_min_lr) is not None and len(self._min_lrs) != len(groups):
-                self._min_lrs[:] = [default] * len(groups)  # a group joined: as torch does
-            self._planned = changes
-            try:
-                self._reduce_lr(at)
-            finally:
-                self._planned = None
+    def _write(self, index: int, lr: float) -> float:
+        return _write(self._optimizer.param_groups, index, lr)
 
-        read, write = partial(_read_lrs, groups), partial(_write, groups)
+    def _cut(self, changes: list[tuple[int, float]]) -> None:
+        """A cut, through torch's hook (where torch refreshes a scalar ``min_lrs``)."""
+        groups, default = len(self._optimizer.param_groups), self.default_min_lr
+        if default is not None and len(self._min_lrs) != groups:  # a group joined
+            self._min_lrs[:] = [default] * groups
+        self._planned = changes
         try:
-            return _shared.advance(self.state, metrics, self.config, read, write, cut=cut)
-        except ValueError:
-            _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
-            raise
+            self._reduce_lr(self.state.last_epoch + 1)  # the epoch being stepped
+        finally:
+            self._planned = None
 
     def _reduce_lr(self, epoch: int) -> None:
         """Torch's hook for the cut, which an override (ignite's) replaces: the cut planned."""
@@ -374,12 +380,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         return self.on_repeat == "skip"
 
     def _report(self, state: PlateauState) -> None:
-        """With ``verbose``, a line per lr a cut changed, as Keras's callback prints it."""
-        if self.verbose and state.decision is Decision.REDUCED:
-            say = self.verbose.info if isinstance(self.verbose, logging.Logger) else print
-            for i, lr in changed(self.state.lrs, state.lrs):
-                lr_of = f"learning rate of group {i}" if len(state.lrs) > 1 else "learning rate"
-                say(f"Epoch {state.last_epoch}: ReduceLROnPlateau reducing {lr_of} to {lr}.")
+        """For ``verbose``, a line per lr the cut changed, as Keras's callback prints it."""
+        say = self.verbose.info if isinstance(self.verbose, logging.Logger) else print
+        for i, lr in changed(self.state.lrs, state.lrs):
+            lr_of = f"learning rate of group {i}" if len(state.lrs) > 1 else "learning rate"
+            say(f"Epoch {state.last_epoch}: ReduceLROnPlateau reducing {lr_of} to {lr}.")
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """Each group's lr after the last step, a tensor group's as a new tensor (as torch)."""
@@ -451,9 +456,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             assert theirs is not None
             if base is not None:
                 raise ValueError(
-                    "'state_dict' holds a base schedule, but torch's ReduceLROnPlateau "
-                    "has stepped since it was saved (its keys differ from 'state'): its "
-                    "lrs are not the plateau's, so it cannot resume over a base"
+                    "'state_dict' holds a base schedule, but torch's ReduceLROnPlateau stepped "
+                    "since it was saved (its keys differ from 'state'): it cannot resume one"
                 )
             saved_mode, state = state_dict["mode"], attrs.evolve(theirs, lrs=_read_lrs(groups))
         config = self.config
@@ -480,9 +484,8 @@ class _Base:
         groups, name = optimizer.param_groups, type(base).__name__
         if isinstance(base, _TorchReduceLROnPlateau):
             raise TypeError(
-                f"'base' must be a schedule the plateau scales (CosineAnnealingLR, LinearLR, "
-                f"an lr_lambda, ...), got a {name}: a plateau cannot be a base; "
-                "pass its arguments to this scheduler instead"
+                f"'base' must be a schedule the plateau scales (CosineAnnealingLR, an lr_lambda, "
+                f"...), got a {name}: pass its arguments to this scheduler instead"
             )
         if isinstance(base, LRScheduler) and base.optimizer is not optimizer:
             raise ValueError(

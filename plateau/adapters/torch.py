@@ -480,25 +480,25 @@ class _Base:
     first: a chainable scheduler computes from the groups' (pytorch#82859).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, base: object, with_metric: bool) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, base: Any, with_metric: bool) -> None:
         groups, name = optimizer.param_groups, type(base).__name__
         if isinstance(base, _TorchReduceLROnPlateau):
             raise TypeError(
                 f"'base' must be a schedule the plateau scales (CosineAnnealingLR, an lr_lambda, "
                 f"...), got a {name}: pass its arguments to this scheduler instead"
             )
-        if isinstance(base, LRScheduler) and base.optimizer is not optimizer:
-            raise ValueError(
-                f"'base' must be a scheduler on this optimizer, got a {name} on another"
-            )
         if not isinstance(base, LRScheduler):
             lambdas = _lambdas(base, len(groups))
             _reference(groups)  # refused before LambdaLR writes the groups
             base = LambdaLR(optimizer, lambdas)
-        self.schedule, self.with_metric = base, with_metric
-        self.reference = _reference(groups)
+        self.schedule: LRScheduler = base
+        if self.schedule.optimizer is not optimizer:
+            raise ValueError(
+                f"'base' must be a scheduler on this optimizer, got a {name} on another"
+            )
+        self.with_metric, self.reference = with_metric, _reference(groups)
         self.written: tuple[float, ...] = ()  # the groups' lrs after the last write
-        self.steps = base.last_epoch  # its last_epoch after the last write
+        self.steps = self.schedule.last_epoch  # its last_epoch after the last write
 
     def last(self) -> tuple[float, ...]:
         """The base's last lrs as floats (torch keeps a tensor group's as a tensor copy)."""

@@ -75,10 +75,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     Args:
         optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled,
             or a wrapper of one that forwards ``param_groups`` (accelerate's).
-        mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps:
-            torch's (``min_lr``: a scalar, which extends to groups added later, or one
-            per group). Every other :class:`plateau.PlateauConfig` field
-            (``max_reductions``, ``ema_decay``, ``warmup_epochs``, ...) is a keyword too.
+        mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: torch's.
+            Every other :class:`plateau.PlateauConfig` field is a keyword too.
         config: A whole :class:`plateau.PlateauConfig` instead of the settings.
         last_epoch: The last epoch done (-1: a new run), as torch's other schedulers take.
         verbose: True prints a line per cut as Keras does; a ``logging.Logger`` logs it.
@@ -166,6 +164,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
         self._min_lrs = list(config.min_lrs(len(groups)))
+        self._looked_at = self._min_lrs[:]  # torch's list as the config last took it
         self.verbose, self.on_repeat, self.sync_metric = verbose, on_repeat, sync_metric
         self._planned: list[tuple[int, float]] | None = None  # the cut _reduce_lr writes
         self._optimizer_steps = 0
@@ -224,21 +223,21 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         ValueError, and changes nothing.
         """
         config, floors = self._config, self._min_lrs
+        if floors == self._looked_at:  # untouched since the last look (most steps)
+            return config
         if isinstance(config.min_lr, tuple):
             edited = floors != list(config.min_lr)
         else:  # a list of the scalar min_lr, of any length, is the scalar: as torch
             edited = floors.count(config.min_lr) != len(floors)
         if edited:
             self._config = config = attrs.evolve(config, min_lr=tuple(floors))
+        self._looked_at = list(floors)
         return config
 
     @config.setter
     def config(self, config: PlateauConfig) -> None:
-        if not isinstance(config, PlateauConfig):
-            raise TypeError(
-                f"'config' must be a plateau.PlateauConfig, got {got(config)}; "
-                "build one with attrs.evolve(scheduler.config, ...)"
-            )
+        if not isinstance(config, PlateauConfig):  # attrs.evolve(scheduler.config, ...) is one
+            raise TypeError(f"'config' must be a plateau.PlateauConfig, got {got(config)}")
         _check_mode("'config' has", config.mode, self.config.mode, self.state.best)
         self._min_lrs[:] = config.min_lrs(len(self._optimizer.param_groups))
         self._config = config
@@ -352,9 +351,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
 
     def _cut(self, changes: list[tuple[int, float]]) -> None:
         """A cut, through torch's hook (where torch refreshes a scalar ``min_lrs``)."""
-        groups, default = len(self._optimizer.param_groups), self.default_min_lr
-        if default is not None and len(self._min_lrs) != groups:  # a group joined
-            self._min_lrs[:] = [default] * groups
+        groups, floor = len(self._optimizer.param_groups), self._config.min_lr
+        if not isinstance(floor, tuple) and len(self._min_lrs) != groups:  # a group joined
+            self._min_lrs[:] = [floor] * groups
         self._planned = changes
         try:
             self._reduce_lr(self.state.last_epoch + 1)  # the epoch being stepped
@@ -593,9 +592,8 @@ class _Base:
 def mean_over_ranks(metric: SupportsFloat) -> float:
     """`metric` averaged over all ranks in float64 (an all_reduce every rank must call).
 
-    Outside an initialized ``torch.distributed`` process group: ``float(metric)``. A
-    metric that is not a single real number is a TypeError before the collective, so a
-    bad rank fails alone instead of hanging the others.
+    Outside a ``torch.distributed`` process group: ``float(metric)``. A bad metric is a
+    TypeError before the collective: that rank fails alone instead of hanging the others.
     """
     value = to_metric(metric)
     if not (dist.is_available() and dist.is_initialized()):

@@ -71,24 +71,26 @@ def advance(
         TypeError, ValueError: what :func:`plateau.step` raises; nothing is written.
     """
     held = read()
-    new, lrs = plateau.step(state, metric, config, lrs=held)
+    new, lrs = plateau.step(state, metric, config, held)
+    if lrs == held and (cut is None or new.decision not in _CUTS):
+        return new  # nothing to write: most steps
     changes = changed(held, lrs)
     if cut is not None and new.decision in _CUTS:
         cut(changes)
         stored = read()
-    elif changes:
+    else:
         kept = list(lrs)
         for i, lr in changes:
             kept[i] = write(i, lr)
         stored = tuple(kept)
-    else:
+    if stored == lrs:  # stored as decided (the common case): the state is the core's
         return new
     if new.decision in _CUTS:
         moved = stored != held
         reductions = new.num_reductions - (new.decision is Decision.REDUCED) + moved
         decision = Decision.REDUCED if moved else Decision.AT_FLOOR
         return attrs.evolve(new, lrs=stored, decision=decision, num_reductions=reductions)
-    return new if stored == new.lrs else attrs.evolve(new, lrs=stored)
+    return attrs.evolve(new, lrs=stored)
 
 
 def saved(config: PlateauConfig, state: PlateauState) -> dict[str, Any]:

@@ -75,10 +75,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     Args:
         optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled,
             or a wrapper of one that forwards ``param_groups`` (accelerate's).
-        mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps:
-            torch's (``min_lr``: a scalar, which extends to groups added later, or one
-            per group). Every other :class:`plateau.PlateauConfig` field
-            (``max_reductions``, ``ema_decay``, ``warmup_epochs``, ...) is a keyword too.
+        mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: torch's.
+            Every other :class:`plateau.PlateauConfig` field is a keyword too.
         config: A whole :class:`plateau.PlateauConfig` instead of the settings.
         last_epoch: The last epoch done (-1: a new run), as torch's other schedulers take.
         verbose: True prints a line per cut as Keras does; a ``logging.Logger`` logs it.
@@ -166,6 +164,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
         self._min_lrs = list(config.min_lrs(len(groups)))
+        self._looked_at = self._min_lrs[:]  # torch's list as the config last took it
         self.verbose, self.on_repeat, self.sync_metric = verbose, on_repeat, sync_metric
         self._planned: list[tuple[int, float]] | None = None  # the cut _reduce_lr writes
         self._optimizer_steps = 0
@@ -224,21 +223,21 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         ValueError, and changes nothing.
         """
         config, floors = self._config, self._min_lrs
+        if floors == self._looked_at:  # untouched since the last look (most steps)
+            return config
         if isinstance(config.min_lr, tuple):
             edited = floors != list(config.min_lr)
         else:  # a list of the scalar min_lr, of any length, is the scalar: as torch
             edited = floors.count(config.min_lr) != len(floors)
         if edited:
             self._config = config = attrs.evolve(config, min_lr=tuple(floors))
+        self._looked_at = list(floors)
         return config
 
     @config.setter
     def config(self, config: PlateauConfig) -> None:
-        if not isinstance(config, PlateauConfig):
-            raise TypeError(
-                f"'config' must be a plateau.PlateauConfig, got {got(config)}; "
-                "build one with attrs.evolve(scheduler.config, ...)"
-            )
+        if not isinstance(config, PlateauConfig):  # attrs.evolve(scheduler.config, ...) is one
+            raise TypeError(f"'config' must be a plateau.PlateauConfig, got {got(config)}")
         _check_mode("'config' has", config.mode, self.config.mode, self.state.best)
         self._min_lrs[:] = config.min_lrs(len(self._optimizer.param_groups))
         self._config = config
@@ -323,37 +322,43 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             if epoch is not None:
                 warn("The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)")
                 check_int("last_epoch", epoch)
-            if base is None:
-                state = self._advance(groups, metrics, epoch)
+            if base is None:  # a cut goes through torch's _reduce_lr (see _cut)
+                try:
+                    read, write, cut = self._read, self._write, self._cut
+                    state = _shared.advance(state, metrics, self.config, read, write, cut=cut)
+                except ValueError:
+                    _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
+                    raise
             else:
                 state = plateau.step(state, metrics, self.config)[0]
             if epoch is not None:
                 state = attrs.evolve(state, last_epoch=epoch)
-            self._report(state)
+            if self.verbose and state.decision is Decision.REDUCED:
+                self._report(state)
         if base is not None:
             base.warn_if_overwritten(groups)
             base.write(groups, state, advance=metrics is None or base.with_metric)
         self.state, self._stepped_at = state, seen
 
-    def _advance(self, groups: Groups, metrics: SupportsFloat, epoch: int | None) -> PlateauState:
-        """The plateau step on the groups' lrs, a cut written through :meth:`_reduce_lr`."""
-        at = self.state.last_epoch + 1 if epoch is None else epoch
+    def _read(self) -> tuple[float, ...]:
+        groups = self._optimizer.param_groups
+        if len(groups) == 1 and type(lr := groups[0].get("lr")) is float:
+            return (lr,)  # the common case, at every step
+        return _read_lrs(groups)
 
-        def cut(changes: list[tuple[int, float]]) -> None:
-            if (default := self.default_min_lr) is not None and len(self._min_lrs) != len(groups):
-                self._min_lrs[:] = [default] * len(groups)  # a group joined: as torch does
-            self._planned = changes
-            try:
-                self._reduce_lr(at)
-            finally:
-                self._planned = None
+    def _write(self, index: int, lr: float) -> float:
+        return _write(self._optimizer.param_groups, index, lr)
 
-        read, write = partial(_read_lrs, groups), partial(_write, groups)
+    def _cut(self, changes: list[tuple[int, float]]) -> None:
+        """A cut, through torch's hook (where torch refreshes a scalar ``min_lrs``)."""
+        groups, floor = len(self._optimizer.param_groups), self._config.min_lr
+        if not isinstance(floor, tuple) and len(self._min_lrs) != groups:  # a group joined
+            self._min_lrs[:] = [floor] * groups
+        self._planned = changes
         try:
-            return _shared.advance(self.state, metrics, self.config, read, write, cut=cut)
-        except ValueError:
-            _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
-            raise
+            self._reduce_lr(self.state.last_epoch + 1)  # the epoch being stepped
+        finally:
+            self._planned = None
 
     def _reduce_lr(self, epoch: int) -> None:
         """Torch's hook for the cut, which an override (ignite's) replaces: the cut planned."""
@@ -374,12 +379,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         return self.on_repeat == "skip"
 
     def _report(self, state: PlateauState) -> None:
-        """With ``verbose``, a line per lr a cut changed, as Keras's callback prints it."""
-        if self.verbose and state.decision is Decision.REDUCED:
-            say = self.verbose.info if isinstance(self.verbose, logging.Logger) else print
-            for i, lr in changed(self.state.lrs, state.lrs):
-                lr_of = f"learning rate of group {i}" if len(state.lrs) > 1 else "learning rate"
-                say(f"Epoch {state.last_epoch}: ReduceLROnPlateau reducing {lr_of} to {lr}.")
+        """For ``verbose``, a line per lr the cut changed, as Keras's callback prints it."""
+        say = self.verbose.info if isinstance(self.verbose, logging.Logger) else print
+        for i, lr in changed(self.state.lrs, state.lrs):
+            lr_of = f"learning rate of group {i}" if len(state.lrs) > 1 else "learning rate"
+            say(f"Epoch {state.last_epoch}: ReduceLROnPlateau reducing {lr_of} to {lr}.")
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """Each group's lr after the last step, a tensor group's as a new tensor (as torch)."""
@@ -451,9 +455,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             assert theirs is not None
             if base is not None:
                 raise ValueError(
-                    "'state_dict' holds a base schedule, but torch's ReduceLROnPlateau "
-                    "has stepped since it was saved (its keys differ from 'state'): its "
-                    "lrs are not the plateau's, so it cannot resume over a base"
+                    "'state_dict' holds a base schedule, but torch's ReduceLROnPlateau stepped "
+                    "since it was saved (its keys differ from 'state'): it cannot resume one"
                 )
             saved_mode, state = state_dict["mode"], attrs.evolve(theirs, lrs=_read_lrs(groups))
         config = self.config
@@ -476,26 +479,25 @@ class _Base:
     first: a chainable scheduler computes from the groups' (pytorch#82859).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, base: object, with_metric: bool) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, base: Any, with_metric: bool) -> None:
         groups, name = optimizer.param_groups, type(base).__name__
         if isinstance(base, _TorchReduceLROnPlateau):
             raise TypeError(
-                f"'base' must be a schedule the plateau scales (CosineAnnealingLR, LinearLR, "
-                f"an lr_lambda, ...), got a {name}: a plateau cannot be a base; "
-                "pass its arguments to this scheduler instead"
-            )
-        if isinstance(base, LRScheduler) and base.optimizer is not optimizer:
-            raise ValueError(
-                f"'base' must be a scheduler on this optimizer, got a {name} on another"
+                f"'base' must be a schedule the plateau scales (CosineAnnealingLR, an lr_lambda, "
+                f"...), got a {name}: pass its arguments to this scheduler instead"
             )
         if not isinstance(base, LRScheduler):
             lambdas = _lambdas(base, len(groups))
             _reference(groups)  # refused before LambdaLR writes the groups
             base = LambdaLR(optimizer, lambdas)
-        self.schedule, self.with_metric = base, with_metric
-        self.reference = _reference(groups)
+        self.schedule: LRScheduler = base
+        if self.schedule.optimizer is not optimizer:
+            raise ValueError(
+                f"'base' must be a scheduler on this optimizer, got a {name} on another"
+            )
+        self.with_metric, self.reference = with_metric, _reference(groups)
         self.written: tuple[float, ...] = ()  # the groups' lrs after the last write
-        self.steps = base.last_epoch  # its last_epoch after the last write
+        self.steps = self.schedule.last_epoch  # its last_epoch after the last write
 
     def last(self) -> tuple[float, ...]:
         """The base's last lrs as floats (torch keeps a tensor group's as a tensor copy)."""
@@ -590,9 +592,8 @@ class _Base:
 def mean_over_ranks(metric: SupportsFloat) -> float:
     """`metric` averaged over all ranks in float64 (an all_reduce every rank must call).
 
-    Outside an initialized ``torch.distributed`` process group: ``float(metric)``. A
-    metric that is not a single real number is a TypeError before the collective, so a
-    bad rank fails alone instead of hanging the others.
+    Outside a ``torch.distributed`` process group: ``float(metric)``. A bad metric is a
+    TypeError before the collective: that rank fails alone instead of hanging the others.
     """
     value = to_metric(metric)
     if not (dist.is_available() and dist.is_initialized()):

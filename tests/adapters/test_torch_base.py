@@ -518,7 +518,7 @@ def test_checkpoints_with_and_without_a_base_do_not_mix():
     theirs = TorchReduceLROnPlateau(make_optimizer())
     theirs.load_state_dict(based.state_dict())
     theirs.step(1.0)
-    with pytest.raises(ValueError, match="torch's ReduceLROnPlateau has stepped since"):
+    with pytest.raises(ValueError, match="torch's ReduceLROnPlateau stepped since"):
         based.load_state_dict(theirs.state_dict())
 
 

@@ -36,7 +36,9 @@ SCRIPTED = [1.0, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]  # torch's class c
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore:.*(num_workers|log_every_n_steps|does not have many)"),
-    pytest.mark.filterwarnings("ignore:.*(deprecated in v4|args parameter is intended|LeafSpec)"),
+    pytest.mark.filterwarnings(
+        "ignore:(?s).*(deprecated in v4|args parameter is intended|LeafSpec)"
+    ),
 ]
 YAML = """
 seed_everything: 0
@@ -99,15 +101,26 @@ def run(tmp_path, class_path, more=""):
     return [*cli.model.lrs, cli.trainer.optimizers[0].param_groups[0]["lr"]], scheduler
 
 
+@pytest.fixture(scope="module")
+def torchs_run(tmp_path_factory):
+    return run(tmp_path_factory.mktemp("torch"), "torch.optim.lr_scheduler.ReduceLROnPlateau")[0]
+
+
 @claim("works", "history")
-def test_yaml_configured_plateau_gives_torchs_history_up_to_its_max_reductions(tmp_path):
-    theirs, _ = run(tmp_path, "torch.optim.lr_scheduler.ReduceLROnPlateau")
+def test_yaml_configured_plateau_gives_torchs_lr_history(tmp_path, torchs_run):
+    ours, scheduler = run(tmp_path, "plateau.adapters.torch.ReduceLROnPlateau")
+    assert isinstance(scheduler, ReduceLROnPlateau)
+    assert ours == torchs_run
+    assert len(set(ours)) == 4  # not vacuous: cut three times
+
+
+@claim("works")
+def test_a_setting_beyond_torchs_is_taken_from_the_yaml(tmp_path, torchs_run):
     ours, scheduler = run(
         tmp_path, "plateau.adapters.torch.ReduceLROnPlateau", "      max_reductions: 2\n"
     )
-    assert isinstance(scheduler, ReduceLROnPlateau)
-    assert scheduler.config.max_reductions == 2  # the beyond-torch field, from the YAML
-    third_cut = theirs.index(min(theirs))  # the epoch whose lr torch's third cut set
-    assert len(set(theirs)) == 4 and scheduler.state.num_reductions == 2
-    assert ours[:third_cut] == theirs[:third_cut]
-    assert set(ours[third_cut:]) == {theirs[third_cut - 1]}  # capped: no third cut
+    assert scheduler.config.max_reductions == 2
+    assert scheduler.state.num_reductions == 2
+    third_cut = torchs_run.index(min(torchs_run))  # the epoch whose lr torch's third cut set
+    assert ours[:third_cut] == torchs_run[:third_cut]
+    assert set(ours[third_cut:]) == {torchs_run[third_cut - 1]}  # capped: no third cut

@@ -17,7 +17,18 @@ Framework adapters live in ``plateau.adapters.{torch,keras,optax}``; importing
 from __future__ import annotations
 
 from ._config import PlateauConfig
-from ._core import Decision, PlateauState, init, scale_base, simulate, step
+from ._core import Decision, PlateauState, changed, init, scale_base, simulate, step
+from ._log import log_dict
 
-__all__ = ["Decision", "PlateauConfig", "PlateauState", "init", "scale_base", "simulate", "step"]
+__all__ = [
+    "Decision",
+    "PlateauConfig",
+    "PlateauState",
+    "changed",
+    "init",
+    "log_dict",
+    "scale_base",
+    "simulate",
+    "step",
+]
 __version__ = "0.1.0"

@@ -167,7 +167,7 @@ from typing import Any, SupportsFloat
 
 from ._checks import check_ordered, show, to_metric
 from ._config import PlateauConfig
-from ._state import Decision, LrsLike, PlateauState, as_tuple, check_lrs, replace
+from ._state import Decision, LrsLike, PlateauState, check_lrs, replace
 from ._trend import slope_improves, window_best
 
 __all__ = [
@@ -180,8 +180,6 @@ __all__ = [
     "simulate",
     "step",
 ]
-# The optax adapter's name for as_tuple, until its rewrite imports nothing private.
-_as_tuple = as_tuple
 
 
 def init(lrs: LrsLike, config: PlateauConfig) -> PlateauState:

@@ -55,14 +55,6 @@ def number(value: object) -> float | None:
     if type(value) is float:  # a JSON number: the common case, and no ABC to ask
         return value
     if isinstance(value, str):
-        try:  # the fast way first: float() of what loggers write
-            metric = float(value)
-        except ValueError:
-            metric = float("nan")
-        # float() takes more than loggers write (1_0, non-ASCII digits, Unicode
-        # spaces): what is not plainly a finite ASCII number is judged the strict way.
-        if metric - metric == 0.0 and value.isascii() and value.isprintable() and "_" not in value:
-            return metric
         return None if value.strip(" \t") in MISSING_CELLS else parse_decimal(value)
     if value is None:
         return None
@@ -147,6 +139,9 @@ class Columns:
                 self.add(name, value, index, place)
             else:
                 self.seen(name)
+        default = self.columns.get(self.default)
+        if default is not None and default.values:  # the default will be chosen: keep it only
+            self.asked = self.default
 
     def seen(self, name: str) -> None:
         """Note that the log has column `name`, without keeping its values."""

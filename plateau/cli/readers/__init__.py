@@ -2,9 +2,7 @@ r"""One metric out of a trainer's log, in one pass: the format, its reader, the 
 
 :func:`read_log` finds the format; its reader (:mod:`.text`, :mod:`.tensorboard`,
 :mod:`.mlflow`) adds the values to a :class:`~._metrics.Columns`, which chooses the
-column. A directory is looked into: a ``trainer_state.json`` or ``metrics.csv``,
-an ``mlflow.db``, an MLflow file store, else the runs below it. A pipe is read
-once, as text. Errors are :class:`LogError`: one line naming the file and place.
+column. Errors are :class:`LogError`: one line naming the file and place.
 
 Example:
     >>> import io
@@ -51,43 +49,42 @@ def read_log(
         LogError: the log cannot be read or holds no usable metric.
     """
     if path == STDIN:
-        return _stream("<stdin>", stdin or io.BytesIO(), column, run, every_row)
-    if os.path.isdir(path):
+        source, stream = "<stdin>", stdin or io.BytesIO()
+    elif os.path.isdir(path):
         return _directory(path, column, run, every_row)
+    else:
+        source, stream = path, _open(path)
+    if not hasattr(stream, "peek"):  # a BytesIO: buffered, so that its head can be seen
+        stream = io.BufferedReader(stream)  # type: ignore[type-var]
+    with stream:
+        head: bytes = stream.peek(80)[:80]
+        sqlite = head.startswith(mlflow.SQLITE_MAGIC)
+        events = _EVENT_MAGIC in head[:64] or tensorboard.is_event_file(source)
+        if (sqlite or events) and not (
+            path != STDIN and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        ):  # a pipe is read once, as text; these formats' libraries open the path
+            what = "an MLflow SQLite store" if sqlite else "a TensorBoard event file"
+            raise LogError(f"{source}: {what} is read from its path, not from a pipe")
+        if sqlite:
+            return mlflow.read_sqlite(path, column, run, every_row)
+        if run is not None:
+            raise LogError(f"{source}: --run {run!r} applies to logs of several runs only")
+        if events:
+            return tensorboard.read_events(path, [path], column).choose(every_row)
+        if head.startswith(b"\x1f\x8b"):
+            raise LogError(
+                f"{source}: a gzip file; decompress it first (gunzip -c FILE | plateau simulate -)"
+            )
+        return text.text_columns(source, stream, column).choose(every_row)
+
+
+def _open(path: str) -> BinaryIO:
     try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        return open(path, "rb")
     except FileNotFoundError:
         raise LogError(f"{path}: no such file") from None
     except OSError as exc:
         raise LogError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with stream:
-        if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):  # a pipe is read once, as text
-            head = stream.peek(80)
-            if head.startswith(mlflow.SQLITE_MAGIC):
-                return mlflow.read_sqlite(path, column, run, every_row)
-            if tensorboard.is_event_file(path) or _EVENT_MAGIC in head[:64]:
-                _no_run(path, run)
-                return tensorboard.read_events(path, [path], column).choose(every_row, "epoch")
-        return _stream(path, stream, column, run, every_row)
-
-
-def _stream(
-    source: str, stream: BinaryIO, column: str | None, run: str | None, every_row: bool
-) -> MetricLog:
-    _no_run(source, run)
-    if not hasattr(stream, "peek"):  # a BytesIO: buffered, so that its head can be seen
-        stream = io.BufferedReader(stream)  # type: ignore[type-var]
-    head: bytes = stream.peek(64)
-    if head.startswith(b"\x1f\x8b"):
-        raise LogError(
-            f"{source}: a gzip file; decompress it first (gunzip -c FILE | plateau simulate -)"
-        )
-    if head.startswith(mlflow.SQLITE_MAGIC) or _EVENT_MAGIC in head[:64]:
-        what = (
-            "an MLflow SQLite store" if head.startswith(b"SQLite") else "a TensorBoard event file"
-        )
-        raise LogError(f"{source}: {what} is read from its path, not from a pipe")
-    return text.text_columns(source, stream, column).choose(every_row)
 
 
 def _directory(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:
@@ -116,7 +113,7 @@ def _directory(path: str, column: str | None, run: str | None, every_row: bool) 
     if not tensorboard.is_event_file(runs[name][0]):
         return read_log(runs[name][0], column, None, every_row)
     source = os.path.join(path, name)
-    return tensorboard.read_events(source, runs[name], column).choose(every_row, "epoch")
+    return tensorboard.read_events(source, runs[name], column).choose(every_row)
 
 
 def _holds(name: str, files: list[str]) -> list[str]:
@@ -128,8 +125,3 @@ def _holds(name: str, files: list[str]) -> list[str]:
             return text.text_columns(name, stream, None).candidates()
     except LogError as exc:
         return [f"unreadable: {str(exc).partition(': ')[2]}"]
-
-
-def _no_run(source: str, run: str | None) -> None:
-    if run is not None:
-        raise LogError(f"{source}: --run {run!r} applies to logs of several runs only")

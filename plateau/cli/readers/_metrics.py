@@ -1,10 +1,7 @@
 """What a reader keeps while it reads, and how the column and its values are chosen.
 
-A reader adds each value to a :class:`Columns`: per column the value, the epoch or
-step it was logged at and its place (a line, an item), 24 bytes, so memory is what
-is kept per value, never the file. A missing value (an empty cell, Keras's ``NA``,
-``null``, an absent key) skips the row; ``nan`` and ``inf`` are numbers; a number in
-text is one as loggers write it (:func:`plateau.cli.numbers.parse_decimal`).
+A reader adds each value to a :class:`Columns`, which keeps per value its number,
+epoch or step and place (24 bytes), never the file; docs/cli.md says which values count.
 """
 
 from __future__ import annotations
@@ -114,7 +111,9 @@ class Columns:
         default: str = "val_loss",
     ) -> None:
         self.source, self.place, self.asked, self.default = source, place, column, default
-        self.index_columns, self.index_name, self.rows = index_columns, "row", 0
+        # A series (no index columns: TensorBoard's, MLflow's) is by step.
+        self.index_columns, self.index_name = index_columns, "row" if index_columns else "step"
+        self.rows = 0
         self.columns: dict[str, _Column] = {}
         self.warnings: list[str] = []
 
@@ -171,11 +170,10 @@ class Columns:
             and column.values
         ]
 
-    def choose(self, every_row: bool, epoch_tag: str | None = None) -> MetricLog:
+    def choose(self, every_row: bool) -> MetricLog:
         """The chosen column's values; the last of each epoch unless `every_row`.
 
-        `epoch_tag` names a series log's (TensorBoard's, MLflow's) column whose value
-        at each step is that step's epoch; a table's rows carry their own.
+        A series' (TensorBoard's, MLflow's) ``epoch`` tag gives each step's epoch.
 
         Raises:
             LogError: the column asked for is absent, there is no single choice, or
@@ -189,8 +187,8 @@ class Columns:
         if not column.values:
             raise LogError(f"{self.source}: column {name!r} has no values ({self.rows} rows)")
         index_name, index = self.index_name, column.index
-        if epoch_tag in self.columns and name != epoch_tag:
-            steps, marks = self.columns[epoch_tag].index, self.columns[epoch_tag].values
+        if not self.index_columns and "epoch" in self.columns and name != "epoch":
+            steps, marks = self.columns["epoch"].index, self.columns["epoch"].values
             at = (max(bisect.bisect_right(steps, step) - 1, 0) for step in index)
             index_name, index = "epoch", array("q", (int(marks[i]) for i in at))
         if -1 in index:  # some rows have no index: number the values instead

@@ -1,11 +1,8 @@
 """MLflow runs: ``mlflow.db`` through mlflow's own client, the file store with the stdlib.
 
-``mlflow.db`` (MLflow 3's default) is read with ``MlflowClient`` (``plateau-lr[mlflow]``),
-whatever schema its migrations left. The file store (``mlruns/``, kept by MLflow 3 in
-maintenance mode) is plain text: ``<experiment>/<run>/metrics/<key>`` holds a line
-``<timestamp_ms> <value> <step>`` per value. Several runs need ``--run`` (an id or a
-name). A key's values are replayed in step order (ties in logging order); an
-``epoch`` key tells each step's epoch.
+The file store's ``<experiment>/<run>/metrics/<key>`` holds a line ``<timestamp_ms>
+<value> <step>`` per value. A key's values are replayed in step order (ties in logging
+order); an ``epoch`` key tells each step's epoch.
 """
 
 from __future__ import annotations
@@ -66,7 +63,6 @@ def _series(path: str, chosen: _Run, column: str | None, place: str) -> Columns:
     run_id, name, _ = chosen
     source = f"{path}, run {run_id}" + (f" ({name})" if name else "")
     series = Columns(source, place, column, index_columns=())
-    series.index_name = "step"
     return series
 
 
@@ -92,7 +88,7 @@ def read_file_store(path: str, column: str | None, run: str | None, every_row: b
     for key in chosen[2]:
         if column is None or key in (column, "epoch"):
             _metric_file(os.path.join(run_dir, "metrics", *key.split("/")), key, series)
-    return series.choose(every_row, "epoch")
+    return series.choose(every_row)
 
 
 def _run_name(run_dir: str) -> str:
@@ -165,7 +161,7 @@ def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool)
                     series.add(key, metric.value, metric.step, metric.step)
     except MlflowException as exc:
         raise LogError(f"{path}: mlflow cannot read it: {exc.message}") from None
-    return series.choose(every_row, "epoch")
+    return series.choose(every_row)
 
 
 def _check_tables(path: str) -> None:

@@ -35,15 +35,10 @@ def read_log(
     every_row: bool = False,
     stdin: BinaryIO | None = None,
 ) -> MetricLog:
-    """Read `path` (``-`` for `stdin`) and pick its metric column.
+    """Read `path` (a file, a pipe, a directory, or ``-`` for `stdin`); pick its metric column.
 
-    Args:
-        path: The log: a file, a pipe, a directory, or ``-`` for `stdin`.
-        column: The metric to replay; None to choose as the format says.
-        run: The run, where the log holds several (an MLflow run id or name, a
-            directory below `path`).
-        every_row: Replay every value, not only the last of each epoch.
-        stdin: What ``-`` reads.
+    `column`, `run` and `every_row` are the options ``--column``, ``--run`` and
+    ``--every-row``: None (False) chooses as docs/cli.md says.
 
     Raises:
         LogError: the log cannot be read or holds no usable metric.
@@ -53,16 +48,20 @@ def read_log(
     elif os.path.isdir(path):
         return _directory(path, column, run, every_row)
     else:
-        source, stream = path, _open(path)
+        try:
+            source, stream = path, open(path, "rb")  # noqa: SIM115 - closed by the with below
+        except FileNotFoundError:
+            raise LogError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise LogError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if not hasattr(stream, "peek"):  # a BytesIO: buffered, so that its head can be seen
         stream = io.BufferedReader(stream)  # type: ignore[type-var]
     with stream:
         head: bytes = stream.peek(80)[:80]
         sqlite = head.startswith(mlflow.SQLITE_MAGIC)
         events = _EVENT_MAGIC in head[:64] or tensorboard.is_event_file(source)
-        if (sqlite or events) and not (
-            path != STDIN and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
-        ):  # a pipe is read once, as text; these formats' libraries open the path
+        regular = path != STDIN and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        if (sqlite or events) and not regular:  # their libraries open the path
             what = "an MLflow SQLite store" if sqlite else "a TensorBoard event file"
             raise LogError(f"{source}: {what} is read from its path, not from a pipe")
         if sqlite:
@@ -78,21 +77,10 @@ def read_log(
         return text.text_columns(source, stream, column).choose(every_row)
 
 
-def _open(path: str) -> BinaryIO:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise LogError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise LogError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
 def _directory(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:
-    for name in (text.TRAINER_STATE, "metrics.csv"):
+    for name in (text.TRAINER_STATE, "metrics.csv", "mlflow.db"):
         if os.path.isfile(os.path.join(path, name)):
             return read_log(os.path.join(path, name), column, run, every_row)
-    if os.path.isfile(os.path.join(path, "mlflow.db")):
-        return mlflow.read_sqlite(os.path.join(path, "mlflow.db"), column, run, every_row)
     if mlflow.run_dirs(path):
         return mlflow.read_file_store(path, column, run, every_row)
     runs = {}  # the directories below holding a run's log: event files, or a metrics.csv

@@ -16,8 +16,7 @@ from ..numbers import parse_decimal
 from ..replay import MetricLog
 
 INDEX_COLUMNS = ("epoch", "step")
-# Learning rates logged beside the metrics (Keras's learning_rate_*, Lightning's
-# LearningRateMonitor lr-SGD): the schedule's output, never its input.
+# Learning rates logged beside the metrics (Keras's, Lightning's lr-SGD): never the metric.
 LR_COLUMNS, LR_PREFIXES = ("lr", "learning_rate"), ("learning_rate_", "lr-")
 MISSING_CELLS = frozenset({"", "NA"})  # NA: keras.callbacks.CSVLogger's absent key
 _LISTED = 12  # names in a message, at most: a log of 100,000 columns gets one short line
@@ -94,12 +93,9 @@ class _Column:
 class Columns:
     """The columns of one log, filled row by row (tables) or value by value (series).
 
-    Args:
-        source: Names the log in messages.
-        place: How a place is named, with ``{}`` for its number (``line {}``).
-        column: The column asked for; None keeps every column, to choose from at the end.
-        index_columns: The columns that index rows, the first present used.
-        default: The format's default metric.
+    `place` names a place with ``{}`` for its number (``line {}``); `column` is the one
+    asked for (None keeps all, to choose at the end); a row's index is the first of
+    `index_columns` it has; `default` is the format's default metric.
     """
 
     def __init__(
@@ -113,7 +109,7 @@ class Columns:
         self.source, self.place, self.asked, self.default = source, place, column, default
         # A series (no index columns: TensorBoard's, MLflow's) is by step.
         self.index_columns, self.index_name = index_columns, "row" if index_columns else "step"
-        self.rows = 0
+        self.rows = 0  # rows added (tables): those without the chosen column were skipped
         self.columns: dict[str, _Column] = {}
         self.warnings: list[str] = []
 
@@ -176,8 +172,7 @@ class Columns:
         A series' (TensorBoard's, MLflow's) ``epoch`` tag gives each step's epoch.
 
         Raises:
-            LogError: the column asked for is absent, there is no single choice, or
-                the column holds a value that is not a number, or none at all.
+            LogError: no single column to choose, or one holding no number or a non-number.
         """
         name = self._chosen()
         column = self.columns[name]

@@ -22,11 +22,7 @@ def is_event_file(name: str) -> bool:
 
 
 def read_events(source: str, files: Sequence[str], column: str | None) -> Columns:
-    """Every scalar of `files` (one run), by tag, to choose from.
-
-    Raises:
-        LogError: no ``tensorboard`` package, or a file that cannot be read.
-    """
+    """Every scalar of `files` (one run), by tag, to choose from; LogError if unreadable."""
     try:
         from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
         from tensorboard.compat.proto.event_pb2 import Event

@@ -50,11 +50,7 @@ class _Lines:
 
 
 def text_columns(source: str, stream: BinaryIO, column: str | None) -> Columns:
-    """The columns of a text log, to choose from (`column` only, when given).
-
-    Raises:
-        LogError: a malformed log.
-    """
+    """The columns of a text log to choose from (`column` only, if given); LogError if malformed."""
     lines = _Lines(source, stream)
     rows = iter(lines)
     first = next((line for line in rows if line.strip()), None)
@@ -130,9 +126,8 @@ def _decode(source: str, text: str, start: int, line: int = 0) -> tuple[object, 
         raise LogError(f"{source}, {where}: invalid JSON: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:  # a duplicate key, too many digits, nesting
         what = "JSON nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise LogError(
-            f"{source}, line {line or text.count(chr(10), 0, start) + 1}: {what}"
-        ) from None
+        at = line or text.count("\n", 0, start) + 1
+        raise LogError(f"{source}, line {at}: {what}") from None
 
 
 def _json(
@@ -169,9 +164,8 @@ def _json(
         if len(set(lengths.values())) > 1:
             raise LogError(
                 f"{source}: the JSON object's columns differ in length "
-                f"({listing(f'{k}: {n}' for k, n in lengths.items())}), "
-                "so row i cannot be lined up across them (Keras's history.history does this under "
-                "validation_freq > 1; its CSVLogger file marks those epochs NA instead)"
+                f"({listing(f'{k}: {n}' for k, n in lengths.items())}): Keras's History under "
+                "validation_freq > 1; its CSVLogger file lines the epochs up (NA where none)"
             )
         count, table = max(lengths.values()), Columns(source, "index {}", column)
         rows = [{"epoch": i, **{k: v[i] for k, v in document.items()}} for i in range(count)]

@@ -116,6 +116,8 @@ class Columns:
     def add_row(self, place: int, cells: Mapping[str, object]) -> None:
         """Add a table row: each column's value at the row's epoch (or step)."""
         self.rows += 1
+        if self.asked is not None and cells.get(self.asked) in ("", None):
+            return  # nothing to keep (a training-only row), so its index is not read either
         index = -1
         for name in self.index_columns:
             if cells.get(name) not in (None, ""):
@@ -126,8 +128,7 @@ class Columns:
                 index, self.index_name = found, name
                 break
         if self.asked is not None:
-            if self.asked in cells:
-                self.add(self.asked, cells[self.asked], index, place)
+            self.add(self.asked, cells[self.asked], index, place)
             return
         for name, value in cells.items():
             if name not in self.index_columns:  # the index is no metric to keep

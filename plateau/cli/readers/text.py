@@ -61,10 +61,8 @@ def text_columns(source: str, stream: BinaryIO, column: str | None) -> Columns:
     else:
         columns = _csv(source, first, rows, lines, column)
     if columns.place == "line {}" and not lines.ended:  # line by line (CSV, JSON lines)
-        columns.warnings.append(
-            f"{source}, line {lines.number}: the last line has no line end, so it may be cut "
-            "short (a log still being written?)"
-        )
+        cut = f"{source}, line {lines.number}: the last line has no line end, so it may be cut"
+        columns.warnings.append(f"{cut} short (a log still being written?)")
     return columns
 
 

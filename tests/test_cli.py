@@ -633,6 +633,8 @@ BAD_LOGS = [
         ["objects.json", "item 1", "'val_loss'", "True"],
     ),
     ("broken.json", "[1.0, 0.5", [], ["broken.json", "line 1", "invalid JSON"]),
+    # Two items without a comma: refused, not read as [1.0, 2.0] by skipping a digit.
+    ("nocomma.json", "[1.0\n 22]", [], ["nocomma.json", "line 2", "invalid JSON", "','"]),
     (
         "lines.jsonl",
         '{"val_loss": 1}\n{"val_loss": "abc"}\n',

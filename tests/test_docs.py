@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -307,6 +308,17 @@ def test_cli_prints_what_the_page_shows(heading, index, args):
     result = simulate("examples/digits_metrics.csv", *args)
     assert result.returncode == 0, result.stderr
     assert_abridged_output(quoted[index], result.stdout)
+
+
+def test_readme_detector_comparison_is_what_its_command_prints():
+    text = section("README.md", "## Noisy metrics: judge the trend, not the best ever")
+    (command,) = [code for lang, code in code_blocks(text) if lang == "sh"]
+    (quoted,) = [code for lang, code in code_blocks(text) if lang == "text"]
+    program, subcommand, *args = shlex.split(command.replace("\\\n", " "))  # continued lines
+    assert (program, subcommand) == ("plateau", "simulate")
+    result = simulate(*args)
+    assert result.returncode == 0, result.stderr
+    assert_abridged_output(quoted, result.stdout)
 
 
 def test_cli_error_line_is_the_real_one(tmp_path):

@@ -26,7 +26,7 @@ import io
 import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from .. import __version__
@@ -34,9 +34,9 @@ from .._checks import show
 from .._config import PlateauConfig
 from .._core import PlateauState, init, step
 from .options import UsageError, add_schedule_options, base_config, compare_config, decimal_option
-from .output import FORMATS, write_csv, write_json, write_table
+from .output import WRITERS
 from .readers import STDIN, LogError, MetricLog, read_log
-from .replay import BASE_LABEL, ReplayRow, Run, replay
+from .replay import BASE_LABEL, Run, replay
 
 
 class _Parser(argparse.ArgumentParser):
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=tuple(WRITERS),
         default="table",
         help="table for people; csv and json carry every number exactly (default: table)",
     )
@@ -207,32 +207,16 @@ def simulate_command(args: argparse.Namespace, out: TextIO) -> None:
 
     rows = replay(log, runs, lrs)
     if args.plot is None:
-        _write(args.format, out, log, runs, lrs, rows)
+        WRITERS[args.format](out, log, runs, lrs, rows)
         return
     # The plot needs every state; the output waits for it, so that a plot that
     # cannot be written leaves stdout empty like every other error.
     states: list[list[PlateauState]] = [[] for _ in runs]
     text = io.StringIO()
-    _write(args.format, text, log, runs, lrs, plot.recording(rows, states))
+    WRITERS[args.format](text, log, runs, lrs, plot.recording(rows, states))
     plot.draw(figure, args.plot, log, runs, states, lrs, log_y=args.log_y)
     out.write(text.getvalue())
     print(f"plateau: wrote {args.plot}", file=sys.stderr)
-
-
-def _write(
-    form: str,
-    out: TextIO,
-    log: MetricLog,
-    runs: Sequence[Run],
-    lrs: tuple[float, ...],
-    rows: Iterable[ReplayRow],
-) -> None:
-    if form == "csv":
-        write_csv(out, log, runs, lrs, rows)
-    elif form == "json":
-        write_json(out, log, runs, lrs, rows)
-    else:
-        write_table(out, log, runs, lrs, rows)
 
 
 def _runs(args: argparse.Namespace) -> list[Run]:

@@ -6,6 +6,7 @@ checks, so that ``import plateau`` does not pay for compiling its patterns.
 
 from __future__ import annotations
 
+import math
 import re
 
 from .._checks import MAX_INT, show
@@ -41,6 +42,14 @@ def parse_decimal(text: str) -> float:
         ...
         ValueError: '1_0' is not a number
     """
+    try:  # the fast way first: float() of what loggers write
+        number = float(text) if type(text) is str else math.nan
+    except ValueError:
+        number = math.nan
+    # float() takes more than loggers write (1_0, non-ASCII digits, Unicode spaces):
+    # what is not plainly a finite ASCII number is judged by the pattern.
+    if number - number == 0.0 and text.isascii() and text.isprintable() and "_" not in text:
+        return number
     if not (isinstance(text, str) and _DECIMAL.fullmatch(text)):
         raise ValueError(f"{show(text)} is not a number")
     return float(text)
@@ -56,6 +65,8 @@ def parse_integer(text: str) -> int:
         >>> parse_integer(" 42"), parse_integer("-3")
         (42, -3)
     """
+    if type(text) is str and text.isascii() and text.isdigit() and len(text) < 19:
+        return int(text)  # the common case: plain digits, within 64 bits
     if not (isinstance(text, str) and _INTEGER.fullmatch(text)):
         raise ValueError(f"{show(text)} is not an integer")
     digits = text.strip(" \t").lstrip("+-").lstrip("0")

@@ -21,6 +21,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from .._checks import show
 from .._config import PlateauConfig
 from .numbers import parse_decimal, parse_integer
@@ -31,7 +33,9 @@ _BUILDERS: dict[str, Callable[..., PlateauConfig]] = {
     "keras": PlateauConfig.from_keras,
     "optax": PlateauConfig.from_optax,
 }
-_ALL, _TORCH = frozenset(RULES), frozenset({"torch"})
+_ALL, _TORCH, _KERAS, _OPTAX = (frozenset(r) for r in (RULES, ["torch"], ["keras"], ["optax"]))
+# Rule 2's detector: PlateauConfig's fields under any rules (no framework has them).
+_DETECTOR_FIELDS = ("detector", "window", "alpha")
 
 
 class UsageError(Exception):
@@ -62,29 +66,22 @@ _OPTIONS: tuple[tuple[str, Callable[[str], object], frozenset[str], str], ...] =
     ("patience", integer_option, _ALL, "epochs without improvement tolerated before a cut"),
     ("threshold", decimal_option, _TORCH, "margin a metric must beat the best by"),
     ("threshold_mode", str, _TORCH, "rel (margin best*threshold), abs or rel_abs"),
-    ("min_delta", decimal_option, frozenset({"keras"}), "Keras's absolute margin"),
-    ("rtol", decimal_option, frozenset({"optax"}), "optax's relative margin"),
-    ("atol", decimal_option, frozenset({"optax"}), "optax's absolute margin"),
+    ("min_delta", decimal_option, _KERAS, "Keras's absolute margin"),
+    ("rtol", decimal_option, _OPTAX, "optax's relative margin"),
+    ("atol", decimal_option, _OPTAX, "optax's absolute margin"),
     ("cooldown", integer_option, _ALL, "epochs after a cut during which none is counted bad"),
-    (
-        "min_lr",
-        decimal_option,
-        frozenset({"torch", "keras"}),
-        "floor of the lr; repeat: one per --lr",
-    ),
-    ("min_scale", decimal_option, frozenset({"optax"}), "optax's floor of the lr scale"),
+    ("min_lr", decimal_option, _TORCH | _KERAS, "floor of the lr; repeat: one per --lr"),
+    ("min_scale", decimal_option, _OPTAX, "optax's floor of the lr scale"),
     ("eps", decimal_option, _TORCH, "a cut of eps or less is not applied"),
     ("on_nonfinite", str, _TORCH, "what a nan/inf metric does: bad (as torch), raise or skip"),
-    (
-        "accumulation_size",
-        integer_option,
-        frozenset({"torch", "optax"}),
-        "values averaged per decision",
-    ),
+    ("accumulation_size", integer_option, _TORCH | _OPTAX, "values averaged per decision"),
     ("ema_decay", _or_none(decimal_option), _TORCH, "smooth the metric by this EMA decay, or none"),
     ("max_reductions", _or_none(integer_option), _TORCH, "cuts allowed at most, or none"),
     ("warmup_epochs", integer_option, _TORCH, "epochs of linear warmup before the plateau rule"),
     ("warmup_start_factor", decimal_option, _TORCH, "the warmup's first lr, as a fraction"),
+    ("detector", str, _ALL, "the improvement test: best (torch's), window_best or slope"),
+    ("window", integer_option, _ALL, "values window_best and slope judge over (default 10)"),
+    ("alpha", decimal_option, _ALL, "the slope test's significance level (default 0.05)"),
 )
 _BY_NAME = {name: (parse, rules) for name, parse, rules, _ in _OPTIONS}
 
@@ -133,8 +130,11 @@ def build(rules: str, values: dict[str, Any], where: str = "invalid config") -> 
         if rules not in _BY_NAME[name][1]:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{where}: {flag} does not apply under --rules {rules}")
+    detector = {name: value for name, value in values.items() if name in _DETECTOR_FIELDS}
+    framework = {name: value for name, value in values.items() if name not in _DETECTOR_FIELDS}
     try:
-        return _BUILDERS[rules](**values)
+        config = _BUILDERS[rules](**framework)
+        return attrs.evolve(config, **detector) if detector else config
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{where}: {exc}") from None
 

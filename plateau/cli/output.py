@@ -19,7 +19,6 @@ from typing import TextIO
 
 from .replay import MetricLog, ReplayRow, Run, cut, describe, start_lrs
 
-FORMATS = ("table", "csv", "json")
 # Rows are written in batches: one write call per row would cost more than the row.
 _BATCH = 4096
 
@@ -244,3 +243,7 @@ def write_table(
             for run, epochs, final in zip(runs, cut_epochs, before, strict=True)
         ]
     out.write("\n".join(lines) + "\n")
+
+
+# Each --format's writer, by name; the first is the default.
+WRITERS = {"table": write_table, "csv": write_csv, "json": write_json}

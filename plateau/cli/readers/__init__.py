@@ -2,9 +2,7 @@ r"""One metric out of a trainer's log, in one pass: the format, its reader, the 
 
 :func:`read_log` finds the format; its reader (:mod:`.text`, :mod:`.tensorboard`,
 :mod:`.mlflow`) adds the values to a :class:`~._metrics.Columns`, which chooses the
-column. A directory is looked into: a ``trainer_state.json`` or ``metrics.csv``,
-an ``mlflow.db``, an MLflow file store, else the runs below it. A pipe is read
-once, as text. Errors are :class:`LogError`: one line naming the file and place.
+column. Errors are :class:`LogError`: one line naming the file and place.
 
 Example:
     >>> import io
@@ -37,65 +35,52 @@ def read_log(
     every_row: bool = False,
     stdin: BinaryIO | None = None,
 ) -> MetricLog:
-    """Read `path` (``-`` for `stdin`) and pick its metric column.
+    """Read `path` (a file, a pipe, a directory, or ``-`` for `stdin`); pick its metric column.
 
-    Args:
-        path: The log: a file, a pipe, a directory, or ``-`` for `stdin`.
-        column: The metric to replay; None to choose as the format says.
-        run: The run, where the log holds several (an MLflow run id or name, a
-            directory below `path`).
-        every_row: Replay every value, not only the last of each epoch.
-        stdin: What ``-`` reads.
+    `column`, `run` and `every_row` are the options ``--column``, ``--run`` and
+    ``--every-row``: None (False) chooses as docs/cli.md says.
 
     Raises:
         LogError: the log cannot be read or holds no usable metric.
     """
     if path == STDIN:
-        return _stream("<stdin>", stdin or io.BytesIO(), column, run, every_row)
-    if os.path.isdir(path):
+        source, stream = "<stdin>", stdin or io.BytesIO()
+    elif os.path.isdir(path):
         return _directory(path, column, run, every_row)
-    try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except FileNotFoundError:
-        raise LogError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise LogError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with stream:
-        if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):  # a pipe is read once, as text
-            head = stream.peek(80)
-            if head.startswith(mlflow.SQLITE_MAGIC):
-                return mlflow.read_sqlite(path, column, run, every_row)
-            if tensorboard.is_event_file(path) or _EVENT_MAGIC in head[:64]:
-                _no_run(path, run)
-                return tensorboard.read_events(path, [path], column).choose(every_row, "epoch")
-        return _stream(path, stream, column, run, every_row)
-
-
-def _stream(
-    source: str, stream: BinaryIO, column: str | None, run: str | None, every_row: bool
-) -> MetricLog:
-    _no_run(source, run)
+    else:
+        try:
+            source, stream = path, open(path, "rb")  # noqa: SIM115 - closed by the with below
+        except FileNotFoundError:
+            raise LogError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise LogError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if not hasattr(stream, "peek"):  # a BytesIO: buffered, so that its head can be seen
         stream = io.BufferedReader(stream)  # type: ignore[type-var]
-    head: bytes = stream.peek(64)
-    if head.startswith(b"\x1f\x8b"):
-        raise LogError(
-            f"{source}: a gzip file; decompress it first (gunzip -c FILE | plateau simulate -)"
-        )
-    if head.startswith(mlflow.SQLITE_MAGIC) or _EVENT_MAGIC in head[:64]:
-        what = (
-            "an MLflow SQLite store" if head.startswith(b"SQLite") else "a TensorBoard event file"
-        )
-        raise LogError(f"{source}: {what} is read from its path, not from a pipe")
-    return text.text_columns(source, stream, column).choose(every_row)
+    with stream:
+        head: bytes = stream.peek(80)[:80]
+        sqlite = head.startswith(mlflow.SQLITE_MAGIC)
+        events = _EVENT_MAGIC in head[:64] or tensorboard.is_event_file(source)
+        regular = path != STDIN and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        if (sqlite or events) and not regular:  # their libraries open the path
+            what = "an MLflow SQLite store" if sqlite else "a TensorBoard event file"
+            raise LogError(f"{source}: {what} is read from its path, not from a pipe")
+        if sqlite:
+            return mlflow.read_sqlite(path, column, run, every_row)
+        if run is not None:
+            raise LogError(f"{source}: --run {run!r} applies to logs of several runs only")
+        if events:
+            return tensorboard.read_events(path, [path], column).choose(every_row)
+        if head.startswith(b"\x1f\x8b"):
+            raise LogError(
+                f"{source}: a gzip file; decompress it first (gunzip -c FILE | plateau simulate -)"
+            )
+        return text.text_columns(source, stream, column).choose(every_row)
 
 
 def _directory(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:
-    for name in (text.TRAINER_STATE, "metrics.csv"):
+    for name in (text.TRAINER_STATE, "metrics.csv", "mlflow.db"):
         if os.path.isfile(os.path.join(path, name)):
             return read_log(os.path.join(path, name), column, run, every_row)
-    if os.path.isfile(os.path.join(path, "mlflow.db")):
-        return mlflow.read_sqlite(os.path.join(path, "mlflow.db"), column, run, every_row)
     if mlflow.run_dirs(path):
         return mlflow.read_file_store(path, column, run, every_row)
     runs = {}  # the directories below holding a run's log: event files, or a metrics.csv
@@ -116,7 +101,7 @@ def _directory(path: str, column: str | None, run: str | None, every_row: bool) 
     if not tensorboard.is_event_file(runs[name][0]):
         return read_log(runs[name][0], column, None, every_row)
     source = os.path.join(path, name)
-    return tensorboard.read_events(source, runs[name], column).choose(every_row, "epoch")
+    return tensorboard.read_events(source, runs[name], column).choose(every_row)
 
 
 def _holds(name: str, files: list[str]) -> list[str]:
@@ -128,8 +113,3 @@ def _holds(name: str, files: list[str]) -> list[str]:
             return text.text_columns(name, stream, None).candidates()
     except LogError as exc:
         return [f"unreadable: {str(exc).partition(': ')[2]}"]
-
-
-def _no_run(source: str, run: str | None) -> None:
-    if run is not None:
-        raise LogError(f"{source}: --run {run!r} applies to logs of several runs only")

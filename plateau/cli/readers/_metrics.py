@@ -1,10 +1,7 @@
 """What a reader keeps while it reads, and how the column and its values are chosen.
 
-A reader adds each value to a :class:`Columns`: per column the value, the epoch or
-step it was logged at and its place (a line, an item), 24 bytes, so memory is what
-is kept per value, never the file. A missing value (an empty cell, Keras's ``NA``,
-``null``, an absent key) skips the row; ``nan`` and ``inf`` are numbers; a number in
-text is one as loggers write it (:func:`plateau.cli.numbers.parse_decimal`).
+A reader adds each value to a :class:`Columns`, which keeps per value its number,
+epoch or step and place (24 bytes), never the file; docs/cli.md says which values count.
 """
 
 from __future__ import annotations
@@ -19,8 +16,7 @@ from ..numbers import parse_decimal
 from ..replay import MetricLog
 
 INDEX_COLUMNS = ("epoch", "step")
-# Learning rates logged beside the metrics (Keras's learning_rate_*, Lightning's
-# LearningRateMonitor lr-SGD): the schedule's output, never its input.
+# Learning rates logged beside the metrics (Keras's, Lightning's lr-SGD): never the metric.
 LR_COLUMNS, LR_PREFIXES = ("lr", "learning_rate"), ("learning_rate_", "lr-")
 MISSING_CELLS = frozenset({"", "NA"})  # NA: keras.callbacks.CSVLogger's absent key
 _LISTED = 12  # names in a message, at most: a log of 100,000 columns gets one short line
@@ -55,14 +51,6 @@ def number(value: object) -> float | None:
     if type(value) is float:  # a JSON number: the common case, and no ABC to ask
         return value
     if isinstance(value, str):
-        try:  # the fast way first: float() of what loggers write
-            metric = float(value)
-        except ValueError:
-            metric = float("nan")
-        # float() takes more than loggers write (1_0, non-ASCII digits, Unicode
-        # spaces): what is not plainly a finite ASCII number is judged the strict way.
-        if metric - metric == 0.0 and value.isascii() and value.isprintable() and "_" not in value:
-            return metric
         return None if value.strip(" \t") in MISSING_CELLS else parse_decimal(value)
     if value is None:
         return None
@@ -105,12 +93,9 @@ class _Column:
 class Columns:
     """The columns of one log, filled row by row (tables) or value by value (series).
 
-    Args:
-        source: Names the log in messages.
-        place: How a place is named, with ``{}`` for its number (``line {}``).
-        column: The column asked for; None keeps every column, to choose from at the end.
-        index_columns: The columns that index rows, the first present used.
-        default: The format's default metric.
+    `place` names a place with ``{}`` for its number (``line {}``); `column` is the one
+    asked for (None keeps all, to choose at the end); a row's index is the first of
+    `index_columns` it has; `default` is the format's default metric.
     """
 
     def __init__(
@@ -122,13 +107,17 @@ class Columns:
         default: str = "val_loss",
     ) -> None:
         self.source, self.place, self.asked, self.default = source, place, column, default
-        self.index_columns, self.index_name, self.rows = index_columns, "row", 0
+        # A series (no index columns: TensorBoard's, MLflow's) is by step.
+        self.index_columns, self.index_name = index_columns, "row" if index_columns else "step"
+        self.rows = 0  # rows added (tables): those without the chosen column were skipped
         self.columns: dict[str, _Column] = {}
         self.warnings: list[str] = []
 
     def add_row(self, place: int, cells: Mapping[str, object]) -> None:
         """Add a table row: each column's value at the row's epoch (or step)."""
         self.rows += 1
+        if self.asked is not None and cells.get(self.asked) in ("", None):
+            return  # nothing to keep (a training-only row), so its index is not read either
         index = -1
         for name in self.index_columns:
             if cells.get(name) not in (None, ""):
@@ -139,14 +128,16 @@ class Columns:
                 index, self.index_name = found, name
                 break
         if self.asked is not None:
-            if self.asked in cells:
-                self.add(self.asked, cells[self.asked], index, place)
+            self.add(self.asked, cells[self.asked], index, place)
             return
         for name, value in cells.items():
             if name not in self.index_columns:  # the index is no metric to keep
                 self.add(name, value, index, place)
             else:
                 self.seen(name)
+        default = self.columns.get(self.default)
+        if default is not None and default.values:  # the default will be chosen: keep it only
+            self.asked = self.default
 
     def seen(self, name: str) -> None:
         """Note that the log has column `name`, without keeping its values."""
@@ -176,15 +167,13 @@ class Columns:
             and column.values
         ]
 
-    def choose(self, every_row: bool, epoch_tag: str | None = None) -> MetricLog:
+    def choose(self, every_row: bool) -> MetricLog:
         """The chosen column's values; the last of each epoch unless `every_row`.
 
-        `epoch_tag` names a series log's (TensorBoard's, MLflow's) column whose value
-        at each step is that step's epoch; a table's rows carry their own.
+        A series' (TensorBoard's, MLflow's) ``epoch`` tag gives each step's epoch.
 
         Raises:
-            LogError: the column asked for is absent, there is no single choice, or
-                the column holds a value that is not a number, or none at all.
+            LogError: no single column to choose, or one holding no number or a non-number.
         """
         name = self._chosen()
         column = self.columns[name]
@@ -194,8 +183,8 @@ class Columns:
         if not column.values:
             raise LogError(f"{self.source}: column {name!r} has no values ({self.rows} rows)")
         index_name, index = self.index_name, column.index
-        if epoch_tag in self.columns and name != epoch_tag:
-            steps, marks = self.columns[epoch_tag].index, self.columns[epoch_tag].values
+        if not self.index_columns and "epoch" in self.columns and name != "epoch":
+            steps, marks = self.columns["epoch"].index, self.columns["epoch"].values
             at = (max(bisect.bisect_right(steps, step) - 1, 0) for step in index)
             index_name, index = "epoch", array("q", (int(marks[i]) for i in at))
         if -1 in index:  # some rows have no index: number the values instead

@@ -1,11 +1,8 @@
 """MLflow runs: ``mlflow.db`` through mlflow's own client, the file store with the stdlib.
 
-``mlflow.db`` (MLflow 3's default) is read with ``MlflowClient`` (``plateau-lr[mlflow]``),
-whatever schema its migrations left. The file store (``mlruns/``, kept by MLflow 3 in
-maintenance mode) is plain text: ``<experiment>/<run>/metrics/<key>`` holds a line
-``<timestamp_ms> <value> <step>`` per value. Several runs need ``--run`` (an id or a
-name). A key's values are replayed in step order (ties in logging order); an
-``epoch`` key tells each step's epoch.
+The file store's ``<experiment>/<run>/metrics/<key>`` holds a line ``<timestamp_ms>
+<value> <step>`` per value. A key's values are replayed in step order (ties in logging
+order); an ``epoch`` key tells each step's epoch.
 """
 
 from __future__ import annotations
@@ -45,8 +42,7 @@ def pick(source: str, runs: Sequence[_Run], run: str | None) -> _Run:
     """The run asked for (by id or name), or the only one.
 
     Raises:
-        LogError: no run, or several and none (or no single one) asked for; the
-            message lists each run and the metrics it holds.
+        LogError: no single run: the message lists each run and the metrics it holds.
     """
     matches = [r for r in runs if run in r[:2]] if run is not None else list(runs)
     if len(matches) == 1:
@@ -64,46 +60,38 @@ def pick(source: str, runs: Sequence[_Run], run: str | None) -> _Run:
 def _series(path: str, chosen: _Run, column: str | None, place: str) -> Columns:
     """Where the chosen run's values go: named as the output names what it replayed."""
     run_id, name, _ = chosen
-    source = f"{path}, run {run_id}" + (f" ({name})" if name else "")
-    series = Columns(source, place, column, index_columns=())
-    series.index_name = "step"
-    return series
+    return Columns(f"{path}, run {run_id}" + (f" ({name})" if name else ""), place, column, ())
 
 
 def read_file_store(path: str, column: str | None, run: str | None, every_row: bool) -> MetricLog:
     """Read one metric of one run of an MLflow file store at `path`.
 
     Raises:
-        LogError: no run, several runs and no ``--run``, a malformed metric file,
-            or no single metric to replay.
+        LogError: no single run or metric to replay, or a malformed metric file.
     """
     dirs = {os.path.basename(run_dir): run_dir for run_dir in run_dirs(path)}
-    runs = []
-    for run_id, run_dir in dirs.items():
-        metrics = os.path.join(run_dir, "metrics")
-        keys = sorted(
-            os.path.relpath(os.path.join(root, name), metrics).replace(os.sep, "/")
-            for root, _, names in os.walk(metrics)
-            for name in names
-        )
-        runs.append((run_id, _run_name(run_dir), keys))
+    runs = [(run_id, _run_name(run_dir), _keys(run_dir)) for run_id, run_dir in dirs.items()]
     chosen = pick(path, runs, run)
     series, run_dir = _series(path, chosen, column, "line {}"), dirs[chosen[0]]
     for key in chosen[2]:
         if column is None or key in (column, "epoch"):
             _metric_file(os.path.join(run_dir, "metrics", *key.split("/")), key, series)
-    return series.choose(every_row, "epoch")
+    return series.choose(every_row)
+
+
+def _keys(run_dir: str) -> list[str]:
+    """A run's metric keys: the files below its ``metrics/`` (a key may hold ``/``)."""
+    metrics = Path(run_dir, "metrics")
+    return sorted(p.relative_to(metrics).as_posix() for p in metrics.rglob("*") if p.is_file())
 
 
 def _run_name(run_dir: str) -> str:
-    try:
-        with open(os.path.join(run_dir, "meta.yaml"), encoding="utf-8") as file:
-            for line in file:
-                if line.startswith("run_name:"):
-                    return line.partition(":")[2].strip().strip("'\"")
-    except (OSError, UnicodeDecodeError):
-        pass
-    return ""
+    meta = os.path.join(run_dir, "meta.yaml")
+    with contextlib.suppress(OSError, UnicodeDecodeError), open(meta, encoding="utf-8") as file:
+        for line in file:
+            if line.startswith("run_name:"):
+                return line.partition(":")[2].strip().strip("'\"")
+    return ""  # unnamed, or no readable meta.yaml: the run is named by its id
 
 
 def _metric_file(file: str, key: str, series: Columns) -> None:
@@ -141,8 +129,7 @@ def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool)
     """Read one metric of one run of an MLflow SQLite store (``mlflow.db``).
 
     Raises:
-        LogError: no ``mlflow``, not an MLflow store, several runs and no ``--run``,
-            or no single metric to replay.
+        LogError: no ``mlflow``, not an MLflow store, or no single run or metric to replay.
     """
     _check_tables(path)  # the client would create its tables in any other SQLite file
     try:
@@ -165,7 +152,7 @@ def read_sqlite(path: str, column: str | None, run: str | None, every_row: bool)
                     series.add(key, metric.value, metric.step, metric.step)
     except MlflowException as exc:
         raise LogError(f"{path}: mlflow cannot read it: {exc.message}") from None
-    return series.choose(every_row, "epoch")
+    return series.choose(every_row)
 
 
 def _check_tables(path: str) -> None:

@@ -1,11 +1,8 @@
 """TensorBoard event files, read with the ``tensorboard`` package's own reader.
 
-Needs ``plateau-lr[tensorboard]`` (torch's ``SummaryWriter`` needs it too). Only
-scalars are kept: a ``simple_value`` (``SummaryWriter``, tensorboardX, TF1) or a
-one-element tensor of no plugin but ``scalars`` (TF2's ``tf.summary.scalar``). Each
-tag is a series by step; an ``epoch`` tag (Lightning writes one) tells each step's
-epoch. The library stops silently at a truncated or damaged record: what it read
-is counted, so a file that ends early is warned about, naming the byte.
+Only scalars are kept: a ``simple_value`` or a one-element tensor of no plugin but
+``scalars`` (TF2). The library stops silently at a damaged record: what it read is
+counted, so a file that ends early is warned about, naming the byte.
 """
 
 from __future__ import annotations
@@ -25,11 +22,7 @@ def is_event_file(name: str) -> bool:
 
 
 def read_events(source: str, files: Sequence[str], column: str | None) -> Columns:
-    """Every scalar of `files` (one run), by tag, to choose from.
-
-    Raises:
-        LogError: no ``tensorboard`` package, or a file that cannot be read.
-    """
+    """Every scalar of `files` (one run), by tag, to choose from; LogError if unreadable."""
     try:
         from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
         from tensorboard.compat.proto.event_pb2 import Event
@@ -37,7 +30,6 @@ def read_events(source: str, files: Sequence[str], column: str | None) -> Column
     except ImportError:
         raise LogError(f"{source}: reading TensorBoard event files needs '{EXTRA}'") from None
     series = Columns(source, "event {}", column, index_columns=())
-    series.index_name = "step"  # each tag is a series by step
     other_tags: set[str] = set()  # TF2 writes a tag's plugin only on its first event
     count = 0
     for path in files:

@@ -1,11 +1,7 @@
 r"""Text logs, read once as a stream with the standard library: CSV, JSON, JSON lines.
 
-CSV has a header row (a first line that is a bare number starts a file of bare
-numbers, read whole). JSON lines hold an object a line, split on ``\n`` only; one
-JSON document is a list (of numbers or of objects, decoded an item at a time), an
-object of equal-length lists (a Keras ``History`` dump: row i is epoch i), or HF
-Trainer's ``trainer_state.json`` (its ``log_history``, by ``step``; ``eval_loss``
-is the default). Bytes are decoded line by line, so a bad byte is named by its line.
+Bytes are decoded line by line (split on ``\n`` only), so a bad byte is named by its
+line; the shapes each format may take are docs/cli.md's.
 
 Example:
     >>> import io
@@ -21,7 +17,7 @@ import csv
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import BinaryIO
 
 from ..._checks import show
@@ -52,17 +48,9 @@ class _Lines:
                 where = f"{self.source}, line {self.number}"
                 raise LogError(f"{where}: not UTF-8 text (byte {exc.start + 1})") from None
 
-    def warnings(self) -> list[str]:
-        cut = f"{self.source}, line {self.number}: the last line has no line end, so it may be"
-        return [] if self.ended else [f"{cut} cut short (a log still being written?)"]
-
 
 def text_columns(source: str, stream: BinaryIO, column: str | None) -> Columns:
-    """The columns of a text log, to choose from (`column` only, when given).
-
-    Raises:
-        LogError: a malformed log.
-    """
+    """The columns of a text log to choose from (`column` only, if given); LogError if malformed."""
     lines = _Lines(source, stream)
     rows = iter(lines)
     first = next((line for line in rows if line.strip()), None)
@@ -72,8 +60,9 @@ def text_columns(source: str, stream: BinaryIO, column: str | None) -> Columns:
         columns = _json(source, first, rows, lines, column)
     else:
         columns = _csv(source, first, rows, lines, column)
-    if columns.place == "line {}":  # line by line (CSV, JSON lines): a cut is not caught
-        columns.warnings += lines.warnings()
+    if columns.place == "line {}" and not lines.ended:  # line by line (CSV, JSON lines)
+        cut = f"{source}, line {lines.number}: the last line has no line end, so it may be cut"
+        columns.warnings.append(f"{cut} short (a log still being written?)")
     return columns
 
 
@@ -135,9 +124,8 @@ def _decode(source: str, text: str, start: int, line: int = 0) -> tuple[object, 
         raise LogError(f"{source}, {where}: invalid JSON: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:  # a duplicate key, too many digits, nesting
         what = "JSON nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise LogError(
-            f"{source}, line {line or text.count(chr(10), 0, start) + 1}: {what}"
-        ) from None
+        at = line or text.count("\n", 0, start) + 1
+        raise LogError(f"{source}, line {at}: {what}") from None
 
 
 def _json(
@@ -148,19 +136,15 @@ def _json(
             item = _DECODER.decode(first)
         except (ValueError, RecursionError):
             item = None  # an object over several lines: one document
-        if isinstance(item, dict) and not _is_document(item):
-            columns = Columns(source, "line {}", column)
-            columns.add_row(lines.number, item)
-            for line in rest:
-                if line.strip():
-                    row, _ = _decode(source, line.strip(), 0, lines.number)
-                    if not isinstance(row, dict):
-                        raise LogError(
-                            f"{source}, line {lines.number}: expected a JSON object, "
-                            f"got {show(row)}"
-                        )
-                    columns.add_row(lines.number, row)
-            return columns
+        # A row, not a whole log: a History dump's or trainer_state.json's values are lists.
+        if isinstance(item, dict) and not any(isinstance(v, list) for v in item.values()):
+            after = (
+                (lines.number, _decode(source, line.strip(), 0, lines.number)[0])
+                for line in rest
+                if line.strip()
+            )
+            table = Columns(source, "line {}", column)
+            return _add_rows(table, itertools.chain([(lines.number, item)], after))
     # One document: a list is read item by item from its text, never held as objects.
     text = first + "".join(rest)
     start = len(text) - len(text.lstrip())
@@ -171,18 +155,15 @@ def _json(
         at = text.count("\n", 0, end) + 1
         raise LogError(f"{source}, line {at}: more than one JSON value, or not an object")
     if isinstance(document.get("log_history"), list):  # HF Trainer's trainer_state.json
-        rows, table = (
-            document["log_history"],
-            Columns(source, "log_history[{}]", column, ("step",), "eval_loss"),
-        )
+        rows = document["log_history"]
+        table = Columns(source, "log_history[{}]", column, ("step",), "eval_loss")
     elif document and all(isinstance(values, list) for values in document.values()):
         lengths = {name: len(values) for name, values in document.items()}
         if len(set(lengths.values())) > 1:
             raise LogError(
                 f"{source}: the JSON object's columns differ in length "
-                f"({listing(f'{k}: {n}' for k, n in lengths.items())}), "
-                "so row i cannot be lined up across them (Keras's history.history does this under "
-                "validation_freq > 1; its CSVLogger file marks those epochs NA instead)"
+                f"({listing(f'{k}: {n}' for k, n in lengths.items())}): Keras's History under "
+                "validation_freq > 1; its CSVLogger file lines the epochs up (NA where none)"
             )
         count, table = max(lengths.values()), Columns(source, "index {}", column)
         rows = [{"epoch": i, **{k: v[i] for k, v in document.items()}} for i in range(count)]
@@ -191,53 +172,50 @@ def _json(
             f"{source}: a JSON object is read as JSON lines (one object per line) or as "
             "an object of columns (every value a list, as json.dump(history.history, f) writes)"
         )
-    for number, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise LogError(
-                f"{source}, {table.place.format(number)}: expected an object, got {show(row)}"
-            )
-        table.add_row(number, row)
-    if not table.rows:
+    if not rows:
         raise LogError(f"{source}: no rows (log_history is empty, or the columns are)")
+    return _add_rows(table, enumerate(rows))
+
+
+def _add_rows(table: Columns, rows: Iterable[tuple[int, object]]) -> Columns:
+    """Add each (place, row) to `table`; every row must be a JSON object."""
+    for place, row in rows:
+        if not isinstance(row, Mapping):
+            where = f"{table.source}, {table.place.format(place)}"
+            raise LogError(f"{where}: expected a JSON object, got {show(row)}")
+        table.add_row(place, row)
     return table
 
 
-def _is_document(item: Mapping[str, object]) -> bool:
-    """Whether a one-line object is a whole log (columns, trainer state), not a row."""
-    return isinstance(item.get("log_history"), list) or any(
-        isinstance(value, list) for value in item.values()
-    )
-
-
 def _json_list(source: str, text: str, start: int, column: str | None) -> Columns:
-    """A JSON list's items, decoded one at a time: numbers, or objects (rows)."""
-    columns = Columns(source, "item {}", column)
-    kind: type | None = None  # dict for rows, else bare numbers
+    """A JSON list's items, decoded one at a time: objects (rows), or bare numbers."""
+    items = _items(source, text, start)
+    first = next(items, None)
+    if first is None:
+        raise LogError(f"{source}: empty JSON list")
+    if isinstance(first[1], dict):
+        return _add_rows(Columns(source, "item {}", column), itertools.chain([first], items))
+    if column is not None:
+        raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
+    numbers = Columns(source, "item {}", "metric")
+    for number, item in itertools.chain([first], items):
+        numbers.add_row(number, {"metric": item})  # not a number: refused, naming the item
+    return numbers
+
+
+def _items(source: str, text: str, start: int) -> Iterator[tuple[int, object]]:
+    """Each item, numbered, of the JSON list whose first item is at `start` of `text`."""
     number, position = 0, _skip(text, start)
     while text[position : position + 1] != "]":
         if number:
             if text[position : position + 1] != ",":
-                _decode(source, text, position)  # names the place
+                line = text.count("\n", 0, position) + 1
+                raise LogError(f"{source}, line {line}: invalid JSON: expected ',' or ']'")
             position = _skip(text, position + 1)
         item, position = _decode(source, text, position)
+        yield number, item
         position = _skip(text, position)
-        if item is not None and kind is None:
-            kind = dict if isinstance(item, dict) else float
-            if kind is float and column is not None:
-                raise LogError(f"{source}: {_NO_COLUMNS.format(column)}")
-            columns.asked = column if kind is dict else "metric"
-        if item is not None and (
-            isinstance(item, dict) != (kind is dict) or isinstance(item, list)
-        ):
-            what = "an object" if kind is dict else "a number"
-            raise LogError(
-                f"{source}, item {number}: expected {what} like those before, got {show(item)}"
-            )
-        columns.add_row(number, item if isinstance(item, dict) else {"metric": item})
         number += 1
-    if not number:
-        raise LogError(f"{source}: empty JSON list")
-    return columns
 
 
 def _skip(text: str, position: int) -> int:

@@ -260,3 +260,21 @@ def publish_settings(cls: type, skip: Collection[str] = ()) -> None:
     explicit = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
     more = config_parameters(skip=[*skip, *(p.name for p in explicit)])
     init.__signature__ = signature.replace(parameters=[*explicit, *more])
+
+
+def check_same_config(saved: PlateauConfig, expected: PlateauConfig, name: str, whose: str) -> None:
+    """Refuse a saved config that differs from `expected`, naming each field that differs.
+
+    Example:
+        >>> check_same_config(PlateauConfig(patience=2), PlateauConfig(), "d['config']", "this")
+        Traceback (most recent call last):
+        ...
+        ValueError: d['config'] differs from this config: patience=2 (this: 10)
+    """
+    if saved != expected:
+        differ = ", ".join(
+            f"{f.name}={show(getattr(saved, f.name))} ({whose}: {show(getattr(expected, f.name))})"
+            for f in attrs.fields(PlateauConfig)
+            if getattr(saved, f.name) != getattr(expected, f.name)
+        )
+        raise ValueError(f"{name} differs from {whose} config: {differ}")

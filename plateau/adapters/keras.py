@@ -425,8 +425,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if d["config"] is not None or d["state"] is not None:
             saved, state = _shared.load_saved(d, "d")
             expected = self.config or self._config_for(saved.mode)
-            if saved != expected:
-                raise ValueError(f"the saved config {saved} is not this callback's {expected}")
+            _shared.check_same_config(saved, expected, "d['config']", "this callback's")
         optimizer = getattr(self.model, "optimizer", None)
         # A MultiOptimizer learns its sub-optimizers when built: until then only
         # on_train_begin can count them.

@@ -263,7 +263,7 @@ def test_attribute_writes_replace_config_and_state():
         ("threshold_mode", "relative", ValueError, "'threshold_mode' must be one of"),
         ("eps", math.nan, ValueError, "'eps' must be finite and >= 0, got nan"),
         ("best", math.nan, ValueError, "'best' must be a float other than NaN, got nan"),
-        ("best", "0.5", TypeError, "'best' must be a float other than NaN, got '0.5'"),
+        ("best", "0.5", TypeError, "'best' must be a real number, got str: '0.5'"),
         ("num_bad_epochs", -1, ValueError, "'num_bad_epochs' must be >= 0, got -1"),
         ("last_epoch", 1.5, TypeError, "'last_epoch' must be an int, got float: 1.5"),
         ("cooldown_counter", True, TypeError, "'cooldown_counter' must be an int, got bool"),

@@ -33,6 +33,7 @@ from .. import __version__
 from .._checks import show
 from .._config import PlateauConfig
 from .._core import PlateauState, init, step
+from . import restores
 from .options import UsageError, add_schedule_options, base_config, compare_config, decimal_option
 from .output import WRITERS
 from .readers import STDIN, LogError, MetricLog, read_log
@@ -182,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="draw the metric on a log scale in the plot",
     )
+    sim.add_argument(
+        "--restore-best",
+        action="store_true",
+        help="also say, after the table, where restore_best=True would have put back the "
+        "best epoch's weights: at each cut, those of the last improvement",
+    )
     return parser
 
 
@@ -205,9 +212,19 @@ def simulate_command(args: argparse.Namespace, out: TextIO) -> None:
         print(f"plateau: warning: {warning}", file=sys.stderr)
     _check_nonfinite(log, runs, lrs)
 
+    if args.restore_best and args.format != "table":
+        raise UsageError(
+            "--restore-best marks the table; csv and json already carry each row's decision"
+        )
     rows = replay(log, runs, lrs)
+    rollbacks = None
+    if args.restore_best:
+        rollbacks = restores.Recording(rows, runs, log.index_name)
+        rows = iter(rollbacks)
     if args.plot is None:
         WRITERS[args.format](out, log, runs, lrs, rows)
+        if rollbacks is not None:
+            out.write(rollbacks.summary())
         return
     # The plot needs every state; the output waits for it, so that a plot that
     # cannot be written leaves stdout empty like every other error.
@@ -216,6 +233,8 @@ def simulate_command(args: argparse.Namespace, out: TextIO) -> None:
     WRITERS[args.format](text, log, runs, lrs, plot.recording(rows, states))
     plot.draw(figure, args.plot, log, runs, states, lrs, log_y=args.log_y)
     out.write(text.getvalue())
+    if rollbacks is not None:
+        out.write(rollbacks.summary())
     print(f"plateau: wrote {args.plot}", file=sys.stderr)
 
 

@@ -3,8 +3,8 @@
 :func:`plateau.step` decides on the host, once per epoch, between jitted steps;
 this module finds the lrs in an optax state (:func:`lr_paths`: the scales of
 :func:`scale_by_plateau` if any, else every ``optax.inject_hyperparams``
-``learning_rate``), reads them and writes new ones in their own dtype, shape and
-weak type, so a jitted update is never retraced.
+``learning_rate``), reads them and writes new ones in their own sharding, dtype,
+shape and weak type, so a jitted update is never retraced, on one device or a mesh.
 
 Example:
     >>> import jax.numpy as jnp, optax, plateau
@@ -193,22 +193,16 @@ def _read(leaves: list[Any], found: tuple[_Lr, ...]) -> tuple[float, ...]:
 
 
 def _write(leaves: list[Any], treedef: Any, found: tuple[_Lr, ...], new: dict[int, float]) -> Any:
-    """The opt_state with lr i set to ``new[i]``, each in its old leaf's dtype, shape, weak type."""
+    """The opt_state with lr i set to ``new[i]``, like its old leaf (sharding, dtype, weak type)."""
     out = list(leaves)
     for i, lr in new.items():
+        old = out[found[i].leaf]
+        # Eager, not jitted: jit's outputs land on one device, and a step given an lr
+        # replicated over a mesh would compile again (on Explicit axes jit fails).
+        if hasattr(old, "dtype"):  # full_like keeps the dtype and weak type
+            lr = jax.device_put(jax.lax.full_like(old, lr), getattr(old, "sharding", None))
         out[found[i].leaf] = lr
-    arrays = [found[i].leaf for i in new if hasattr(leaves[found[i].leaf], "dtype")]
-    if arrays:
-        filled = _fill([leaves[index] for index in arrays], [out[index] for index in arrays])
-        for index, value in zip(arrays, filled, strict=True):
-            out[index] = value
     return jax.tree_util.tree_unflatten(treedef, out)
-
-
-@jax.jit  # type: ignore[untyped-decorator, unused-ignore]
-def _fill(olds: list[Any], lrs: list[float]) -> list[Any]:
-    """Arrays like `olds` (dtype, shape, weak type) holding `lrs`: one dispatch for all."""
-    return [jax.lax.full_like(old, lr) for old, lr in zip(olds, lrs, strict=True)]
 
 
 def lr_paths(opt_state: Any) -> tuple[str, ...]:

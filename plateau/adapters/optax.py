@@ -1,10 +1,9 @@
 """Drive the learning rate of an optax optimizer from the host (the guide: docs/optax.md).
 
-:func:`plateau.step` decides on the host, once per epoch, between jitted steps;
-this module finds the lrs in an optax state (:func:`lr_paths`: the scales of
-:func:`scale_by_plateau` if any, else every ``optax.inject_hyperparams``
-``learning_rate``), reads them and writes new ones in their own sharding, dtype,
-shape and weak type, so a jitted update is never retraced, on one device or a mesh.
+:func:`plateau.step` decides on the host, once per epoch, between jitted steps; this
+module finds the lrs in an optax state (:func:`lr_paths`: the scales of :func:`scale_by_plateau`
+if any, else every ``optax.inject_hyperparams`` ``learning_rate``), reads them and writes new
+ones in their own sharding, dtype, shape and weak type: a jitted update is never retraced.
 
 Example:
     >>> import jax.numpy as jnp, optax, plateau
@@ -34,6 +33,8 @@ try:
     import jax.numpy as jnp
     import numpy as np
     import optax
+
+    from plateau.adapters import _state_pytree  # noqa: F401 (registers PlateauState as a pytree)
 except ImportError as exc:  # pragma: no cover - exercised only without jax/optax
     raise ModuleNotFoundError(
         "plateau.adapters.optax requires optax; install 'plateau-lr[optax]'", name="optax"
@@ -197,9 +198,8 @@ def _write(leaves: list[Any], treedef: Any, found: tuple[_Lr, ...], new: dict[in
     out = list(leaves)
     for i, lr in new.items():
         old = out[found[i].leaf]
-        # Eager, not jitted: jit's outputs land on one device, and a step given an lr
-        # replicated over a mesh would compile again (on Explicit axes jit fails).
-        if hasattr(old, "dtype"):  # full_like keeps the dtype and weak type
+        # Eager: a jitted fill would land on one device, unlike an lr replicated on a mesh.
+        if hasattr(old, "dtype"):  # full_like keeps the dtype and weak type, put the sharding
             lr = jax.device_put(jax.lax.full_like(old, lr), getattr(old, "sharding", None))
         out[found[i].leaf] = lr
     return jax.tree_util.tree_unflatten(treedef, out)
@@ -330,8 +330,9 @@ def step(
     back as is unless an lr changed (see :func:`set_lrs`).
 
     Raises:
-        TypeError: `plateau_state` is not a PlateauState, `metric` is a tracer (a
-            call inside ``jax.jit``), or as :func:`set_lrs` and :func:`plateau.step`.
+        TypeError: `plateau_state` is not a PlateauState (or one through ``jax.jit``),
+            `metric` is a tracer (a call inside ``jax.jit``), or as :func:`set_lrs`
+            and :func:`plateau.step`.
         ValueError: as :func:`plateau.step` (e.g. a per-lr ``min_lr`` that does not
             fit the lrs `opt_state` holds).
 
@@ -347,6 +348,11 @@ def step(
     """
     if not isinstance(plateau_state, plateau.PlateauState):
         raise TypeError(f"'plateau_state' must be a plateau.PlateauState, got {got(plateau_state)}")
+    if not isinstance(plateau_state.decision, plateau.Decision):  # see _state_pytree
+        raise TypeError(
+            f"'plateau_state' holds {got(plateau_state.decision)} for its decision: it went "
+            "through jax.jit or jax.device_put in a pytree; keep it out of jitted functions"
+        )
     if isinstance(metric, jax.core.Tracer):
         raise TypeError(
             "'metric' is a jax tracer: plateau_optax.step runs on the host between jitted "

@@ -145,10 +145,11 @@ def _find(
     With `writes`, an lr that a write could not change is refused.
     """
     flat, treedef = jax.tree_util.tree_flatten_with_path(opt_state)
-    paths = [jax.tree_util.keystr(key) for key, _ in flat]
+    paths = {jax.tree_util.keystr(key): i for i, (key, _) in enumerate(flat)}
     found = []
-    for path, kind, at in _walk(opt_state):
-        where = [i for i, p in enumerate(paths) if p == at or p.startswith((at + ".", at + "["))]
+    for path, kind, at in _walk(opt_state):  # the leaf at `at`, else those inside it (nnx's)
+        sub = (at + ".", at + "[")
+        where = [paths[at]] if at in paths else [i for p, i in paths.items() if p.startswith(sub)]
         if len(where) != 1:
             raise TypeError(f"{_Lr(path, kind, -1)} holds {len(where)} arrays, not one number")
         found.append(_Lr(path, kind, where[0]))
@@ -198,8 +199,7 @@ def _write(leaves: list[Any], treedef: Any, found: tuple[_Lr, ...], new: dict[in
     out = list(leaves)
     for i, lr in new.items():
         old = out[found[i].leaf]
-        # Eager: a jitted fill would land on one device, unlike an lr replicated on a mesh.
-        if hasattr(old, "dtype"):  # full_like keeps the dtype and weak type, put the sharding
+        if hasattr(old, "dtype"):  # eager: a jitted fill lands on one device, not old's mesh
             lr = jax.device_put(jax.lax.full_like(old, lr), getattr(old, "sharding", None))
         out[found[i].leaf] = lr
     return jax.tree_util.tree_unflatten(treedef, out)

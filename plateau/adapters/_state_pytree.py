@@ -36,7 +36,7 @@ import numpy as np
 
 from plateau import Decision, PlateauState
 
-_DECISIONS = list(Decision)
+_DECISIONS = list(Decision)  # saved as an index: a new Decision goes last, or old ones move
 _FIELDS = [field.name for field in attrs.fields(PlateauState)]
 _HOST = (int, float, np.ndarray, np.generic)  # numbers as Orbax restores them
 

@@ -39,6 +39,7 @@ RUN = {
     "keras_base": ("docs/keras.md", "## Warmup and base schedules"),
     "optax": ("docs/optax.md", "# JAX / optax"),
     "optax_base": ("docs/optax.md", "## Warmup and base schedules"),
+    "optax_checkpoint": ("docs/optax.md", "## Checkpointing at scale"),
     "restore": ("docs/restore.md", "## PyTorch"),
 }
 # The README's one example per framework is its docs page's, character for character.
@@ -212,6 +213,16 @@ def test_optax_example_runs(tmp_path):
     pytest.importorskip("optax")
     out = run(first_python_block(*RUN["optax"]), tmp_path)
     assert "reduced" in out
+
+
+@pytest.mark.slow
+def test_optax_checkpoint_example_restores_what_the_page_says(tmp_path):
+    pytest.importorskip("orbax.checkpoint")
+    pytest.importorskip("flax")
+    out = run(first_python_block(*RUN["optax_checkpoint"]), tmp_path).splitlines()
+    prose = one_line(section(*RUN["optax_checkpoint"]))
+    claim = re.search(r"It prints `(.*?)` \(.*?\) then `(.*?)`", prose)
+    assert claim and out[-2:] == [claim.group(1), claim.group(2)]
 
 
 @pytest.mark.slow

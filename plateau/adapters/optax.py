@@ -1,10 +1,9 @@
 """Drive the learning rate of an optax optimizer from the host (the guide: docs/optax.md).
 
-:func:`plateau.step` decides on the host, once per epoch, between jitted steps;
-this module finds the lrs in an optax state (:func:`lr_paths`: the scales of
-:func:`scale_by_plateau` if any, else every ``optax.inject_hyperparams``
-``learning_rate``), reads them and writes new ones in their own dtype, shape and
-weak type, so a jitted update is never retraced.
+:func:`plateau.step` decides on the host, once per epoch, between jitted steps; this
+module finds the lrs in an optax state (:func:`lr_paths`: the scales of :func:`scale_by_plateau`
+if any, else every ``optax.inject_hyperparams`` ``learning_rate``), reads them and writes new
+ones in their own sharding, dtype, shape and weak type: a jitted update is never retraced.
 
 Example:
     >>> import jax.numpy as jnp, optax, plateau
@@ -34,6 +33,8 @@ try:
     import jax.numpy as jnp
     import numpy as np
     import optax
+
+    from plateau.adapters import _state_pytree  # noqa: F401 (registers PlateauState as a pytree)
 except ImportError as exc:  # pragma: no cover - exercised only without jax/optax
     raise ModuleNotFoundError(
         "plateau.adapters.optax requires optax; install 'plateau-lr[optax]'", name="optax"
@@ -144,10 +145,11 @@ def _find(
     With `writes`, an lr that a write could not change is refused.
     """
     flat, treedef = jax.tree_util.tree_flatten_with_path(opt_state)
-    paths = [jax.tree_util.keystr(key) for key, _ in flat]
+    paths = {jax.tree_util.keystr(key): i for i, (key, _) in enumerate(flat)}
     found = []
-    for path, kind, at in _walk(opt_state):
-        where = [i for i, p in enumerate(paths) if p == at or p.startswith((at + ".", at + "["))]
+    for path, kind, at in _walk(opt_state):  # the leaf at `at`, else those inside it (nnx's)
+        sub = (at + ".", at + "[")
+        where = [paths[at]] if at in paths else [i for p, i in paths.items() if p.startswith(sub)]
         if len(where) != 1:
             raise TypeError(f"{_Lr(path, kind, -1)} holds {len(where)} arrays, not one number")
         found.append(_Lr(path, kind, where[0]))
@@ -193,22 +195,14 @@ def _read(leaves: list[Any], found: tuple[_Lr, ...]) -> tuple[float, ...]:
 
 
 def _write(leaves: list[Any], treedef: Any, found: tuple[_Lr, ...], new: dict[int, float]) -> Any:
-    """The opt_state with lr i set to ``new[i]``, each in its old leaf's dtype, shape, weak type."""
+    """The opt_state with lr i set to ``new[i]``, like its old leaf (sharding, dtype, weak type)."""
     out = list(leaves)
     for i, lr in new.items():
+        old = out[found[i].leaf]
+        if hasattr(old, "dtype"):  # eager: a jitted fill lands on one device, not old's mesh
+            lr = jax.device_put(jax.lax.full_like(old, lr), getattr(old, "sharding", None))
         out[found[i].leaf] = lr
-    arrays = [found[i].leaf for i in new if hasattr(leaves[found[i].leaf], "dtype")]
-    if arrays:
-        filled = _fill([leaves[index] for index in arrays], [out[index] for index in arrays])
-        for index, value in zip(arrays, filled, strict=True):
-            out[index] = value
     return jax.tree_util.tree_unflatten(treedef, out)
-
-
-@jax.jit  # type: ignore[untyped-decorator, unused-ignore]
-def _fill(olds: list[Any], lrs: list[float]) -> list[Any]:
-    """Arrays like `olds` (dtype, shape, weak type) holding `lrs`: one dispatch for all."""
-    return [jax.lax.full_like(old, lr) for old, lr in zip(olds, lrs, strict=True)]
 
 
 def lr_paths(opt_state: Any) -> tuple[str, ...]:
@@ -336,8 +330,9 @@ def step(
     back as is unless an lr changed (see :func:`set_lrs`).
 
     Raises:
-        TypeError: `plateau_state` is not a PlateauState, `metric` is a tracer (a
-            call inside ``jax.jit``), or as :func:`set_lrs` and :func:`plateau.step`.
+        TypeError: `plateau_state` is not a PlateauState (or one through ``jax.jit``),
+            `metric` is a tracer (a call inside ``jax.jit``), or as :func:`set_lrs`
+            and :func:`plateau.step`.
         ValueError: as :func:`plateau.step` (e.g. a per-lr ``min_lr`` that does not
             fit the lrs `opt_state` holds).
 
@@ -353,6 +348,11 @@ def step(
     """
     if not isinstance(plateau_state, plateau.PlateauState):
         raise TypeError(f"'plateau_state' must be a plateau.PlateauState, got {got(plateau_state)}")
+    if not isinstance(plateau_state.decision, plateau.Decision):  # see _state_pytree
+        raise TypeError(
+            f"'plateau_state' holds {got(plateau_state.decision)} for its decision: it went "
+            "through jax.jit or jax.device_put in a pytree; keep it out of jitted functions"
+        )
     if isinstance(metric, jax.core.Tracer):
         raise TypeError(
             "'metric' is a jax tracer: plateau_optax.step runs on the host between jitted "

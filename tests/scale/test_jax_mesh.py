@@ -86,22 +86,9 @@ print(json.dumps(results))
 """
 
 XLA_FLAGS = "--xla_force_host_platform_device_count=8"
-REASON = (
-    "issue 22: the written lr is a SingleDeviceSharding array where it was a replicated "
-    "NamedSharding, and the jitted step compiles a second executable"
-)
-EXPLICIT = (
-    "issue 22: on a mesh with Explicit axes (jax.make_mesh's default) the write itself "
-    "fails: ValueError: Length of device assignment 1 is not equal to the size of the mesh 4"
-)
-
-
-CASES = {
-    "auto-inject-strong": REASON,
-    "auto-scale-strong": REASON,
-    "auto-scale-weak": REASON,
-    "explicit-inject-strong": EXPLICIT,
-}
+# axes-where-weak: Auto axes (Mesh) or Explicit ones (jax.make_mesh's default in jax
+# 0.10); an injected lr or scale_by_plateau's scale; a strong or weakly typed lr.
+CASES = ["auto-inject-strong", "auto-scale-strong", "auto-scale-weak", "explicit-inject-strong"]
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +102,7 @@ def results():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=why))
-        for case, why in CASES.items()
-    ],
-)
+@pytest.mark.parametrize("case", CASES)
 def test_cuts_keep_the_lrs_sharding_dtype_and_weak_type_and_compile_once(results, case):
     result = results[case]
     assert "error" not in result, result["error"]

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from plateau._checks import got
+from plateau.adapters._keras_restore import BestWeights
 
 __all__ = ["KEPT", "Backup"]
 
@@ -54,11 +55,13 @@ class Backup:
 
     Attributes:
         waiting: True from :meth:`open` until :meth:`resume_at` has chosen.
+        best: The best copy saved and resumed with each state (``restore_best_weights``).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.waiting = False
+        self.best: BestWeights | None = None
         self._kept: list[dict[str, Any]] = []  # newest first
         self._found: list[dict[str, Any]] | None = None
 
@@ -74,6 +77,10 @@ class Backup:
         self._found = self._read() if resuming and self.path.exists() else None
         self._kept, self.waiting = [], True
 
+    def newest(self) -> Mapping[str, Any] | None:
+        """The newest state :meth:`open` found, the likely one to resume from; None if none."""
+        return None if not self._found else self._found[0]["state"]
+
     def resume_at(self, epoch: int) -> Mapping[str, Any] | None:
         """The state saved after ``epoch - 1``, at the first epoch begin of a fit; None if none.
 
@@ -88,6 +95,11 @@ class Backup:
         for i, entry in enumerate(found):
             if entry["epoch"] == epoch - 1:
                 self._kept = found[i:]
+                if self.best is not None and entry["best"] is not None:
+                    try:
+                        self.best.resume(entry["best"], epoch)
+                    except (OSError, ValueError) as exc:
+                        raise ValueError(f"{self.path}: cannot resume from it: {exc}") from exc
                 return entry["state"]  # type: ignore[no-any-return]
         epochs = [entry["epoch"] for entry in found]
         why = (
@@ -104,17 +116,22 @@ class Backup:
 
     def save(self, epoch: int, state: Mapping[str, Any]) -> None:
         """Keep `state` as the one after `epoch` (-1: the fit's start), and write the file."""
-        entry = {"epoch": epoch, "state": dict(state)}
+        best = None if self.best is None else self.best.meta()
+        entry = {"epoch": epoch, "state": dict(state), "best": best}
         self._kept = [entry, *(e for e in self._kept if e["epoch"] < epoch)][:KEPT]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps({"format": _FORMAT, "states": self._kept}, allow_nan=False))
         os.replace(temporary, self.path)
+        if self.best is not None:  # the copies no kept state names
+            self.best.prune({e["best"]["best_epoch"] for e in self._kept if e["best"]})
 
     def remove(self) -> None:
         """Delete the file: the fit completed."""
         self.path.unlink(missing_ok=True)
         self._kept = []
+        if self.best is not None:
+            self.best.prune(())
 
     def _read(self) -> list[dict[str, Any]]:
         try:
@@ -133,7 +150,7 @@ class Backup:
 def _is_entry(entry: object) -> bool:
     return (
         isinstance(entry, dict)
-        and set(entry) == {"epoch", "state"}
+        and set(entry) == {"epoch", "state", "best"}
         and type(entry["epoch"]) is int
         and isinstance(entry["state"], dict)
     )

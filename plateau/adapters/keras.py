@@ -55,6 +55,7 @@ except ImportError as exc:  # pragma: no cover - exercised in subprocesses
 from keras.src.utils import io_utils  # print_msg: stdout, or absl logging when not interactive
 
 from plateau.adapters._keras_backup import Backup
+from plateau.adapters._keras_restore import BestWeights
 from plateau.adapters._keras_schedule import SCALE_NAME, ScaledSchedule, Schedule
 
 __all__ = ["ReduceLROnPlateau", "ScaledSchedule"]
@@ -86,13 +87,17 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     their defaults); ``strict`` (a missing monitor is a KeyError, not a warning);
     ``backup_dir`` (a ``BackupAndRestore``'s: the state is saved there at each epoch
     end and resumed from); ``stop_when_exhausted`` (``model.stop_training`` once
-    ``state.exhausted``); and every other PlateauConfig field by name (``**settings``,
-    all in the signature). A bad argument is a TypeError or ValueError naming it.
+    ``state.exhausted``); ``restore_best_weights`` (each cut first puts back the
+    weights and optimizer variables of the best epoch); and every other PlateauConfig
+    field by name (``**settings``, all in the signature). A bad argument is a TypeError
+    or ValueError naming it.
 
     Attributes:
         config: The PlateauConfig; None while mode="auto" waits for the model.
         state: The :class:`plateau.PlateauState` after the last epoch end (with warmup,
             from train begin); its lrs are the optimizers' lrs or schedules' scales.
+        best_weights: With ``restore_best_weights``, the fit's copy (its
+            ``best_epoch``, ``restored_at``); else None.
         best, wait, cooldown_counter: Keras's, read from and written to the state.
 
     Example:
@@ -116,6 +121,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         strict: bool = False,
         backup_dir: str | os.PathLike[str] | None = None,
         stop_when_exhausted: bool = False,
+        restore_best_weights: bool = False,
         **settings: Any,
     ) -> None:
         super().__init__()
@@ -123,6 +129,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             raise TypeError(f"'verbose' must be an int, got {got(verbose)}")
         self.strict = check_bool("strict", strict)
         self.stop_when_exhausted = check_bool("stop_when_exhausted", stop_when_exhausted)
+        self.restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
+        self.best_weights: BestWeights | None = None
         if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
             raise TypeError(f"'backup_dir' must be a path, got {got(backup_dir)}")
         self._backup = None if backup_dir is None else Backup(Path(backup_dir) / _BACKUP_NAME)
@@ -254,11 +262,20 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
 
         A restored state's lrs are written (one that does not fit the model is a
         ValueError, and stays restored); with warmup, a fresh start writes the first.
-        A ``backup_dir`` file is read now, and resumed from at the first epoch begin.
+        A ``backup_dir`` file's newest state is resumed from now (for the callbacks
+        listed before this one), its right one at the first epoch begin.
         """
         slots = self._slots()
+        where = None if self._backup is None else self._backup.path.parent
+        best = BestWeights(self.model, [slot.variable for slot in slots], where)
+        self.best_weights = best if self.restore_best_weights else None
         if self._backup is not None:
+            self._backup.best = self.best_weights
             self._backup.open(resuming=not self._restored)
+            newest = self._backup.newest()
+            if newest is not None:
+                self._resume(newest, self._backup.path)
+                return
         if self._restored:
             self._write_restored(slots)
             return
@@ -292,16 +309,23 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             return
         saved = backup.resume_at(epoch)
         if saved is not None:
-            try:
-                self.set_state(saved)
-                self._write_restored(self._slots())
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{backup.path}: cannot resume from it: {exc}") from exc
+            self._resume(saved, backup.path)
         backup.save(epoch - 1, self.get_state())
 
+    def _resume(self, saved: Mapping[str, Any], path: Path) -> None:
+        """Resume from a state of the ``backup_dir`` file `path`, and write its lrs."""
+        try:
+            self.set_state(saved)
+            self._write_restored(self._slots())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot resume from it: {exc}") from exc
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Step the core on ``logs[monitor]``; with ``backup_dir``, save the state after `epoch`."""
+        """Step on ``logs[monitor]``, keep or restore the best weights, save to ``backup_dir``."""
+        before = self.state
         self._step(epoch, logs)
+        if self.best_weights is not None and self.state is not before and self.state is not None:
+            self.best_weights.on_step(epoch, self.state.decision)
         if self._backup is not None:
             self._backup.save(epoch, self.get_state())
 

@@ -185,11 +185,12 @@ SCENARIOS = {
         {"when": "epoch_end", "epoch": 3},
         {"restore_best": True},
     ),
-    # Epoch 4 cuts: BackupAndRestore, listed first, saved the weights from before the
-    # roll-back; the resume must put the copy back again.
+    # Epoch 7 cuts: BackupAndRestore, listed first, saved the weights from before the
+    # roll-back; the resume must put the copy back again (epoch 8 is no cut, which
+    # would roll back anyway).
     "best_after_a_cut_backup_first": (
         "backup_first",
-        {"when": "epoch_begin", "epoch": 5},
+        {"when": "epoch_begin", "epoch": 8},
         {"restore_best": True},
     ),
 }  # Epochs whose metric BackupAndRestore saved past but the plateau never stepped on:

@@ -266,9 +266,10 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         listed before this one), its right one at the first epoch begin.
         """
         slots = self._slots()
-        where = None if self._backup is None else self._backup.path.parent
-        best = BestWeights(self.model, [slot.variable for slot in slots], where)
-        self.best_weights = best if self.restore_best_weights else None
+        self.best_weights = None
+        if self.restore_best_weights:  # a fresh copy each fit; resumed from backup_dir's
+            where = None if self._backup is None else self._backup.path.parent
+            self.best_weights = BestWeights(self.model, [s.variable for s in slots], where)
         if self._backup is not None:
             self._backup.best = self.best_weights
             self._backup.open(resuming=not self._restored)
@@ -284,6 +285,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             self.state = _shared.begin(self._resolved(), *_io(slots))
 
     def _write_restored(self, slots: list[_Slot]) -> None:
+        """Write the restored state's lrs into `slots`, once checked to fit them."""
         scaled = [slot.scaled for slot in slots]
         if self.state is not None:
             _shared.check_count(self.state, len(slots), "the model", "optimizers")

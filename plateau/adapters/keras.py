@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -34,7 +33,7 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState, _checks, _translate
-from plateau._checks import check_bool, check_int, check_non_negative, check_real, got, show
+from plateau._checks import check_bool, check_int, check_real, got, show
 from plateau.adapters import _shared
 
 try:
@@ -55,70 +54,18 @@ except ImportError as exc:  # pragma: no cover - exercised in subprocesses
 
 from keras.src.utils import io_utils  # print_msg: stdout, or absl logging when not interactive
 
+from plateau.adapters._keras_backup import Backup
+from plateau.adapters._keras_restore import BestWeights
+from plateau.adapters._keras_schedule import SCALE_NAME, ScaledSchedule, Schedule
+
 __all__ = ["ReduceLROnPlateau", "ScaledSchedule"]
 
-_SCALE_NAME = "plateau_scale"
 _BACKUP_NAME = "plateau_state.json"  # the callback's file in a BackupAndRestore's backup_dir
 _KEYS = {"config", "state", "scaled"}  # get_state's
 # Keras's arguments that make the config, and the fields they set (min_delta is an
 # absolute threshold without eps): not settings, which are every other field.
 _KERAS_ARGS = ("mode", "factor", "patience", "min_delta", "cooldown", "min_lr")
 _TRANSLATED = {*_KERAS_ARGS, "threshold", "threshold_mode", "eps"} - {"min_delta"}
-_Schedule = keras.optimizers.schedules.LearningRateSchedule
-
-
-@keras.saving.register_keras_serializable(package="plateau")
-class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
-    """A ``LearningRateSchedule`` scaled by the plateau: ``schedule(step) * scale``.
-
-    :class:`ReduceLROnPlateau` installs it in place of an optimizer's schedule. Its
-    ``scale`` (a float >= 0 to start from, or a scalar float32 ``keras.Variable``, as
-    ``optimizer.add_variable`` makes) is the core's lr at the reference 1.0 (see
-    ``plateau.scale_base``); it serializes with the scale's value. A bad argument is a
-    TypeError or ValueError naming it.
-
-    Example:
-        >>> import keras
-        >>> base = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
-        >>> scaled = ScaledSchedule(base, 0.25)
-        >>> float(scaled(10)) == float(base(10)) * 0.25
-        True
-        >>> type(ScaledSchedule.from_config(scaled.get_config()).schedule).__name__
-        'ExponentialDecay'
-    """
-
-    def __init__(self, schedule: Any, scale: float | Any = 1.0) -> None:
-        if isinstance(schedule, ScaledSchedule) or not isinstance(schedule, _Schedule):
-            raise TypeError(
-                "'schedule' must be a keras.optimizers.schedules.LearningRateSchedule other "
-                f"than a ScaledSchedule, got {type(schedule).__name__}"
-            )
-        if isinstance(scale, keras.Variable):
-            if tuple(scale.shape) != () or scale.dtype != "float32":
-                raise TypeError(
-                    "'scale' must be a scalar float32 keras.Variable, got shape "
-                    f"{tuple(scale.shape)} and dtype {scale.dtype}"
-                )
-        else:
-            value = check_non_negative("scale", scale)
-            scale = keras.Variable(value, dtype="float32", trainable=False, name=_SCALE_NAME)
-        self.schedule = schedule
-        self.scale = scale
-
-    def __call__(self, step: Any) -> Any:
-        """The schedule's lr at `step` times the scale, in float32."""
-        return keras.ops.multiply(keras.ops.cast(self.schedule(step), "float32"), self.scale)
-
-    def get_config(self) -> dict[str, Any]:
-        """The schedule's serialized config and the scale's current value."""
-        schedule = keras.saving.serialize_keras_object(self.schedule)
-        return {"schedule": schedule, "scale": float(self.scale.numpy())}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
-        """Rebuild from :meth:`get_config`'s output, with a new variable for the scale."""
-        schedule = keras.saving.deserialize_keras_object(config["schedule"])
-        return cls(schedule, config["scale"])
 
 
 @attrs.frozen
@@ -140,13 +87,17 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     their defaults); ``strict`` (a missing monitor is a KeyError, not a warning);
     ``backup_dir`` (a ``BackupAndRestore``'s: the state is saved there at each epoch
     end and resumed from); ``stop_when_exhausted`` (``model.stop_training`` once
-    ``state.exhausted``); and every other PlateauConfig field by name (``**settings``,
-    all in the signature). A bad argument is a TypeError or ValueError naming it.
+    ``state.exhausted``); ``restore_best_weights`` (each cut first puts back the
+    weights and optimizer variables of the best epoch); and every other PlateauConfig
+    field by name (``**settings``, all in the signature). A bad argument is a TypeError
+    or ValueError naming it.
 
     Attributes:
         config: The PlateauConfig; None while mode="auto" waits for the model.
         state: The :class:`plateau.PlateauState` after the last epoch end (with warmup,
             from train begin); its lrs are the optimizers' lrs or schedules' scales.
+        best_weights: With ``restore_best_weights``, the fit's copy (its
+            ``best_epoch``, ``restored_at``); else None.
         best, wait, cooldown_counter: Keras's, read from and written to the state.
 
     Example:
@@ -170,6 +121,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         strict: bool = False,
         backup_dir: str | os.PathLike[str] | None = None,
         stop_when_exhausted: bool = False,
+        restore_best_weights: bool = False,
         **settings: Any,
     ) -> None:
         super().__init__()
@@ -177,9 +129,11 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             raise TypeError(f"'verbose' must be an int, got {got(verbose)}")
         self.strict = check_bool("strict", strict)
         self.stop_when_exhausted = check_bool("stop_when_exhausted", stop_when_exhausted)
+        self.restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
+        self.best_weights: BestWeights | None = None
         if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
             raise TypeError(f"'backup_dir' must be a path, got {got(backup_dir)}")
-        self._backup = None if backup_dir is None else Path(backup_dir) / _BACKUP_NAME
+        self._backup = None if backup_dir is None else Backup(Path(backup_dir) / _BACKUP_NAME)
         clash = sorted(settings.keys() & _TRANSLATED)  # the others are named parameters
         if clash:
             raise TypeError(
@@ -308,19 +262,31 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
 
         A restored state's lrs are written (one that does not fit the model is a
         ValueError, and stays restored); with warmup, a fresh start writes the first.
+        A ``backup_dir`` file's newest state is resumed from now (for the callbacks
+        listed before this one), its right one at the first epoch begin.
         """
         slots = self._slots()
-        scaled = [slot.scaled for slot in slots]
-        if not self._restored and self._backup is not None and self._backup.exists():
-            try:
-                self.set_state(json.loads(self._backup.read_text()))
-            except (OSError, ValueError, TypeError) as exc:
-                raise ValueError(f"{self._backup}: cannot resume from it: {exc}") from exc
-        if not self._restored:
-            self.state, self._scaled = None, scaled
-            if (self.config or self._config_for("min")).warmup_epochs > 0:  # whatever the mode
-                self.state = _shared.begin(self._resolved(), *_io(slots))
+        self.best_weights = None
+        if self.restore_best_weights:  # a fresh copy each fit; resumed from backup_dir's
+            where = None if self._backup is None else self._backup.path.parent
+            self.best_weights = BestWeights(self.model, [s.variable for s in slots], where)
+        if self._backup is not None:
+            self._backup.best = self.best_weights
+            self._backup.open(resuming=not self._restored)
+            newest = self._backup.newest()
+            if newest is not None:
+                self._resume(newest, self._backup.path)
+                return
+        if self._restored:
+            self._write_restored(slots)
             return
+        self.state, self._scaled = None, [slot.scaled for slot in slots]
+        if (self.config or self._config_for("min")).warmup_epochs > 0:  # whatever the mode
+            self.state = _shared.begin(self._resolved(), *_io(slots))
+
+    def _write_restored(self, slots: list[_Slot]) -> None:
+        """Write the restored state's lrs into `slots`, once checked to fit them."""
+        scaled = [slot.scaled for slot in slots]
         if self.state is not None:
             _shared.check_count(self.state, len(slots), "the model", "optimizers")
             if self._scaled != scaled:  # a scale restored as an lr would train 100x off
@@ -334,8 +300,39 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 slot.variable.assign(lr)
         self._scaled, self._restored = scaled, False
 
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        """With ``backup_dir``, a fit's first epoch resumes from the state after ``epoch - 1``.
+
+        That is the epoch ``BackupAndRestore`` restored, in either callbacks' order;
+        a file without it is a ValueError naming the epochs (docs/keras.md).
+        """
+        backup = self._backup
+        if backup is None or not backup.waiting:
+            return
+        saved = backup.resume_at(epoch)
+        if saved is not None:
+            self._resume(saved, backup.path)
+        backup.save(epoch - 1, self.get_state())
+
+    def _resume(self, saved: Mapping[str, Any], path: Path) -> None:
+        """Resume from a state of the ``backup_dir`` file `path`, and write its lrs."""
+        try:
+            self.set_state(saved)
+            self._write_restored(self._slots())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot resume from it: {exc}") from exc
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Step the core on ``logs[monitor]``: read the lrs, step, write the changed ones."""
+        """Step on ``logs[monitor]``, keep or restore the best weights, save to ``backup_dir``."""
+        before = self.state
+        self._step(epoch, logs)
+        if self.best_weights is not None and self.state is not before and self.state is not None:
+            self.best_weights.on_step(epoch, self.state.decision)
+        if self._backup is not None:
+            self._backup.save(epoch, self.get_state())
+
+    def _step(self, epoch: int, logs: dict[str, Any] | None) -> None:
+        """Read the lrs, step, write the changed ones; a missing monitor warns and skips."""
         logs = logs or {}  # as Keras: an empty logs dict is not written to
         config = self._resolved(logs)
         slots = self._slots()
@@ -375,11 +372,6 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             )
         if self.stop_when_exhausted and state.exhausted:
             self.model.stop_training = True
-        if self._backup is not None:  # replaced atomically: never half-written
-            self._backup.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self._backup.with_suffix(".tmp")
-            temporary.write_text(json.dumps(self.get_state(), allow_nan=False))
-            os.replace(temporary, self._backup)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         """A completed fit removes its backup; the scales leave the optimizers' variables.
@@ -387,7 +379,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         A model saved now holds the variables Keras rebuilds; the scale is in its config.
         """
         if self._backup is not None:
-            self._backup.unlink(missing_ok=True)
+            self._backup.remove()
         optimizer = getattr(self.model, "optimizer", None)
         for _, sub in [] if optimizer is None else _pairs(optimizer):
             source = getattr(sub, "_learning_rate", None)
@@ -461,8 +453,8 @@ def _is_scheduled(optimizer: Any) -> bool:
     """True for a schedule, False for a float lr (a Variable); else a TypeError naming it."""
     # Private: the public learning_rate evaluates a schedule; Keras does not return it.
     source = getattr(optimizer, "_learning_rate", None)
-    if isinstance(source, (keras.Variable, _Schedule)):
-        return isinstance(source, _Schedule)
+    if isinstance(source, (keras.Variable, Schedule)):
+        return isinstance(source, Schedule)
     raise TypeError(
         f"optimizer {optimizer.name!r} gets its learning rate from a {type(source).__name__}, "
         "which is neither a float nor a LearningRateSchedule: it cannot be reduced on a plateau"
@@ -482,7 +474,7 @@ def _slot(name: str, optimizer: Any) -> _Slot:
         base, start = source, 1.0
     # An optimizer variable: the jax trainer would freeze any other into its compiled step.
     scale = optimizer.add_variable(
-        (), initializer=keras.initializers.Constant(start), dtype="float32", name=_SCALE_NAME
+        (), initializer=keras.initializers.Constant(start), dtype="float32", name=SCALE_NAME
     )
     optimizer.learning_rate = ScaledSchedule(base, scale)  # the setter takes a schedule
     return _Slot(name, optimizer, scale, scaled=True)

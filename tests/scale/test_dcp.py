@@ -99,25 +99,7 @@ def assert_sound(case):
     assert decisions & {"reduced", "capped"}, history
 
 
-XFAIL_WARMUP_ENDED = (
-    "issue 22: RuntimeError: Missing key in checkpoint state_dict: sched.state.base_lrs"
-)
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        "fresh",
-        "mid_warmup",
-        pytest.param(
-            "warmup_ended", marks=pytest.mark.xfail(strict=True, reason=XFAIL_WARMUP_ENDED)
-        ),
-        "mid_block",
-        "smoothed",
-        "capped",
-        "base_scheduled",
-    ],
-)
+@pytest.mark.parametrize("case", list(CASES))
 def test_dcp_resumes_each_case_into_a_freshly_built_scheduler(tmp_path, case):
     assert_sound(case)
     cut_at = CASES[case][2]
@@ -133,11 +115,6 @@ def test_dcp_resumes_each_case_into_a_freshly_built_scheduler(tmp_path, case):
     assert resumed.state == whole.state
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22: Missing key in checkpoint state_dict: sched.mode_worse (plateau's "
-    "state_dict lacks torch's mode_worse, and best while it is inf)",
-)
 @pytest.mark.parametrize("cut_at", [0, 5])
 def test_torch_class_loads_plateaus_dcp_checkpoint_as_is(tmp_path, cut_at):
     expected = run(TorchReduceLROnPlateau(new_optimizer(), **TORCH_ARGS), METRICS)
@@ -149,11 +126,6 @@ def test_torch_class_loads_plateaus_dcp_checkpoint_as_is(tmp_path, cut_at):
     assert torch_view(run(resumed, METRICS[cut_at:])) == torch_view(expected[cut_at:])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22: resumes silently from its fresh template's state (best=inf, "
-    "last_epoch=0) when torch's checkpoint has no key the template has",
-)
 @pytest.mark.parametrize("cut_at", [3, 5, 9])
 def test_plateau_loads_torchs_dcp_checkpoint_from_torchs_keys(tmp_path, cut_at):
     expected = run(TorchReduceLROnPlateau(new_optimizer(), **TORCH_ARGS), METRICS)

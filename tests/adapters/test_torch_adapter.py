@@ -431,6 +431,9 @@ def test_a_non_optimizer_is_a_type_error_naming_it(not_an_optimizer):
         ({"eps": math.nan}, ValueError, "'eps'"),
         ({"on_nonfinite": "ignore"}, ValueError, "'on_nonfinite'"),
         ({"sync_metric": 1}, TypeError, "'sync_metric' must be a bool, got int"),
+        ({"sync_timeout": 0.0}, ValueError, "'sync_timeout' must be > 0 seconds, got 0.0"),
+        ({"sync_timeout": math.inf}, ValueError, "'sync_timeout' must be finite and >= 0"),
+        ({"sync_timeout": "300"}, TypeError, "'sync_timeout' must be a real number"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

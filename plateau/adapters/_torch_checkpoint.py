@@ -46,8 +46,8 @@ def resume_point(
 ) -> tuple[object, PlateauState, bool]:
     """The mode, state and whether it is plateau's own (not torch's keys) to resume from.
 
-    ``plateau`` is resumed from only if torch's progress keys (and, without a base,
-    ``_last_lr``) agree with it: torch's class keeps it unchanged when it loads our
+    ``plateau`` is resumed from only if torch's progress keys agree with it (the
+    epoch counts every step): torch's class keeps it unchanged when it loads our
     checkpoint and steps on, and DCP's ``allow_partial_load`` leaves a fresh template's
     there when the checkpoint is torch's; either way torch's keys then win, with the
     optimizer's lrs (`lrs`). Older checkpoints' ``config``/``state`` dicts load too.
@@ -59,22 +59,19 @@ def resume_point(
             theirs = PlateauState(lrs=(0.0,), **{key: saved[key] for key in PROGRESS})
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"state_dict: {exc}") from None
-    envelope: object = None
+    envelope, name = None, "state_dict"
     if "plateau" in keys:
         if not isinstance(text := saved["plateau"], str):
             raise TypeError(f"state_dict['plateau'] must be a JSON str, got {got(text)}")
         try:
-            envelope = json.loads(text)
+            envelope, name = json.loads(text), "state_dict['plateau']"
         except ValueError as exc:
             raise ValueError(f"state_dict['plateau'] is not JSON: {exc}") from None
     elif {"config", "state"} <= keys:
         envelope = saved
     if envelope is not None:
-        config, state = _shared.load_saved(envelope, "state_dict['plateau']")
-        lrs_agree = has_base or "_last_lr" not in keys or saved["_last_lr"] == [*state.lrs]
-        if theirs is None or (
-            lrs_agree and all(getattr(state, key) == getattr(theirs, key) for key in PROGRESS)
-        ):
+        config, state = _shared.load_saved(envelope, name)
+        if theirs is None or all(getattr(state, k) == getattr(theirs, k) for k in PROGRESS):
             return config.mode, state, True
     elif theirs is None:
         wanted = f"['plateau'] or {sorted(('mode', *PROGRESS))}"

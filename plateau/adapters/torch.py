@@ -445,9 +445,10 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`'s output, or torch's ReduceLROnPlateau's.
 
-        The constructor's config wins (docs/torch.md). Torch's keys win over ``plateau``
-        where they differ (torch's class loaded it and stepped since, or DCP kept a fresh
-        template's ``plateau`` for torch's checkpoint), with the optimizer's lrs. With a
+        The constructor's config wins (docs/torch.md). Torch's progress keys win over
+        ``plateau`` where they differ (torch's class loaded it and stepped since, or DCP
+        kept a fresh template's ``plateau`` for torch's checkpoint), with the optimizer's
+        lrs. With a
         base, the groups get the lrs the saved scheduler wrote. A ``best_copy`` needs
         ``restore_best``; without one in the checkpoint, no copy is kept yet. A bad
         checkpoint is a TypeError or ValueError naming the key, and changes nothing.

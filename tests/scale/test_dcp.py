@@ -37,6 +37,9 @@ CASES = {
     "smoothed": ({}, {"ema_decay": 0.5}, 5),
     "capped": ({}, {"max_reductions": 1}, 6),
     "base_scheduled": ({"base": lambda epoch: 0.9**epoch, "base_with_metric": True}, {}, 5),
+    # the copy's tensors (tests/adapters/test_restore.py checks what they hold)
+    "restore_best_fresh": ({"restore_best": True}, {}, 0),
+    "restore_best": ({"restore_best": "cpu"}, {}, 5),
 }
 
 
@@ -111,6 +114,8 @@ def test_dcp_resumes_each_case_into_a_freshly_built_scheduler(tmp_path, case):
     resumed = build(case)
     dcp_load(resumed, tmp_path)
     assert resumed.state == saved.state
+    if saved.best_copy is not None:
+        assert resumed.best_copy.best_epoch == saved.best_copy.best_epoch
     assert run(resumed, METRICS[cut_at:]) == expected[cut_at:]
     assert resumed.state == whole.state
 

@@ -82,8 +82,13 @@ def torch_state_dicts(scheduler):
     ours = scheduler.state_dict()
     theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(scheduler.optimizer, patience=1)
     theirs.step(2.0)
-    earlier = {"config": ours["config"], "state": ours["state"]}
+    earlier = json.loads(ours["plateau"])  # {"config": ..., "state": ...}
     return {"plateau": ours, "torch": theirs.state_dict(), "earlier": earlier}
+
+
+def strict_json(scheduler):
+    """The scheduler's ``plateau`` key, checked to be strict JSON."""
+    return json.dumps(json.loads(scheduler.state_dict()["plateau"]), allow_nan=False)
 
 
 @FUZZ
@@ -110,7 +115,7 @@ def test_torch_load_state_dict_refuses_by_name_and_changes_nothing(torch_schedul
         assert torch_snapshot(torch_scheduler) == before
     else:
         # Accepted: what was loaded is a valid schedule, and saves to strict JSON.
-        json.dumps(torch_scheduler.state_dict(), allow_nan=False)
+        strict_json(torch_scheduler)
         torch_scheduler.load_state_dict(good)
 
 
@@ -129,7 +134,7 @@ def test_torch_progress_keys_are_validated_before_they_are_compared(torch_schedu
 
 def test_torch_checkpoint_fields_are_named_with_their_place(torch_scheduler):
     np = pytest.importorskip("numpy")
-    good = torch_scheduler.state_dict()
+    good = torch_state_dicts(torch_scheduler)["earlier"]  # dicts, not a JSON str: any value
     cases = [
         ({**good, "config": {**good["config"], "format": np.array([1, 2])}}, "'config']: 'format'"),
         ({**good, "state": {**good["state"], "best": np.array([1.0, 2.0])}}, "'state']: 'best'"),
@@ -137,6 +142,7 @@ def test_torch_checkpoint_fields_are_named_with_their_place(torch_scheduler):
         ({**good, "state": {**good["state"], "lrs": [HUGE, 0.1]}}, "'lrs[0]' is too large"),
         ({**good, "config": 5}, "state_dict['config']: 'd' must be a mapping"),
         ({**torch_state_dicts(torch_scheduler)["torch"], "mode": np.array(["min"])}, "'mode'"),
+        ({**torch_scheduler.state_dict(), "plateau": b"{}"}, "state_dict['plateau'] must be"),
     ]
     before = torch_snapshot(torch_scheduler)
     for broken, fragment in cases:
@@ -149,7 +155,9 @@ def test_torch_checkpoint_fields_are_named_with_their_place(torch_scheduler):
 def test_torch_refuses_a_checkpoint_whose_lr_count_differs(torch_scheduler):
     good = torch_scheduler.state_dict()
     before = torch_snapshot(torch_scheduler)
-    broken = {**good, "state": {**good["state"], "lrs": [0.1]}}
+    envelope = json.loads(good["plateau"])
+    envelope["state"]["lrs"] = [0.1]
+    broken = {**good, "plateau": json.dumps(envelope)}
     with pytest.raises(ValueError, match="holds 1 lrs but the optimizer has 2 param groups"):
         torch_scheduler.load_state_dict(broken)
     assert torch_snapshot(torch_scheduler) == before
@@ -195,7 +203,7 @@ def test_torch_a_param_group_lr_set_by_hand_is_refused_by_name(torch_scheduler, 
     groups[1]["lr"] = value
     try:
         if refused(lambda: torch_scheduler.step(1.0), "param_groups[1]['lr']") is None:
-            json.dumps(torch_scheduler.state_dict(), allow_nan=False)
+            strict_json(torch_scheduler)
         else:
             assert (torch_scheduler.state, torch_scheduler.config) == before
     finally:
@@ -429,6 +437,5 @@ def test_complex_numpy_metric_is_refused_everywhere():
 
 
 def test_a_state_from_any_adapter_round_trips(torch_scheduler):
-    d = torch_scheduler.state_dict()
-    back = json.loads(json.dumps(d, allow_nan=False))
+    back = json.loads(strict_json(torch_scheduler))
     assert PlateauState.from_dict(back["state"]) == torch_scheduler.state

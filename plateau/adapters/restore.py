@@ -7,8 +7,8 @@ param groups (lrs and every other hyperparameter) are never touched, so the lr a
 restore leaves is the new, cut one. What it costs: one copy of the parameters
 and of the optimizer state, on their own devices or on the CPU.
 
-:class:`RestoringReduceLROnPlateau` is plateau's torch scheduler with a copy
-attached; the Lightning and transformers callbacks attach one per optimizer.
+``plateau.adapters.torch.ReduceLROnPlateau(..., restore_best=True)`` attaches a copy;
+the Lightning and transformers callbacks attach one per optimizer.
 Only what the optimizer trains is restored: a module's buffers (batch-norm
 running statistics) are not.
 """
@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, SupportsFloat
+from typing import Any, Literal
 
 from plateau import Decision, PlateauState
-from plateau.adapters.torch import ReduceLROnPlateau
 
 try:
     import torch
@@ -32,7 +31,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 __all__ = [
     "BestCopy",
     "RestoreBest",
-    "RestoringReduceLROnPlateau",
     "best_copy_for",
     "check_restore_best",
 ]
@@ -265,72 +263,6 @@ def best_copy_for(optimizer: torch.optim.Optimizer, restore_best: RestoreBest) -
     if restore_best is False:
         return None
     return BestCopy(optimizer, "cpu" if restore_best == "cpu" else "params")
-
-
-class RestoringReduceLROnPlateau(ReduceLROnPlateau):
-    """plateau's torch ``ReduceLROnPlateau`` that rolls back to the best step on each cut.
-
-    Takes every argument :class:`plateau.adapters.torch.ReduceLROnPlateau` takes, and
-    ``restore_best`` (True: the copy on the parameters' devices; "cpu"). Each
-    :meth:`step` that sets best keeps a :class:`BestCopy`; each that cuts restores it,
-    and the groups then hold the cut lrs. :meth:`state_dict` adds the copy under
-    ``best_copy`` (see :meth:`BestCopy.state_dict`), so save it with ``torch.save``.
-
-    Attributes:
-        best_copy: The :class:`BestCopy` (its ``best_epoch`` and ``restored_at``).
-
-    Example:
-        >>> import torch
-        >>> weight = torch.nn.Parameter(torch.zeros(1))
-        >>> optimizer = torch.optim.SGD([weight], lr=1.0)
-        >>> scheduler = RestoringReduceLROnPlateau(optimizer, patience=0, factor=0.5)
-        >>> for loss in [1.0, 2.0]:
-        ...     weight.grad = torch.ones(1)
-        ...     optimizer.step()
-        ...     scheduler.step(loss)
-        >>> weight.item(), optimizer.param_groups[0]["lr"], scheduler.best_copy.best_epoch
-        (-1.0, 0.5, 1)
-    """
-
-    def __init__(
-        self,
-        optimizer: torch.optim.Optimizer,
-        *args: Any,
-        restore_best: Literal[True, "cpu"] = True,
-        **kwargs: Any,
-    ) -> None:
-        copy = best_copy_for(optimizer, restore_best)
-        if copy is None:
-            raise ValueError("'restore_best' must be True or 'cpu' here, got False")
-        super().__init__(optimizer, *args, **kwargs)
-        self.best_copy = copy
-
-    def step(  # type: ignore[override,unused-ignore]
-        self, metrics: SupportsFloat | None = None, epoch: int | None = None
-    ) -> None:
-        """The plateau step (see the base class), then keep or restore the copy."""
-        before = self.state
-        super().step(metrics, epoch)
-        self.best_copy.on_step(before, self.state)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The scheduler's strict-JSON state dict plus ``best_copy``: tensors beside JSON."""
-        return {**super().state_dict(), "best_copy": self.best_copy.state_dict()}
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Resume the schedule and the copy; one saved without ``best_copy`` keeps none yet.
-
-        Raises:
-            TypeError, ValueError: what either load refuses. Nothing changes on error.
-        """
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"'state_dict' must be a dict, got {type(state_dict).__name__}")
-        schedule = {k: v for k, v in state_dict.items() if k != "best_copy"}
-        loaded = BestCopy(self.optimizer, self.best_copy.device)
-        if "best_copy" in state_dict:
-            loaded.load_state_dict(state_dict["best_copy"])
-        super().load_state_dict(schedule)
-        self.best_copy = loaded
 
 
 def _params_of(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:

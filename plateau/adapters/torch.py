@@ -3,7 +3,9 @@
 It subclasses torch's class and takes every argument, attribute write and checkpoint
 torch's takes (what it adds: docs/torch.md). It only translates: a step hands the
 lrs of ``param_groups`` to :func:`plateau.adapters._shared.advance`; torch's attribute
-names read and replace ``config`` and ``state``; ``base=`` lives in :class:`_Base`.
+names read and replace ``config`` and ``state``. ``base=`` lives in ``_torch_base``,
+``sync_metric`` in ``_torch_dist``, the checkpoint format in ``_torch_checkpoint`` and
+``restore_best`` in :mod:`plateau.adapters.restore`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -20,31 +23,29 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState, _checks
-from plateau._checks import check_int, got, show, show_keys, to_metric
+from plateau._checks import check_int, got, show
 from plateau._core import changed
 from plateau.adapters import _shared
 from plateau.adapters._shared import warn
 
 try:
     import torch
-    import torch.distributed as dist
-    from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+    from torch.optim.lr_scheduler import LRScheduler
     from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlateau
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ModuleNotFoundError(
         "plateau.adapters.torch requires torch; install 'plateau-lr[torch]'", name="torch"
     ) from exc
 
+from plateau.adapters import _torch_checkpoint, _torch_dist
+from plateau.adapters._torch_base import Base, read_lrs, write
+from plateau.adapters._torch_dist import mean_over_ranks
+from plateau.adapters.restore import BestCopy, RestoreBest, best_copy_for
+
 __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
 
 # What ``base=`` takes: a torch schedule on the same optimizer, or LambdaLR's lr_lambda.
 BaseLike: TypeAlias = LRScheduler | Callable[[int], float] | Sequence[Callable[[int], float]]
-Groups: TypeAlias = list[dict[str, Any]]
-
-# What torch's (2.6-2.13) state_dict() holds: progress, and config (min_lrs aside).
-_PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
-_TORCH_CONFIG = ("factor", "patience", "cooldown", "eps", "mode", "threshold", "threshold_mode")
-_BASE_KEYS = ["reference", "state_dict", "type"]  # a checkpoint's "base" entry
 
 
 class _Field:
@@ -82,8 +83,13 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         verbose: True prints a line per cut as Keras does; a ``logging.Logger`` logs it.
         on_repeat: A ``step()`` with no optimizer step since the last one (accelerate's
             prepared scheduler): "warn" (steps, as torch), "skip" or "allow".
-        sync_metric: Average the metric over all ranks first (:func:`mean_over_ranks`).
-        base: A schedule the plateau scales (:class:`_Base`): a torch ``LRScheduler`` on
+        sync_metric: Average the metric over all ranks first (:func:`mean_over_ranks`);
+            every rank must step alike, or every one raises (docs/torch.md).
+        sync_timeout: Seconds a synced step waits for the other ranks before raising.
+        restore_best: Keep the best step's parameters and optimizer state and put them
+            back on each cut (:class:`plateau.adapters.restore.BestCopy`): True on
+            their devices, "cpu" in host memory. :attr:`restored` says a step did.
+        base: A schedule the plateau scales: a torch ``LRScheduler`` on
             `optimizer`, or an ``lr_lambda`` (or one per group) for a ``LambdaLR``.
             ``step()`` advances it, ``step(metric)`` applies the plateau rule.
         base_with_metric: Each ``step(metric)`` also advances the base (not ``step()``).
@@ -133,6 +139,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         verbose: bool | logging.Logger = False,
         on_repeat: Literal["warn", "skip", "allow"] = "warn",
         sync_metric: bool = False,
+        sync_timeout: float = 300.0,
+        restore_best: RestoreBest = False,
         base: BaseLike | None = None,
         base_with_metric: bool = False,
         **settings: Any,
@@ -143,6 +151,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 f"'optimizer' must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
         _checks.check_bool("sync_metric", sync_metric)
+        if not (_checks.check_non_negative("sync_timeout", sync_timeout) > 0):
+            raise ValueError(f"'sync_timeout' must be > 0 seconds, got {sync_timeout!r}")
+        self.best_copy: BestCopy | None = best_copy_for(optimizer, restore_best)
         _checks.check_choice("on_repeat", on_repeat, ("warn", "skip", "allow"))
         if _checks.check_bool("base_with_metric", base_with_metric) and base is None:
             raise ValueError("'base_with_metric' is True but there is no 'base' to advance")
@@ -153,19 +164,21 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         settings.update(threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
         config = _shared.make_config(settings, config)
         groups = optimizer.param_groups
-        _read_lrs(groups, check=True)
-        self._base: _Base | None = None
+        read_lrs(groups, check=True)
+        self._base: Base | None = None
         if base is None:  # a warmup writes each group's first lr
-            state = _shared.begin(config, partial(_read_lrs, groups), partial(_write, groups))
+            state = _shared.begin(config, partial(read_lrs, groups), partial(write, groups))
         else:
             config.min_lrs(len(groups))  # before a LambdaLR is built and writes the groups
-            self._base = _Base(optimizer, base, base_with_metric)
+            self._base = Base(optimizer, base, base_with_metric)
             state = plateau.init(self._base.reference, config)  # the plateau's own lrs
         self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
         self._min_lrs = list(config.min_lrs(len(groups)))
         self._looked_at = self._min_lrs[:]  # torch's list as the config last took it
         self.verbose, self.on_repeat, self.sync_metric = verbose, on_repeat, sync_metric
+        self.sync_timeout = float(sync_timeout)
+        self._lock = threading.Lock()  # a step, and a load, is atomic across threads
         self._planned: list[tuple[int, float]] | None = None  # the cut _reduce_lr writes
         self._optimizer_steps = 0
         self._stepped_at = -1  # _optimizer_steps at the last step()
@@ -183,6 +196,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self._optimizer = optimizer
         if self._base is not None:
             self._base.schedule.optimizer = optimizer
+        if self.best_copy is not None:
+            self.best_copy.optimizer = optimizer
         self._watch()
 
     def _watch(self) -> None:
@@ -208,10 +223,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self._unwatch = weakref.finalize(self, handle.remove)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_unwatch"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_unwatch", "_lock")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._lock = threading.Lock()
         self._watch()
 
     @property
@@ -286,6 +302,12 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         return self.state.exhausted
 
     @property
+    def restored(self) -> bool:
+        """Whether the last step put the best step's weights back (``restore_best``)."""
+        copy = self.best_copy
+        return copy is not None and copy.restored_at == self.state.last_epoch
+
+    @property
     def base(self) -> LRScheduler | None:
         """The base schedule (the ``LambdaLR`` built for an ``lr_lambda``), or None."""
         return None if self._base is None else self._base.schedule
@@ -303,7 +325,12 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         `metrics` is a float, an int or a one-element tensor; without it a base steps.
         `epoch` is deprecated, as in torch: with a warning, it sets ``state.last_epoch``.
         What the core or a base refuses is a TypeError or ValueError that changes nothing.
+        A step is atomic: two threads stepping one scheduler take turns.
         """
+        with self._lock:
+            self._step(metrics, epoch)
+
+    def _step(self, metrics: SupportsFloat | None, epoch: int | None) -> None:
         groups, base = self._optimizer.param_groups, self._base
         if base is not None:
             base.check_step(groups, metrics is not None, epoch)
@@ -315,10 +342,12 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         state, seen = self.state, self._stepped_at
         if metrics is not None:
             seen = self._optimizer_steps
-            if seen == self._stepped_at and seen and self._skips_repeat():
+            repeat = bool(seen == self._stepped_at and seen) and self._skips_repeat()
+            if self.sync_metric:  # every rank gathers, and decides a skip alike
+                epoch_now = state.last_epoch + 1
+                metrics, repeat = _torch_dist.agree(metrics, epoch_now, repeat, self.sync_timeout)
+            if repeat:
                 return
-            if self.sync_metric:
-                metrics = mean_over_ranks(metrics)
             if epoch is not None:
                 warn("The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)")
                 check_int("last_epoch", epoch)
@@ -327,7 +356,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                     read, write, cut = self._read, self._write, self._cut
                     state = _shared.advance(state, metrics, self.config, read, write, cut=cut)
                 except ValueError:
-                    _read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
+                    read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
                     raise
             else:
                 state = plateau.step(state, metrics, self.config)[0]
@@ -338,16 +367,18 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         if base is not None:
             base.warn_if_overwritten(groups)
             base.write(groups, state, advance=metrics is None or base.with_metric)
-        self.state, self._stepped_at = state, seen
+        before, self.state, self._stepped_at = self.state, state, seen
+        if self.best_copy is not None:
+            self.best_copy.on_step(before, state)
 
     def _read(self) -> tuple[float, ...]:
         groups = self._optimizer.param_groups
         if len(groups) == 1 and type(lr := groups[0].get("lr")) is float:
             return (lr,)  # the common case, at every step
-        return _read_lrs(groups)
+        return read_lrs(groups)
 
     def _write(self, index: int, lr: float) -> float:
-        return _write(self._optimizer.param_groups, index, lr)
+        return write(self._optimizer.param_groups, index, lr)
 
     def _cut(self, changes: list[tuple[int, float]]) -> None:
         """A cut, through torch's hook (where torch refreshes a scalar ``min_lrs``)."""
@@ -365,7 +396,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         if self._planned is None:
             raise RuntimeError("_reduce_lr() writes the cut step() decided; call step(metric)")
         for i, lr in self._planned:
-            _write(self._optimizer.param_groups, i, lr)
+            write(self._optimizer.param_groups, i, lr)
 
     def _skips_repeat(self) -> bool:
         """``on_repeat`` for a step() with no optimizer step since the last one: True to skip."""
@@ -395,31 +426,37 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         return last
 
     def state_dict(self) -> dict[str, Any]:
-        """``config`` and ``state``, plus torch's own keys: both classes can resume from it.
+        """Torch's every key, plus ``plateau``: both classes resume from it, under DCP too.
 
-        Strict JSON: an infinite best is left out of torch's keys (a new torch scheduler
-        starts there) and is "inf" in ``state``. With a base, ``base`` holds its entry.
+        The keys are the same in every state (torch.distributed.checkpoint loads into a
+        fresh scheduler's): ``plateau`` is the config and state as one strict-JSON str;
+        ``base`` the base's entry with a base; ``best_copy`` the best copy under
+        ``restore_best`` (tensors beside a JSON ``meta``). See docs/torch.md.
         """
         config, state, base = self.config, self.state, self._base
-        d: dict[str, Any] = {name: getattr(config, name) for name in _TORCH_CONFIG}
-        d.update(min_lrs=list(config.min_lrs(len(state.lrs))), default_min_lr=self.default_min_lr)
-        d.update({key: getattr(state, key) for key in _PROGRESS}, **_shared.saved(config, state))
-        d["_last_lr"] = [*(state.lrs if base is None else base.written)]
-        if not math.isfinite(state.best):
-            del d["best"]
+        written = state.lrs if base is None else base.written
+        saved = _torch_checkpoint.torch_keys(config, state, written)
         if base is not None:
-            d["base"] = base.state_dict()
-        return d
+            saved["base"] = base.state_dict()
+        if self.best_copy is not None:
+            saved["best_copy"] = _torch_checkpoint.save_copy(self.best_copy)
+        return saved
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`'s output, or torch's ReduceLROnPlateau's.
 
-        The constructor's config wins (docs/torch.md). Torch's class keeps our keys when
-        it loads a checkpoint: its own keys differing from ``state`` say it stepped
-        since, and then they win, with the optimizer's lrs. With a base, the groups get
-        the lrs the saved scheduler wrote. A bad checkpoint is a TypeError or ValueError
-        naming the key, and changes nothing.
+        The constructor's config wins (docs/torch.md). Torch's progress keys win over
+        ``plateau`` where they differ (torch's class loaded it and stepped since, or DCP
+        kept a fresh template's ``plateau`` for torch's checkpoint), with the optimizer's
+        lrs. With a
+        base, the groups get the lrs the saved scheduler wrote. A ``best_copy`` needs
+        ``restore_best``; without one in the checkpoint, no copy is kept yet. A bad
+        checkpoint is a TypeError or ValueError naming the key, and changes nothing.
         """
+        with self._lock:
+            self._load(state_dict)
+
+    def _load(self, state_dict: Mapping[str, Any]) -> None:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"'state_dict' must be a dict, got {got(state_dict)}")
         groups, base, keys = self._optimizer.param_groups, self._base, set(state_dict)
@@ -429,242 +466,25 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 f"'state_dict' was saved {how} a base schedule: build this scheduler {how} "
                 "base= to resume it (its lrs mean another thing)"
             )
-        # torch's progress keys, validated before anything compares them (an array's
-        # == is elementwise); their lrs are the optimizer's, read only if they win.
-        theirs: PlateauState | None = None
-        if keys.issuperset(("mode", *_PROGRESS)):
-            try:
-                theirs = PlateauState(lrs=(0.0,), **{key: state_dict[key] for key in _PROGRESS})
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"state_dict: {exc}") from None
-        state: PlateauState | None = None
-        if {"config", "state"} <= keys:
-            saved_config, state = _shared.load_saved(state_dict, "state_dict")
-            saved_mode: object = saved_config.mode
-            if theirs is not None and any(
-                getattr(state, key) != getattr(theirs, key) for key in _PROGRESS
-            ):
-                state = None  # torch's class loaded it and stepped since: its keys win
-        elif theirs is None:
-            wanted = f"['config', 'state'] or {sorted(('mode', *_PROGRESS))}"
+        copy = self.best_copy
+        if copy is None and "best_copy" in keys:
             raise ValueError(
-                f"'state_dict' must come from state_dict() of plateau's or torch's "
-                f"ReduceLROnPlateau (keys including {wanted}), got keys {show_keys(keys)}"
+                "'state_dict' holds a best copy (saved with restore_best): build this "
+                "scheduler with restore_best=True or 'cpu' to resume it, or drop the key"
             )
-        if state is None:
-            assert theirs is not None
-            if base is not None:
-                raise ValueError(
-                    "'state_dict' holds a base schedule, but torch's ReduceLROnPlateau stepped "
-                    "since it was saved (its keys differ from 'state'): it cannot resume one"
-                )
-            saved_mode, state = state_dict["mode"], attrs.evolve(theirs, lrs=_read_lrs(groups))
+        lrs = partial(read_lrs, groups)
+        saved_mode, state, _ = _torch_checkpoint.resume_point(state_dict, lrs, base is not None)
         config = self.config
         _check_mode("the checkpoint was saved with", saved_mode, config.mode, state.best)
         _shared.check_count(state, len(groups), "the optimizer", "param groups")
         config.min_lrs(len(state.lrs))
+        if copy is not None:  # a new copy: a refused load leaves the old one
+            copy = _torch_checkpoint.load_copy(state_dict.get("best_copy"), copy)
         if base is not None:
             base.load(state_dict["base"], state)  # everything is checked: it changes nothing
-        self.state = state
+        self.state, self.best_copy = state, copy
         if base is not None:
             base.write(groups, state, advance=False)
-
-
-class _Base:
-    """A base schedule the plateau scales: everything ``base=`` holds, and its checks.
-
-    The plateau's own lrs are at the base's reference, each group's ``initial_lr``;
-    the groups get :func:`plateau.scale_base` of the base's lrs ("Base schedules" in
-    ``plateau._core``). The base steps from its own lrs, restored into the groups
-    first: a chainable scheduler computes from the groups' (pytorch#82859).
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, base: Any, with_metric: bool) -> None:
-        groups, name = optimizer.param_groups, type(base).__name__
-        if isinstance(base, _TorchReduceLROnPlateau):
-            raise TypeError(
-                f"'base' must be a schedule the plateau scales (CosineAnnealingLR, an lr_lambda, "
-                f"...), got a {name}: pass its arguments to this scheduler instead"
-            )
-        if not isinstance(base, LRScheduler):
-            lambdas = _lambdas(base, len(groups))
-            _reference(groups)  # refused before LambdaLR writes the groups
-            base = LambdaLR(optimizer, lambdas)
-        self.schedule: LRScheduler = base
-        if self.schedule.optimizer is not optimizer:
-            raise ValueError(
-                f"'base' must be a scheduler on this optimizer, got a {name} on another"
-            )
-        self.with_metric, self.reference = with_metric, _reference(groups)
-        self.written: tuple[float, ...] = ()  # the groups' lrs after the last write
-        self.steps = self.schedule.last_epoch  # its last_epoch after the last write
-
-    def last(self) -> tuple[float, ...]:
-        """The base's last lrs as floats (torch keeps a tensor group's as a tensor copy)."""
-        return tuple(_to_lr(i, lr) for i, lr in enumerate(self.schedule.get_last_lr()))
-
-    def check_step(self, groups: Groups, with_metric: bool, epoch: object) -> None:
-        """Refuse a step: a group joined, the base stepped outside, a misplaced argument."""
-        name = type(self.schedule).__name__
-        if len(groups) != len(self.reference):
-            raise ValueError(
-                f"the optimizer has {len(groups)} param groups but the base schedule {name} "
-                f"was built for {len(self.reference)}; a param group cannot join it mid-run"
-            )
-        if self.schedule.last_epoch != self.steps:
-            raise ValueError(
-                f"the base schedule {name} was stepped outside this scheduler (last_epoch "
-                f"{self.schedule.last_epoch}, not {self.steps}): it would cut the scaled lrs "
-                "twice. Step only the plateau (do not hand its base to a trainer)"
-            )
-        if not with_metric and epoch is not None:
-            raise TypeError(
-                f"'epoch' goes with a metric (step() advances the base), got {got(epoch)}"
-            )
-        if not with_metric and self.with_metric:
-            raise ValueError(
-                "step() with no metric under base_with_metric=True: step(metric) "
-                "advances the base already"
-            )
-
-    def warn_if_overwritten(self, groups: Groups) -> None:
-        """Warn of an lr set by hand since the last write: the next write overwrites it."""
-        if (held := _read_lrs(groups)) != self.written:
-            i = next(i for i, (a, b) in enumerate(zip(held, self.written, strict=True)) if a != b)
-            warn(
-                f"optimizer.param_groups[{i}]['lr'] was set to {held[i]!r} since the last "
-                f"step(), which wrote {self.written[i]!r}: with a base schedule every step "
-                "writes every lr, so it is overwritten. To change the lrs, change the base."
-            )
-
-    def write(self, groups: Groups, state: PlateauState, *, advance: bool) -> None:
-        """Write ``scale_base`` of the base's lrs (stepped first if `advance`) to the groups."""
-        if advance:
-            try:
-                for i, lr in enumerate(self.last()):
-                    _write(groups, i, lr)
-                self.schedule.step()
-            except BaseException:
-                for i, lr in enumerate(self.written):  # the groups as they were
-                    _write(groups, i, lr)
-                raise
-        lrs = plateau.scale_base(state, self.last(), self.reference)
-        self.written = tuple(_write(groups, i, lr) for i, lr in enumerate(lrs))
-        self.steps = self.schedule.last_epoch
-
-    def state_dict(self) -> dict[str, Any]:
-        """The checkpoint's ``base`` entry."""
-        name, reference = type(self.schedule).__name__, [*self.reference]
-        return {"state_dict": self.schedule.state_dict(), "reference": reference, "type": name}
-
-    def load(self, entry: object, state: PlateauState) -> None:
-        """Load a checkpoint's ``base`` entry for `state`, checked before it changes anything."""
-        name, count, keys = type(self.schedule).__name__, len(self.reference), _BASE_KEYS
-        if not isinstance(entry, Mapping) or sorted(entry) != keys:
-            shown = f"keys {show_keys(entry)}" if isinstance(entry, Mapping) else got(entry)
-            raise ValueError(f"state_dict['base'] must be a dict with keys {keys}, got {shown}")
-        base_state, reference = entry["state_dict"], entry["reference"]
-        if not isinstance(base_state, Mapping):
-            raise TypeError(
-                f"state_dict['base']['state_dict'] must be a dict, got {got(base_state)}"
-            )
-        if entry["type"] != name:
-            raise ValueError(
-                f"state_dict['base'] was saved from a {show(entry['type'])} base, but this "
-                f"scheduler's base is a {name}: its state would not fit"
-            )
-        last = base_state.get("_last_lr", self.last())
-        for key, lrs in (("['reference']", reference), ("['state_dict']['_last_lr']", last)):
-            if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or len(lrs) != count:
-                raise ValueError(
-                    f"state_dict['base']{key} must hold one lr per param group ({count}), "
-                    f"got {show(lrs)}"
-                )
-        try:
-            plateau.scale_base(state, last, reference)  # checks each of them
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"state_dict['base']: {exc}") from None
-        # torch's load_state_dict pops and restores keys of the dict it is given: a copy.
-        self.schedule.load_state_dict(dict(base_state))
-        self.reference = tuple(float(r) for r in reference)
-
-
-def mean_over_ranks(metric: SupportsFloat) -> float:
-    """`metric` averaged over all ranks in float64 (an all_reduce every rank must call).
-
-    Outside a ``torch.distributed`` process group: ``float(metric)``. A bad metric is a
-    TypeError before the collective: that rank fails alone instead of hanging the others.
-    """
-    value = to_metric(metric)
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    # NCCL reduces only CUDA tensors; every other backend takes CPU ones.
-    on_cuda = dist.get_backend() == "nccl"
-    device = torch.device("cuda", torch.cuda.current_device()) if on_cuda else None
-    total = torch.tensor(value, dtype=torch.float64, device=device)
-    dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    return float(total.item()) / int(dist.get_world_size())
-
-
-def _read_lrs(groups: Groups, *, check: bool = False) -> tuple[float, ...]:
-    """Each group's lr as a float; if `check`, a float not finite and >= 0 is a ValueError."""
-    return tuple(
-        lr if type(lr := group.get("lr")) is float and not check else _to_lr(i, lr)
-        for i, group in enumerate(groups)
-    )
-
-
-def _to_lr(index: int, lr: object, key: str = "lr") -> float:
-    """A group's lr (a one-element tensor's value) as a float >= 0, named by its group."""
-    name = f"optimizer.param_groups[{index}][{key!r}]"
-    value = lr.item() if isinstance(lr, torch.Tensor) and lr.numel() == 1 else lr
-    if not _checks.is_real(value):
-        what = got(lr)
-        if isinstance(lr, torch.Tensor):
-            what = f"a {lr.dtype} tensor of shape {tuple(lr.shape)}"
-        raise TypeError(f"{name} must be a real number or a one-element real tensor, got {what}")
-    return _checks.check_non_negative(name, value)
-
-
-def _write(groups: Groups, index: int, lr: float) -> float:
-    """Set a group's lr, a tensor in place (as torch); the float it then holds (it rounds)."""
-    held = groups[index]["lr"]
-    if isinstance(held, torch.Tensor):
-        held.fill_(lr)
-        return float(held.item())
-    groups[index]["lr"] = lr
-    return lr
-
-
-def _reference(groups: Groups) -> tuple[float, ...]:
-    """Each group's ``initial_lr``, the base's reference (before a LambdaLR sets it: its lr)."""
-    reference = []
-    for i, group in enumerate(groups):
-        value = _to_lr(i, group.get("initial_lr", group.get("lr")), "initial_lr")
-        if not value > 0.0:
-            raise ValueError(
-                f"optimizer.param_groups[{i}]['initial_lr'] must be > 0 under a base "
-                f"schedule (the plateau scales the base by lr / initial_lr), got {value!r}"
-            )
-        reference.append(value)
-    return tuple(reference)
-
-
-def _lambdas(base: object, groups: int) -> Any:
-    """`base` as LambdaLR's ``lr_lambda``: one callable, or a list of one per group."""
-    if callable(base):
-        return base
-    listed = base if isinstance(base, Sequence) and not isinstance(base, (str, bytes)) else ()
-    if not (listed and all(callable(f) for f in listed)):
-        raise TypeError(
-            "'base' must be a torch LRScheduler on this optimizer, an lr_lambda or a list "
-            f"of them (one per param group), got {got(base)}"
-        )
-    if len(listed) != groups:
-        raise ValueError(
-            f"'base' must hold one lr_lambda per param group ({groups}), got {len(listed)}"
-        )
-    return list(listed)
 
 
 def _check_mode(what: str, mode: object, current: str, best: float) -> None:

@@ -16,7 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from plateau import Decision  # noqa: E402
-from plateau.adapters.restore import BestCopy, RestoringReduceLROnPlateau  # noqa: E402
+from plateau.adapters.restore import BestCopy  # noqa: E402
+from plateau.adapters.torch import ReduceLROnPlateau  # noqa: E402
 
 VAL_LOSSES = [1.0, 0.9, 0.95, 0.96, 0.97, 0.85, 0.86, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
 OPTIMIZERS = {
@@ -29,9 +30,7 @@ def build(optimizer_name, restore_best=True):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     optimizer = OPTIMIZERS[optimizer_name](model.parameters())
-    scheduler = RestoringReduceLROnPlateau(
-        optimizer, patience=2, factor=0.5, restore_best=restore_best
-    )
+    scheduler = ReduceLROnPlateau(optimizer, patience=2, factor=0.5, restore_best=restore_best)
     return model, optimizer, scheduler
 
 
@@ -73,6 +72,7 @@ def test_each_cut_restores_the_weights_and_optimizer_state_of_the_best_epoch(
         lr_before = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
         decision = scheduler.state.decision
+        assert scheduler.restored is (decision is Decision.REDUCED)
         if decision is Decision.IMPROVED:
             ours = (snapshot(model, optimizer), scheduler.state.last_epoch)
         elif decision is Decision.REDUCED:
@@ -115,9 +115,8 @@ def test_a_resumed_run_continues_bit_for_bit(optimizer_name, tmp_path):
     # Saved after epoch 6: a best is kept (epoch 5's), and epochs 8-10's cut restores it.
     model, optimizer, scheduler = run(optimizer_name, 7)
     saved = scheduler.state_dict()
-    assert saved["best_copy"]["meta"]["best_epoch"] == 6  # last_epoch counts steps
-    json.dumps(saved["best_copy"]["meta"], allow_nan=False)
-    json.dumps({k: v for k, v in saved.items() if k != "best_copy"}, allow_nan=False)
+    assert json.loads(saved["best_copy"]["meta"])["copy"]["best_epoch"] == 6  # steps counted
+    json.loads(saved["plateau"], parse_constant=pytest.fail)  # strict JSON
     path = tmp_path / "checkpoint.pt"
     torch.save(
         {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": saved,
@@ -157,23 +156,47 @@ def test_a_bad_checkpoint_is_refused_and_changes_nothing():
         scheduler.load_state_dict(wrong)
     wrong = copy.deepcopy(saved)
     wrong["best_copy"]["tensors"]["param.0"].fill_(7.0)  # a copy that would load ...
-    wrong["state"]["lrs"] = [0.1, 0.1]  # ... beside a schedule refused: neither loads
-    with pytest.raises(ValueError, match="lrs"):
+    schedule = json.loads(wrong["plateau"])
+    schedule["state"]["num_bad_epochs"] = -1  # ... beside a schedule refused: neither loads
+    wrong["plateau"] = json.dumps(schedule)
+    with pytest.raises(ValueError, match="num_bad_epochs"):
         scheduler.load_state_dict(wrong)
     wrong = copy.deepcopy(saved)
-    wrong["best_copy"]["meta"]["best_epoch"] = -1
-    with pytest.raises(ValueError, match="'best_epoch' must be >= 0, got -1"):
+    meta = json.loads(wrong["best_copy"]["meta"])
+    meta["copy"]["best_epoch"] = -1
+    wrong["best_copy"]["meta"] = json.dumps(meta)
+    with pytest.raises(ValueError, match=r"\['best_copy'\]: 'best_epoch' must be >= 0, got -1"):
+        scheduler.load_state_dict(wrong)
+    wrong = copy.deepcopy(saved)
+    del wrong["best_copy"]["tensors"]["state.0.exp_avg"]  # a DCP template without it
+    with pytest.raises(ValueError, match=r"lacks the copy's tensors \['state.0.exp_avg'\]"):
         scheduler.load_state_dict(wrong)
     assert_same_tensors(scheduler.best_copy.state_dict()["tensors"], kept)
     assert scheduler.best_copy.best_epoch == 1
 
 
+def test_a_checkpoint_with_a_copy_needs_restore_best_and_one_without_keeps_none_yet():
+    model, optimizer, scheduler = build("adam")
+    train_epoch(model, optimizer, 0)
+    scheduler.step(1.0)
+    saved = scheduler.state_dict()
+    plain = ReduceLROnPlateau(optimizer, patience=2, factor=0.5)
+    with pytest.raises(ValueError, match=r"holds a best copy .*restore_best=True or 'cpu'"):
+        plain.load_state_dict(saved)
+    assert plain.last_epoch == 0  # refused: nothing changed
+    plain.step(1.0)
+    resumed = build("adam")[2]
+    resumed.load_state_dict(plain.state_dict())  # no copy saved: none kept yet
+    assert resumed.state == plain.state
+    assert (resumed.best_copy.best_epoch, resumed.restored) == (None, False)
+
+
 def test_bad_options_are_named():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)
     with pytest.raises(ValueError, match="'restore_best' must be True, False or 'cpu', got 'gpu'"):
-        RestoringReduceLROnPlateau(optimizer, restore_best="gpu")
+        ReduceLROnPlateau(optimizer, restore_best="gpu")
     with pytest.raises(TypeError, match="'restore_best' must be True, False or 'cpu', got int"):
-        RestoringReduceLROnPlateau(optimizer, restore_best=1)
+        ReduceLROnPlateau(optimizer, restore_best=1)
     with pytest.raises(TypeError, match=r"'optimizer' must be a torch\.optim\.Optimizer, got list"):
         BestCopy([])
 
@@ -212,3 +235,43 @@ def test_the_copy_round_trips_through_torch_distributed_checkpoint(tmp_path):
     loaded.load_state_dict(saved)
     assert loaded.best_epoch == scheduler.best_copy.best_epoch == 2
     assert_same_tensors(loaded.state_dict()["tensors"], scheduler.best_copy.state_dict()["tensors"])
+
+
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
+@pytest.mark.parametrize("restore_best", [True, "cpu"])
+def test_a_scheduler_with_its_copy_resumes_from_dcp_into_a_freshly_built_one(
+    tmp_path, restore_best
+):
+    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    def checkpoint(model, optimizer, scheduler):
+        # get_state_dict gives a fresh optimizer its state tensors: DCP's template
+        model_state, optimizer_state = get_state_dict(model, optimizer)
+        return {"model": model_state, "optimizer": optimizer_state, "scheduler": scheduler}
+
+    whole = build("adam", restore_best)
+    for epoch, val_loss in enumerate(VAL_LOSSES):
+        train_epoch(whole[0], whole[1], epoch)
+        whole[2].step(val_loss)
+    model, optimizer, scheduler = build("adam", restore_best)
+    for epoch in range(7):
+        train_epoch(model, optimizer, epoch)
+        scheduler.step(VAL_LOSSES[epoch])
+    dcp.save(checkpoint(model, optimizer, scheduler), checkpoint_id=tmp_path, no_dist=True)
+    model, optimizer, scheduler = build("adam", restore_best)
+    loaded = checkpoint(model, optimizer, scheduler)
+    dcp.load(loaded, checkpoint_id=tmp_path, no_dist=True)
+    set_state_dict(
+        model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optimizer"]
+    )
+    assert scheduler.best_copy.best_epoch == 6
+    restored = []
+    for epoch in range(7, len(VAL_LOSSES)):
+        train_epoch(model, optimizer, epoch)
+        scheduler.step(VAL_LOSSES[epoch])
+        restored.append(scheduler.restored)
+    assert any(restored)
+    assert scheduler.state == whole[2].state
+    assert_same_tensors(model.state_dict(), whole[0].state_dict())
+    assert_same_tensors(optimizer.state_dict(), whole[1].state_dict())

@@ -431,6 +431,9 @@ def test_a_non_optimizer_is_a_type_error_naming_it(not_an_optimizer):
         ({"eps": math.nan}, ValueError, "'eps'"),
         ({"on_nonfinite": "ignore"}, ValueError, "'on_nonfinite'"),
         ({"sync_metric": 1}, TypeError, "'sync_metric' must be a bool, got int"),
+        ({"sync_timeout": 0.0}, ValueError, "'sync_timeout' must be > 0 seconds, got 0.0"),
+        ({"sync_timeout": math.inf}, ValueError, "'sync_timeout' must be finite and >= 0"),
+        ({"sync_timeout": "300"}, TypeError, "'sync_timeout' must be a real number"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -598,19 +601,25 @@ def test_json_round_trip_mid_run(seed):
 
     first = ReduceLROnPlateau(make_optimizer(lrs, tensor_lr), **kwargs)
     head = run(first, metrics[:cut])
-    saved = json.loads(json.dumps(first.state_dict(), allow_nan=False))
+    saved = json.loads(json.dumps(first.state_dict()))  # best may be Infinity, as torch's
     second = resume(ReduceLROnPlateau, kwargs, lrs, tensor_lr, first.optimizer.state_dict(), saved)
     assert second.state == first.state
     assert head + run(second, metrics[cut:]) == expected
 
 
-def test_state_dict_is_strict_json_before_any_improvement():
+def refuse_non_finite(name):
+    raise ValueError(f"not strict JSON: {name}")
+
+
+def test_the_plateau_key_is_strict_json_before_any_improvement():
     scheduler = ReduceLROnPlateau(make_optimizer([0.1]), mode="max")
     scheduler.step(math.nan)
-    text = json.dumps(scheduler.state_dict(), allow_nan=False)
-    assert json.loads(text)["state"]["best"] == "-inf"
+    saved = scheduler.state_dict()
+    plateau_key = json.loads(saved["plateau"], parse_constant=refuse_non_finite)
+    assert plateau_key["state"]["best"] == "-inf"
+    assert saved["best"] == saved["mode_worse"] == -math.inf  # torch's keys, as torch's
     clone = ReduceLROnPlateau(make_optimizer([0.1]), mode="max")
-    clone.load_state_dict(json.loads(text))
+    clone.load_state_dict(torch_round_trip(saved))
     assert clone.state == scheduler.state
 
 
@@ -713,6 +722,8 @@ def test_a_checkpoint_from_the_other_mode_is_rejected(source):
         ({}, ValueError, r"must come from state_dict\(\).*got keys \[\]"),
         ({"best": 1.0, "num_bad_epochs": 0}, ValueError, r"got keys \['best', 'num_bad_epochs'\]"),
         ({"config": {}, "state": {}}, ValueError, "'format' must be 'plateau.PlateauConfig'"),
+        ({"plateau": {}}, TypeError, r"state_dict\['plateau'\] must be a JSON str, got dict"),
+        ({"plateau": "{"}, ValueError, r"state_dict\['plateau'\] is not JSON"),
     ],
 )
 def test_a_foreign_state_dict_is_rejected(state_dict, error, match):
@@ -737,7 +748,9 @@ def test_a_corrupt_checkpoint_is_rejected_and_changes_nothing(where, key, value,
         state_dict[key] = value
     else:
         state_dict = ReduceLROnPlateau(make_optimizer([0.1])).state_dict()
-        state_dict[where][key] = value
+        envelope = json.loads(state_dict["plateau"])
+        envelope[where][key] = value
+        state_dict["plateau"] = json.dumps(envelope)
     scheduler = ReduceLROnPlateau(make_optimizer([0.1]))
     scheduler.step(1.0)
     before = scheduler.state
@@ -948,15 +961,13 @@ def test_torchs_class_resumes_from_our_state_dict(seed):
     """Back to torch's class mid-run: same best, counters, epoch, and the same lrs after."""
     rng = random.Random(5000 + seed)
     kwargs, lrs, tensor_lr = random_case(rng)
-    # No infinite metric: one could become best, which strict JSON cannot hand to torch's
-    # keys (test_an_infinite_best_other_than_torchs_start_is_the_one_thing_lost).
-    metrics = [m for m in random_metrics(rng, 50) if not math.isinf(m)]
+    metrics = random_metrics(rng, 50)
     cut = rng.randrange(0, 30)
     expected = run(TorchPlateau(make_optimizer(lrs, tensor_lr), **kwargs), metrics)
 
     ours = ReduceLROnPlateau(make_optimizer(lrs, tensor_lr), **kwargs)
     head = run(ours, metrics[:cut])
-    saved = json.loads(json.dumps(ours.state_dict(), allow_nan=False))
+    saved = json.loads(json.dumps(ours.state_dict()))  # best may be Infinity, as torch's
     if rng.random() < 0.5:
         saved = torch_round_trip(saved)
     theirs = resume(TorchPlateau, kwargs, lrs, tensor_lr, ours.optimizer.state_dict(), saved)
@@ -973,7 +984,7 @@ def test_ours_then_torchs_then_ours_again(seed):
     """Torch's class keeps our keys when it loads them; ours takes its newer progress."""
     rng = random.Random(6000 + seed)
     kwargs, lrs, tensor_lr = random_case(rng)
-    metrics = [m for m in random_metrics(rng, 60) if not math.isinf(m)]  # as above
+    metrics = random_metrics(rng, 60)
     first, second = sorted(rng.sample(range(0, 40), 2))
     expected = run(TorchPlateau(make_optimizer(lrs, tensor_lr), **kwargs), metrics)
 
@@ -983,7 +994,7 @@ def test_ours_then_torchs_then_ours_again(seed):
     theirs = resume(TorchPlateau, kwargs, lrs, tensor_lr, ours.optimizer.state_dict(), saved)
     part2 = run(theirs, metrics[first:second])
     saved = torch_round_trip(theirs.state_dict())
-    assert {"config", "state"} <= set(saved)  # torch's class carried ours along
+    assert "plateau" in saved  # torch's class carried ours along
     again = resume(ReduceLROnPlateau, kwargs, lrs, tensor_lr, theirs.optimizer.state_dict(), saved)
     assert (again.best, again.num_bad_epochs, again.cooldown_counter, again.last_epoch) == (
         theirs.best, theirs.num_bad_epochs, theirs.cooldown_counter, theirs.last_epoch
@@ -991,31 +1002,30 @@ def test_ours_then_torchs_then_ours_again(seed):
     assert part1 + part2 + run(again, metrics[second:]) == expected
 
 
-def test_an_infinite_best_other_than_torchs_start_is_the_one_thing_lost():
-    """-inf becomes best in min mode (torch compares it as a number); strict JSON has no
-    -inf, so torch's class resumes at its own start, +inf. Ours resumes exactly."""
+def test_an_infinite_best_other_than_torchs_start_carries_over_to_torchs_class():
+    """-inf becomes best in min mode (torch compares it as a number)."""
     ours = ReduceLROnPlateau(make_optimizer([1.0]))
     ours.step(-math.inf)
-    saved = torch_round_trip(json.loads(json.dumps(ours.state_dict(), allow_nan=False)))
+    saved = torch_round_trip(ours.state_dict())
     theirs = TorchPlateau(make_optimizer([1.0]))
     theirs.load_state_dict(saved)
-    assert (ours.best, theirs.best) == (-math.inf, math.inf)
+    assert ours.best == theirs.best == -math.inf
     again = ReduceLROnPlateau(make_optimizer([1.0]))
     again.load_state_dict(saved)
     assert again.state == ours.state
 
 
-def test_our_state_dict_is_strict_json_with_torchs_keys():
+def test_our_state_dict_has_torchs_every_key_and_one_strict_json_string_in_every_state():
     opt = make_optimizer([0.1, 0.2], tensor_lr="float32")
     scheduler = ReduceLROnPlateau(opt, min_lr=[0.0, 0.01])
-    saved = scheduler.state_dict()
-    json.dumps(saved, allow_nan=False)
-    assert "best" not in saved  # infinite: a new torch scheduler starts there
+    torch_keys = set(TorchPlateau(make_optimizer([0.1, 0.2])).state_dict())
+    fresh = scheduler.state_dict()
+    assert set(fresh) == torch_keys | {"plateau"}
+    assert fresh["best"] == fresh["mode_worse"] == math.inf  # as torch's, before a best
     scheduler.step(torch.tensor(0.5))
     saved = scheduler.state_dict()
-    text = json.dumps(saved, allow_nan=False)
-    torch_keys = set(TorchPlateau(make_optimizer([0.1, 0.2])).state_dict()) - {"mode_worse"}
-    assert set(json.loads(text)) == torch_keys | {"config", "state"}
+    assert set(saved) == torch_keys | {"plateau"}
+    json.loads(saved["plateau"], parse_constant=refuse_non_finite)
     assert saved["best"] == 0.5 and saved["min_lrs"] == [0.0, 0.01]
     assert torch_round_trip(saved) == saved
 
@@ -1034,8 +1044,9 @@ def test_state_dict_holds_the_progress_and_settings_under_torchs_names(min_lr):
         assert saved[key] == torch_saved[key]
     assert saved["min_lrs"] == torch_saved["min_lrs"]
     assert saved["default_min_lr"] == torch_saved["default_min_lr"]
-    assert plateau.PlateauState.from_dict(saved["state"]) == ours.state
-    assert plateau.PlateauConfig.from_dict(saved["config"]) == ours.config
+    envelope = json.loads(saved["plateau"])
+    assert plateau.PlateauState.from_dict(envelope["state"]) == ours.state
+    assert plateau.PlateauConfig.from_dict(envelope["config"]) == ours.config
 
 
 def test_in_cooldown_and_exhausted_read_the_state():

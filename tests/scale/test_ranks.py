@@ -136,21 +136,11 @@ def runs(tmp_path_factory):
     return {"main": main, "extra": extra}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22: the float64 sum overflows to inf, which on_nonfinite='raise' refuses",
-)
 def test_two_ranks_reporting_1e308_average_to_a_finite_mean(runs):
     for rank in runs["main"]:
         assert rank["huge"] == {"best": 1e308, "decision": "improved"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22: rank 1 skips epoch 3's all_reduce alone, so the ranks average "
-    "different epochs' metrics and their lrs diverge (epoch 6: 0.5 on rank 0, 1.0 on "
-    "rank 1); rank 0's last all_reduce has no partner (gloo: Connection closed by peer)",
-)
 def test_on_repeat_skip_cannot_let_the_ranks_diverge(runs):
     rank0, rank1 = (rank["skip"] for rank in runs["main"])
     if "error" in rank0 or "error" in rank1:  # a refusal, on both ranks, saying why
@@ -161,11 +151,6 @@ def test_on_repeat_skip_cannot_let_the_ranks_diverge(runs):
     assert len(rank0["lrs"]) == 10 and len(set(rank0["lrs"])) >= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22: no bound on the wait: TypeError: ReduceLROnPlateau.__init__() got "
-    "an unexpected keyword argument 'sync_timeout'",
-)
 def test_an_extra_step_on_one_rank_fails_within_sync_timeout_naming_scheduler_and_epoch(runs):
     extra = runs["extra"][1]["extra"]
     assert extra["error"] is not None, "the extra step() went through"

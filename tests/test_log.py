@@ -81,7 +81,9 @@ def test_mlflow_and_tensorboard_take_it_as_it_is(tmp_path):
 
     states = plateau.simulate(METRICS, CONFIG, lrs=0.1)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with mlflow.start_run() as run:
+    # An experiment of this store: another test in this process may have made another active.
+    experiment = mlflow.create_experiment("log_dict")
+    with mlflow.start_run(experiment_id=experiment) as run:
         for epoch, state in enumerate(states):
             mlflow.log_metrics(log_dict(state), step=epoch)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "plateau/lr")

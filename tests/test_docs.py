@@ -41,6 +41,7 @@ RUN = {
     "optax_base": ("docs/optax.md", "## Warmup and base schedules"),
     "optax_checkpoint": ("docs/optax.md", "## Checkpointing at scale"),
     "restore": ("docs/restore.md", "## PyTorch"),
+    "optax_restore": ("docs/restore.md", "## JAX / optax"),
 }
 # The README's one example per framework is its docs page's, character for character.
 README_COPIES = {
@@ -187,6 +188,14 @@ def test_restore_example_prints_what_the_page_says(tmp_path):
     pytest.importorskip("torch")
     out = run(first_python_block(*RUN["restore"]), tmp_path).splitlines()
     claim = re.search(r"The fourth line printed is `(.*?)`", one_line(section(*RUN["restore"])))
+    assert claim and out[3] == claim.group(1)
+
+
+def test_optax_restore_example_prints_what_the_page_says(tmp_path):
+    pytest.importorskip("optax")
+    out = run(first_python_block(*RUN["optax_restore"]), tmp_path).splitlines()
+    text = one_line(section(*RUN["optax_restore"]))
+    claim = re.search(r"The fourth line printed is `(.*?)`", text)
     assert claim and out[3] == claim.group(1)
 
 

@@ -184,18 +184,11 @@ def test_torch_warmup_example_prints_what_the_page_says(tmp_path):
     assert claim and [out[3], out[-1]] == list(claim.groups())
 
 
-def test_restore_example_prints_what_the_page_says(tmp_path):
-    pytest.importorskip("torch")
-    out = run(first_python_block(*RUN["restore"]), tmp_path).splitlines()
-    claim = re.search(r"The fourth line printed is `(.*?)`", one_line(section(*RUN["restore"])))
-    assert claim and out[3] == claim.group(1)
-
-
-def test_optax_restore_example_prints_what_the_page_says(tmp_path):
-    pytest.importorskip("optax")
-    out = run(first_python_block(*RUN["optax_restore"]), tmp_path).splitlines()
-    text = one_line(section(*RUN["optax_restore"]))
-    claim = re.search(r"The fourth line printed is `(.*?)`", text)
+@pytest.mark.parametrize("example, framework", [("restore", "torch"), ("optax_restore", "optax")])
+def test_restore_examples_print_what_the_page_says(tmp_path, example, framework):
+    pytest.importorskip(framework)
+    out = run(first_python_block(*RUN[example]), tmp_path).splitlines()
+    claim = re.search(r"The fourth line printed is `(.*?)`", one_line(section(*RUN[example])))
     assert claim and out[3] == claim.group(1)
 
 

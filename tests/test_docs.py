@@ -41,6 +41,7 @@ RUN = {
     "optax_base": ("docs/optax.md", "## Warmup and base schedules"),
     "optax_checkpoint": ("docs/optax.md", "## Checkpointing at scale"),
     "restore": ("docs/restore.md", "## PyTorch"),
+    "optax_restore": ("docs/restore.md", "## JAX / optax"),
 }
 # The README's one example per framework is its docs page's, character for character.
 README_COPIES = {
@@ -183,10 +184,11 @@ def test_torch_warmup_example_prints_what_the_page_says(tmp_path):
     assert claim and [out[3], out[-1]] == list(claim.groups())
 
 
-def test_restore_example_prints_what_the_page_says(tmp_path):
-    pytest.importorskip("torch")
-    out = run(first_python_block(*RUN["restore"]), tmp_path).splitlines()
-    claim = re.search(r"The fourth line printed is `(.*?)`", one_line(section(*RUN["restore"])))
+@pytest.mark.parametrize("example, framework", [("restore", "torch"), ("optax_restore", "optax")])
+def test_restore_examples_print_what_the_page_says(tmp_path, example, framework):
+    pytest.importorskip(framework)
+    out = run(first_python_block(*RUN[example]), tmp_path).splitlines()
+    claim = re.search(r"The fourth line printed is `(.*?)`", one_line(section(*RUN[example])))
     assert claim and out[3] == claim.group(1)
 
 

@@ -28,7 +28,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, TypeVar
 
 import attrs
 
@@ -38,6 +38,7 @@ from plateau._checks import got, show
 from plateau._core import changed
 
 Read = Callable[[], tuple[float, ...]]
+Init = TypeVar("Init", bound=Callable[..., None])
 Write = Callable[[int, float], float]
 
 _CUTS = (Decision.REDUCED, Decision.AT_FLOOR)
@@ -248,18 +249,21 @@ def begin(config: PlateauConfig, read: Read, write: Write) -> PlateauState:
     return state if tuple(stored) == state.lrs else attrs.evolve(state, lrs=tuple(stored))
 
 
-def publish_settings(cls: type, skip: Collection[str] = ()) -> None:
-    """Name every PlateauConfig field in ``cls.__init__``'s signature, after its own.
+def publish_settings(init: Init, skip: Collection[str] = ()) -> Init:
+    """`init` with its ``**settings`` shown as one keyword per PlateauConfig field.
 
     For a constructor that takes the settings as ``**settings`` (and builds its config
-    with :func:`make_config`): ``inspect.signature`` and LightningCLI then see each
-    field not in `skip` and not already a parameter as a keyword-only parameter.
+    with :func:`make_config`): ``inspect.signature``, LightningCLI and an IDE then see
+    each field not in `skip` and not already a parameter, after its own parameters.
+    A call, or a decorator (``@publish_settings``).
     """
-    init: Any = cls.__init__  # type: ignore[misc]
     signature = inspect.signature(init)
     explicit = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
     more = config_parameters(skip=[*skip, *(p.name for p in explicit)])
-    init.__signature__ = signature.replace(parameters=[*explicit, *more])
+    init.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*explicit, *more]
+    )
+    return init
 
 
 def check_same_config(saved: PlateauConfig, expected: PlateauConfig, name: str, whose: str) -> None:

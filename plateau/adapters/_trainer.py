@@ -9,14 +9,13 @@ differ only in where the metric comes from and how the lrs are written.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import plateau
 from plateau import PlateauConfig, PlateauState
 from plateau._log import log_dict
-from plateau.adapters._shared import check_count, config_parameters, load_saved, make_config, saved
+from plateau.adapters._shared import check_count, load_saved, make_config, saved
 from plateau.adapters.restore import BestCopy, RestoreBest, best_copy_for, check_restore_best
 
 try:
@@ -25,22 +24,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ModuleNotFoundError(
         "plateau's trainer callbacks require torch; install 'plateau-lr[torch]'", name="torch"
     ) from exc
-
-Init = TypeVar("Init", bound=Callable[..., None])
-
-
-def publish_settings(init: Init) -> Init:
-    """`init` with its ``**settings`` shown as one keyword per PlateauConfig field.
-
-    So ``inspect.signature`` (and LightningCLI, and an IDE) lists ``patience``,
-    ``factor`` and the rest, from the one mapping in ``plateau.adapters._shared``.
-    """
-    signature = inspect.signature(init)
-    fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    init.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*fixed, *config_parameters()]
-    )
-    return init
 
 
 class Schedule:

@@ -488,4 +488,4 @@ def _io(slots: Sequence[_Slot]) -> tuple[_shared.Read, _shared.Write]:
     return lambda: tuple(float(slot.variable) for slot in slots), write
 
 
-_shared.publish_settings(ReduceLROnPlateau, skip=_TRANSLATED)
+_shared.publish_settings(ReduceLROnPlateau.__init__, skip=_TRANSLATED)

@@ -16,11 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from plateau import PlateauConfig, PlateauState
-from plateau.adapters._shared import advance
+from plateau.adapters._shared import advance, publish_settings
 from plateau.adapters._trainer import (
     HoldsSchedule,
     Schedule,
-    publish_settings,
     read_lrs,
     write_lr,
 )

@@ -10,7 +10,6 @@ names read and replace ``config`` and ``state``. ``base=`` lives in ``_torch_bas
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import threading
@@ -507,12 +506,4 @@ def _check_unchanged(name: str, value: object, current: object, instead: str) ->
         )
 
 
-def _publish_settings(init: Any) -> None:
-    """Name every PlateauConfig field in `init`'s signature, which LightningCLI reads."""
-    signature = inspect.signature(init)
-    explicit = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
-    more = _shared.config_parameters(skip=[p.name for p in explicit])
-    init.__signature__ = signature.replace(parameters=[*explicit, *more])
-
-
-_publish_settings(ReduceLROnPlateau.__init__)
+_shared.publish_settings(ReduceLROnPlateau.__init__)

@@ -26,8 +26,8 @@ import attrs
 
 import plateau
 from plateau import PlateauConfig, PlateauState
-from plateau.adapters._shared import warn
-from plateau.adapters._trainer import HoldsSchedule, Schedule, publish_settings, write_lr
+from plateau.adapters._shared import publish_settings, warn
+from plateau.adapters._trainer import HoldsSchedule, Schedule, write_lr
 from plateau.adapters.restore import RestoreBest
 
 try:

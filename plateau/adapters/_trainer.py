@@ -142,18 +142,3 @@ class HoldsSchedule:
     def best_copies(self) -> list[BestCopy]:
         """One :class:`plateau.adapters.restore.BestCopy` per optimizer under restore_best."""
         return self._schedule.best_copies
-
-
-def read_lrs(groups: Sequence[Mapping[str, Any]]) -> tuple[float, ...]:
-    """Each param group's lr as a float (a tensor lr's value)."""
-    return tuple(float(group["lr"]) for group in groups)
-
-
-def write_lr(groups: Sequence[dict[str, Any]], index: int, lr: float) -> float:
-    """Set group `index`'s lr (a tensor lr in place); the float it then holds."""
-    held = groups[index]["lr"]
-    if isinstance(held, torch.Tensor):
-        held.fill_(lr)
-        return float(held)
-    groups[index]["lr"] = lr
-    return lr

@@ -84,11 +84,20 @@ when rule 3 forgave the bad epoch, else no_improvement. at_floor and capped are
 the stop signal, ``state.exhausted``: patience ran out once more with nothing
 left to cut.
 
-step() runs the rules above in that order, each written once; a rule beyond
-torch's is a no-op at its default, so a torch config runs torch's rules exactly.
-Values are checked where they enter -- init, from_dict, a state built directly,
-the lrs adopted from the optimizer, the metric -- and step() builds its states
-from values derived from checked ones without checking them again (see
+One rule code
+-------------
+
+advance() runs the rules above in that order, each written once, for Python
+floats and for arrays alike: what the config chooses is a Python branch, what
+the values decide is a select over plateau._ops.Ops (``where``, ``maximum``,
+comparisons), which :data:`~plateau._ops.FLOATS` does with an ``if`` and the
+device adapters with torch's or jax's ops, so a step runs inside
+``torch.compile(fullgraph=True)``, a CUDA graph or ``jax.jit`` and gives the
+lrs step() gives. A rule beyond torch's is a no-op at its default, so a torch
+config runs torch's rules exactly. step() is advance() on the host: values are
+checked where they enter -- init, from_dict, a state built directly, the lrs
+adopted from the optimizer, the metric -- and step() builds its states from
+values derived from checked ones without checking them again (see
 plateau._state). A state stepped under a config drops what that config does not
 use: a partial block without accumulation, the average without smoothing. With
 patience >= 0 (enforced by PlateauConfig) a reduction can only follow a bad
@@ -167,6 +176,7 @@ from typing import Any, SupportsFloat
 
 from ._checks import check_ordered, show, to_metric
 from ._config import PlateauConfig
+from ._ops import FLOATS, Ops
 from ._state import Decision, LrsLike, PlateauState, check_lrs, replace
 from ._trend import slope_improves, window_best
 
@@ -218,7 +228,7 @@ def step(
     """Advance the schedule by one epoch: the new state and the lrs to use next.
 
     Pure: never mutates, prints or imports a framework. The rules are torch's,
-    listed at the top of this module, and run here in that order.
+    listed at the top of this module, and run in that order by :func:`advance`.
 
     Args:
         state: The state after the previous step (or from :func:`init`).
@@ -253,162 +263,247 @@ def step(
         lrs = state.lrs if adopted == state.lrs else adopted
     if isinstance(config.min_lr, tuple):  # a per-lr floor must fit the lrs (a scalar fits any)
         config.min_lrs(len(lrs))
-    if state.base_lrs is not None:
+    base, warming = state.base_lrs, False
+    if base is not None:
         if state.warmup_epoch < config.warmup_epochs:
-            return _warmup_step(state, state.base_lrs, config, lrs)
-        state = replace(state, base_lrs=None, warmup_epoch=0)  # the config ended it
+            warming = True
+            if lrs is not state.lrs:  # the optimizer's lrs differ: rescale the bases they change
+                base = _rebase(base, state.lrs, lrs, config, state.warmup_epoch)
+        else:  # a config whose warmup_epochs is no longer above k ended the warmup
+            state, base = replace(state, base_lrs=None, warmup_epoch=0), None
+    if not (warming or math.isfinite(value)) and config.on_nonfinite == "raise":
+        raise ValueError(f"'metric' must be finite (on_nonfinite='raise'), got {value!r}")
+    smoothed = state.smoothed
+    if config.ema_decay is not None and smoothed is None:
+        smoothed = math.nan  # the rules' "no average yet"
+    fields = advance(FLOATS, config, state, value, lrs, smoothed, warming, base)
+    if fields[9] != fields[9]:  # NaN: no average, which a PlateauState writes None
+        fields = (*fields[:9], None, *fields[10:])
+    if warming and fields[11] == config.warmup_epochs:  # the warmup is over
+        fields = (*fields[:10], None, 0, fields[12])
+    new: PlateauState = object.__new__(PlateauState)  # set by attrs, unchecked (see _state)
+    new.__attrs_init__(*fields)
+    return new, new.lrs
 
-    # Rule 1: the non-finite policy.
-    if not math.isfinite(value) and config.on_nonfinite != "bad":
-        if config.on_nonfinite == "raise":
-            raise ValueError(f"'metric' must be finite (on_nonfinite='raise'), got {value!r}")
-        return replace(state, lrs=lrs, decision=Decision.SKIPPED), lrs
+
+# What a judged step decided, at improved + 2 * forgiven + 3 * fired + capped + 2 * cut
+# (see _judge_step): an improvement and a forgiven bad epoch exclude each other, and both
+# leave no bad epoch, so neither is possible when patience ran out (fired); a capped
+# step cuts nothing.
+_OUTCOMES = (
+    Decision.NO_IMPROVEMENT,
+    Decision.IMPROVED,
+    Decision.COOLDOWN,
+    Decision.AT_FLOOR,
+    Decision.CAPPED,
+    Decision.REDUCED,
+)
+
+
+def advance(
+    ops: Ops,
+    config: PlateauConfig,
+    state: Any,
+    value: Any,
+    lrs: Any,
+    smoothed: Any,
+    warming: Any,
+    base: Any,
+) -> tuple[Any, ...]:
+    """Rules 1-5 and warmup, written once for floats and arrays: the new state's fields.
+
+    The fields come in PlateauState's order: lrs, best, num_bad_epochs,
+    cooldown_counter, last_epoch, decision, num_reductions, num_accumulated,
+    accumulated_mean, smoothed, base_lrs, warmup_epoch, window. `state` holds the
+    old ones by those names (a PlateauState, or a device adapter's state); `value`
+    is the metric, `lrs` the lrs held now, `smoothed` the average with NaN for
+    none, `warming` whether this is a warmup step and `base` its base lrs. What
+    the config chooses is a Python branch; what the values decide is an ``ops``
+    select. Checks, the ownership rule's rebase and on_nonfinite="raise" come
+    before, on the host (:func:`step`).
+
+    Example:
+        >>> config = PlateauConfig(patience=0)
+        >>> state = init(1.0, config)
+        >>> advance(FLOATS, config, state, 5.0, state.lrs, math.nan, False, None)[:3]
+        ((1.0,), 5.0, 0)
+    """
     epoch = state.last_epoch + 1
-    decay = config.ema_decay
-    smoothed = state.smoothed if decay is not None else None
+    # A step that judges drops the average when the config does not smooth.
+    kept = (
+        ops,
+        config,
+        state,
+        lrs,
+        smoothed if config.ema_decay is not None else ops.no_average,
+        base,
+        epoch,
+    )
+    if not (config.on_nonfinite == "skip" or config.warmup_epochs):
+        return _observe(*kept, value)
 
-    # Rule 1a: accumulation, optax's running mean.
-    if config.accumulation_size > 1:
+    def unjudged(lrs: Any, epoch: Any, decision: Decision, done: Any) -> tuple[Any, ...]:
+        old = (state.best, state.num_bad_epochs, state.cooldown_counter, epoch)
+        block = (state.num_accumulated, state.accumulated_mean, smoothed, base, done)
+        code = ops.decision((decision,))
+        return (lrs, *old, code, state.num_reductions, *block, state.window)
+
+    def rules() -> tuple[Any, ...]:
+        if config.on_nonfinite != "skip":
+            return _observe(*kept, value)
+        return ops.cond(  # rule 1: a non-finite metric changes nothing but the decision
+            ops.isfinite(value),
+            lambda: _observe(*kept, value),
+            lambda: unjudged(lrs, state.last_epoch, Decision.SKIPPED, state.warmup_epoch),
+        )
+
+    def warmup() -> tuple[Any, ...]:  # see "Warmup": the ramp, the metric unseen
+        done = state.warmup_epoch + 1
+        ramp, last = _ramp(config, done), done >= config.warmup_epochs
+        ramped = ops.each(lambda b: ops.select(last, b, b * ramp), base)  # step W: b exactly
+        return unjudged(ramped, epoch, Decision.WARMUP, done)
+
+    return rules() if not config.warmup_epochs else ops.cond(warming, warmup, rules)
+
+
+def _observe(
+    ops: Ops,
+    config: PlateauConfig,
+    state: Any,
+    lrs: Any,
+    smoothed: Any,
+    base: Any,
+    epoch: Any,
+    value: Any,
+) -> tuple[Any, ...]:
+    """Rules 1a-5 (see :func:`advance`, whose arguments these are)."""
+    if config.accumulation_size > 1:  # Rule 1a: accumulation, optax's running mean
         count = state.num_accumulated + 1
         mean = (state.num_accumulated * state.accumulated_mean + value) / count
-        if count < config.accumulation_size:
-            accumulating = replace(
-                state,
-                lrs=lrs,
-                last_epoch=epoch,
-                decision=Decision.ACCUMULATING,
-                num_accumulated=count,
-                accumulated_mean=mean,
-                smoothed=smoothed,
-            )
-            return accumulating, lrs
-        value = mean
+        return ops.cond(
+            count >= config.accumulation_size,
+            lambda: _judge_step(ops, config, state, lrs, smoothed, base, epoch, mean),
+            lambda: (
+                lrs,
+                *(state.best, state.num_bad_epochs, state.cooldown_counter, epoch),
+                ops.decision((Decision.ACCUMULATING,)),
+                *(state.num_reductions, count, mean, smoothed, base, state.warmup_epoch),
+                state.window,
+            ),
+        )
+    return _judge_step(ops, config, state, lrs, smoothed, base, epoch, value)
 
-    # Rule 1b: smoothing, over finite values only.
-    if decay is not None and math.isfinite(value):
-        if smoothed is not None:
-            value = decay * smoothed + (1.0 - decay) * value
-        smoothed = value if math.isfinite(value) else None
+
+def _judge_step(
+    ops: Ops,
+    config: PlateauConfig,
+    state: Any,
+    lrs: Any,
+    smoothed: Any,
+    base: Any,
+    epoch: Any,
+    value: Any,
+) -> tuple[Any, ...]:
+    """Rules 1b-5 on the value a step judges (see :func:`advance`)."""
+    decay = config.ema_decay
+    if decay is not None:  # Rule 1b: smoothing, over finite values only
+        finite = ops.isfinite(value)
+        averaged = decay * smoothed + (1.0 - decay) * value
+        value = ops.select(finite & ops.isfinite(smoothed), averaged, value)
+        smoothed = ops.select(finite, ops.select(ops.isfinite(value), value, math.nan), smoothed)
 
     # Rule 2: the improvement test, by the config's detector.
-    improved, best, window = _judge(value, state, config)
-    if improved:
-        bad, decision = 0, Decision.IMPROVED
-    else:
-        bad, decision = state.num_bad_epochs + 1, Decision.NO_IMPROVEMENT
+    improved, best, window = _judge(ops, value, state, config)
 
     # Rule 3: cooldown, after the improvement test.
-    cooldown = state.cooldown_counter
-    if cooldown > 0:
-        cooldown -= 1
-        if bad:
-            bad, decision = 0, Decision.COOLDOWN
+    cooling = state.cooldown_counter > 0
+    bad = ops.select(improved, 0, state.num_bad_epochs + 1)
+    forgiven = cooling & (bad > 0)
+    cooldown, bad = ops.select(
+        cooling, (state.cooldown_counter - 1, 0), (state.cooldown_counter, bad)
+    )
 
     # Rule 4: reduction, under the cap.
-    reductions = state.num_reductions
-    if bad > config.patience:
-        if config.max_reductions is not None and reductions >= config.max_reductions:
-            decision = Decision.CAPPED
-        else:
-            reduced = _cut(lrs, config)
-            if reduced != lrs:
-                decision, reductions = Decision.REDUCED, reductions + 1
-            else:
-                decision = Decision.AT_FLOOR
-            lrs = reduced
-        cooldown, bad = config.cooldown, 0
-        if config.detector == "slope":  # a new lr is a new regime: the trend starts over
-            window = ()
+    fired = bad > config.patience
+    capped = False
+    if config.max_reductions is not None:
+        capped = fired & (state.num_reductions >= config.max_reductions)
+    new_lrs = ops.cond(fired ^ capped, _cut, _uncut, ops, lrs, config)  # ^: and not capped
+    cut = ops.any_differ(new_lrs, lrs)
+    cooldown, bad = ops.select(fired, (config.cooldown, 0), (cooldown, bad))
+    if config.detector == "slope":  # a new lr is a new regime: the trend starts over
+        window = ops.select(fired, (), window)
+    decision = ops.decision(_OUTCOMES, improved + 2 * forgiven + 3 * fired + capped + 2 * cut)
 
-    # Rule 5: last_epoch counts the step. The block is empty, and no warmup is in progress.
-    new: PlateauState = object.__new__(PlateauState)  # set by attrs, unchecked (see _state)
-    new.__attrs_init__(
-        lrs=lrs,
-        best=best,
-        num_bad_epochs=bad,
-        cooldown_counter=cooldown,
-        last_epoch=epoch,
-        decision=decision,
-        num_reductions=reductions,
-        smoothed=smoothed,
-        window=window,
-    )
-    return new, lrs
+    # Rule 5: last_epoch counts the step. The block is empty.
+    reductions = state.num_reductions + cut
+    made = (reductions, 0, 0.0, smoothed, base, state.warmup_epoch, window)
+    return (new_lrs, best, bad, cooldown, epoch, decision, *made)
 
 
-def _judge(
-    value: float, state: PlateauState, config: PlateauConfig
-) -> tuple[bool, float, tuple[float, ...]]:
-    """Rule 2: whether `value` improves, the best after it, and the window of judged values."""
+def _judge(ops: Ops, value: Any, state: Any, config: PlateauConfig) -> tuple[Any, Any, Any]:
+    """Rule 2: whether `value` improves, the best after it, and the window of judged values.
+
+    The trend detectors run on floats only (the device adapters refuse them).
+    """
     if config.detector == "best":
-        improved = _improves(value, state.best, config)
-        return improved, value if improved else state.best, ()
+        improved = _improves(ops, value, state.best, config)
+        return improved, ops.select(improved, value, state.best), ()
     window = (*state.window, value)[-config.window :]
     best = min(state.best, value) if config.mode == "min" else max(state.best, value)  # not NaN
     if config.detector == "window_best":
-        improved = _improves(value, window_best(state.window, config.mode), config)
+        improved = _improves(ops, value, window_best(state.window, config.mode), config)
     elif len(window) < 3:
-        improved = _improves(value, state.best, config)
+        improved = _improves(ops, value, state.best, config)
     else:
         improved = slope_improves(window, config.mode, config.alpha)
     return improved, best, window
 
 
-def _improves(value: float, best: float, config: PlateauConfig) -> bool:
+def _improves(ops: Ops, value: Any, best: Any, config: PlateauConfig) -> Any:
     """Whether `value` beats `best` by the threshold, in torch's exact expressions."""
     threshold, minimize = config.threshold, config.mode == "min"
+    lower, upper = best * (1.0 - threshold), best * (threshold + 1.0)  # rel's bounds
     if config.threshold_mode == "rel":
-        bound = best * (1.0 - threshold) if minimize else best * (threshold + 1.0)
+        bound = lower if minimize else upper
     elif config.threshold_mode == "abs":
         bound = best - threshold if minimize else best + threshold
-    elif not math.isfinite(best):  # rel_abs: an infinite best (the start) is its own bound
-        bound = best
     else:  # rel_abs: the margin threshold * |best|, so a negative best is judged as its mirror
-        bound = best * (1.0 - threshold) if (best >= 0.0) is minimize else best * (threshold + 1.0)
+        mirrored = ops.select((best >= 0.0) == minimize, lower, upper)
+        bound = ops.select(ops.isfinite(best), mirrored, best)  # an infinite best is its own bound
     return value < bound if minimize else value > bound
 
 
-def _cut(lrs: tuple[float, ...], config: PlateauConfig) -> tuple[float, ...]:
+def _cut(ops: Ops, lrs: Any, config: PlateauConfig) -> Any:
     """Rule 4's cut: each lr to max(lr * factor, its floor), unless that is <= eps."""
-    new_lrs = []
-    for lr, floor in zip(lrs, config.min_lrs(len(lrs)), strict=True):
-        new = max(lr * config.factor, floor)
-        new_lrs.append(new if lr - new > config.eps else lr)
-    return tuple(new_lrs)
+
+    def cut(lr: Any, floor: Any) -> Any:
+        new = ops.maximum(lr * config.factor, floor)
+        return ops.select(lr - new > config.eps, new, lr)
+
+    return ops.each(cut, lrs, config.min_lrs(len(lrs)))
 
 
-def _ramp(config: PlateauConfig, done: int) -> float:
+def _uncut(ops: Ops, lrs: Any, config: PlateauConfig) -> Any:
+    """Rule 4 when no cut is made: the lrs as they are."""
+    return lrs
+
+
+def _ramp(config: PlateauConfig, done: Any) -> Any:
     """Warmup's factor on each base lr after `done` of its steps: f + (1 - f) * k / W."""
     start = config.warmup_start_factor
     return start + (1.0 - start) * done / config.warmup_epochs
 
 
-def _warmup_step(
-    state: PlateauState, base: tuple[float, ...], config: PlateauConfig, lrs: tuple[float, ...]
-) -> tuple[PlateauState, tuple[float, ...]]:
-    """One warmup step (see "Warmup" at the top of this module): the ramp, metric unseen.
-
-    `base` is ``state.base_lrs``; `lrs` the lrs held now, already validated.
-    """
-    done = state.warmup_epoch
-    if lrs is not state.lrs:  # the optimizer's lrs differ: rescale the bases they change
-        base = _rebase(base, state.lrs, lrs, _ramp(config, done), done)
-    done += 1
-    if done < config.warmup_epochs:
-        ramp = _ramp(config, done)
-        changes: dict[str, Any] = {"lrs": tuple(b * ramp for b in base), "base_lrs": base}
-    else:  # the last warmup step: exactly b, and the warmup is over
-        changes = {"lrs": base, "base_lrs": None}
-        done = 0
-    epoch = state.last_epoch + 1
-    new = replace(state, last_epoch=epoch, decision=Decision.WARMUP, warmup_epoch=done, **changes)
-    return new, new.lrs
-
-
 def _rebase(
-    base: tuple[float, ...], held: tuple[float, ...], lrs: tuple[float, ...], ramp: float, done: int
+    base: tuple[float, ...],
+    held: tuple[float, ...],
+    lrs: tuple[float, ...],
+    config: PlateauConfig,
+    done: int,
 ) -> tuple[float, ...]:
     """Warmup's ownership rule: each lr that differs from the state's gets the base lr / ramp."""
+    ramp = _ramp(config, done)
     new = []
     for i, lr in enumerate(lrs):
         if i < len(held) and lr == held[i]:

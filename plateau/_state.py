@@ -96,7 +96,7 @@ def _float_from_json(value: object) -> object:
     return float(value) if type(value) is str and value in _NONFINITE_TEXT else value
 
 
-@attrs.frozen(kw_only=True, init=False)
+@attrs.frozen(init=False)  # __init__ below is keyword-only; step() sets the fields in order
 class PlateauState:
     """Everything a plateau schedule needs to resume: plain Python values only.
 

@@ -286,6 +286,9 @@ def step(
     return new, new.lrs
 
 
+Fields = tuple[Any, ...]
+"""A state's fields in PlateauState's order: what :func:`advance` returns."""
+
 # What a judged step decided, at improved + 2 * forgiven + 3 * fired + capped + 2 * cut
 # (see _judge_step): an improvement and a forgiven bad epoch exclude each other, and both
 # leave no bad epoch, so neither is possible when patience ran out (fired); a capped
@@ -309,18 +312,18 @@ def advance(
     smoothed: Any,
     warming: Any,
     base: Any,
-) -> tuple[Any, ...]:
+) -> Fields:
     """Rules 1-5 and warmup, written once for floats and arrays: the new state's fields.
 
-    The fields come in PlateauState's order: lrs, best, num_bad_epochs,
-    cooldown_counter, last_epoch, decision, num_reductions, num_accumulated,
-    accumulated_mean, smoothed, base_lrs, warmup_epoch, window. `state` holds the
-    old ones by those names (a PlateauState, or a device adapter's state); `value`
-    is the metric, `lrs` the lrs held now, `smoothed` the average with NaN for
-    none, `warming` whether this is a warmup step and `base` its base lrs. What
-    the config chooses is a Python branch; what the values decide is an ``ops``
-    select. Checks, the ownership rule's rebase and on_nonfinite="raise" come
-    before, on the host (:func:`step`).
+    The fields come in PlateauState's order (:data:`Fields`). `state` holds the old
+    ones by those names (a PlateauState, or a device adapter's state); `value` is
+    the metric, `lrs` the lrs held now, `smoothed` the average with NaN for none,
+    `warming` whether this is a warmup step and `base` its base lrs. What the
+    config chooses is a Python branch; what the values decide is an ``ops``
+    select, so the rules run in order and a step that ends early (a warmup step, a
+    skipped metric, a block still filling) selects the fields it keeps. Checks,
+    the ownership rule's rebase and on_nonfinite="raise" come first, on the host
+    (:func:`step`).
 
     Example:
         >>> config = PlateauConfig(patience=0)
@@ -328,85 +331,20 @@ def advance(
         >>> advance(FLOATS, config, state, 5.0, state.lrs, math.nan, False, None)[:3]
         ((1.0,), 5.0, 0)
     """
-    epoch = state.last_epoch + 1
-    # A step that judges drops the average when the config does not smooth.
-    kept = (
-        ops,
-        config,
-        state,
-        lrs,
-        smoothed if config.ema_decay is not None else ops.no_average,
-        base,
-        epoch,
-    )
-    if not (config.on_nonfinite == "skip" or config.warmup_epochs):
-        return _observe(*kept, value)
+    metric, epoch, held, kept = value, state.last_epoch + 1, smoothed, smoothed
+    block = (state.num_accumulated, state.accumulated_mean)
 
-    def unjudged(lrs: Any, epoch: Any, decision: Decision, done: Any) -> tuple[Any, ...]:
-        old = (state.best, state.num_bad_epochs, state.cooldown_counter, epoch)
-        block = (state.num_accumulated, state.accumulated_mean, smoothed, base, done)
-        code = ops.decision((decision,))
-        return (lrs, *old, code, state.num_reductions, *block, state.window)
-
-    def rules() -> tuple[Any, ...]:
-        if config.on_nonfinite != "skip":
-            return _observe(*kept, value)
-        return ops.cond(  # rule 1: a non-finite metric changes nothing but the decision
-            ops.isfinite(value),
-            lambda: _observe(*kept, value),
-            lambda: unjudged(lrs, state.last_epoch, Decision.SKIPPED, state.warmup_epoch),
-        )
-
-    def warmup() -> tuple[Any, ...]:  # see "Warmup": the ramp, the metric unseen
-        done = state.warmup_epoch + 1
-        ramp, last = _ramp(config, done), done >= config.warmup_epochs
-        ramped = ops.each(lambda b: ops.select(last, b, b * ramp), base)  # step W: b exactly
-        return unjudged(ramped, epoch, Decision.WARMUP, done)
-
-    return rules() if not config.warmup_epochs else ops.cond(warming, warmup, rules)
-
-
-def _observe(
-    ops: Ops,
-    config: PlateauConfig,
-    state: Any,
-    lrs: Any,
-    smoothed: Any,
-    base: Any,
-    epoch: Any,
-    value: Any,
-) -> tuple[Any, ...]:
-    """Rules 1a-5 (see :func:`advance`, whose arguments these are)."""
-    if config.accumulation_size > 1:  # Rule 1a: accumulation, optax's running mean
+    # Rule 1a: accumulation, optax's running mean; the step ends here until the block is full.
+    if config.accumulation_size > 1:
         count = state.num_accumulated + 1
-        mean = (state.num_accumulated * state.accumulated_mean + value) / count
-        return ops.cond(
-            count >= config.accumulation_size,
-            lambda: _judge_step(ops, config, state, lrs, smoothed, base, epoch, mean),
-            lambda: (
-                lrs,
-                *(state.best, state.num_bad_epochs, state.cooldown_counter, epoch),
-                ops.decision((Decision.ACCUMULATING,)),
-                *(state.num_reductions, count, mean, smoothed, base, state.warmup_epoch),
-                state.window,
-            ),
-        )
-    return _judge_step(ops, config, state, lrs, smoothed, base, epoch, value)
+        value = (state.num_accumulated * state.accumulated_mean + value) / count
+        full, block = count >= config.accumulation_size, (count, value)
 
-
-def _judge_step(
-    ops: Ops,
-    config: PlateauConfig,
-    state: Any,
-    lrs: Any,
-    smoothed: Any,
-    base: Any,
-    epoch: Any,
-    value: Any,
-) -> tuple[Any, ...]:
-    """Rules 1b-5 on the value a step judges (see :func:`advance`)."""
+    # Rule 1b: smoothing, over finite values only. A config that does not smooth drops it.
     decay = config.ema_decay
-    if decay is not None:  # Rule 1b: smoothing, over finite values only
+    if decay is None:
+        smoothed = kept = ops.no_average
+    else:
         finite = ops.isfinite(value)
         averaged = decay * smoothed + (1.0 - decay) * value
         value = ops.select(finite & ops.isfinite(smoothed), averaged, value)
@@ -414,10 +352,10 @@ def _judge_step(
 
     # Rule 2: the improvement test, by the config's detector.
     improved, best, window = _judge(ops, value, state, config)
+    bad = ops.select(improved, 0, state.num_bad_epochs + 1)
 
     # Rule 3: cooldown, after the improvement test.
     cooling = state.cooldown_counter > 0
-    bad = ops.select(improved, 0, state.num_bad_epochs + 1)
     forgiven = cooling & (bad > 0)
     cooldown, bad = ops.select(
         cooling, (state.cooldown_counter - 1, 0), (state.cooldown_counter, bad)
@@ -428,17 +366,55 @@ def _judge_step(
     capped = False
     if config.max_reductions is not None:
         capped = fired & (state.num_reductions >= config.max_reductions)
-    new_lrs = ops.cond(fired ^ capped, _cut, _uncut, ops, lrs, config)  # ^: and not capped
-    cut = ops.any_differ(new_lrs, lrs)
+    new_lrs, cut = ops.cond(fired ^ capped, _cut, _uncut, ops, lrs, config)  # ^: and not capped
     cooldown, bad = ops.select(fired, (config.cooldown, 0), (cooldown, bad))
     if config.detector == "slope":  # a new lr is a new regime: the trend starts over
         window = ops.select(fired, (), window)
     decision = ops.decision(_OUTCOMES, improved + 2 * forgiven + 3 * fired + capped + 2 * cut)
 
-    # Rule 5: last_epoch counts the step. The block is empty.
-    reductions = state.num_reductions + cut
-    made = (reductions, 0, 0.0, smoothed, base, state.warmup_epoch, window)
-    return (new_lrs, best, bad, cooldown, epoch, decision, *made)
+    # Rule 5: last_epoch counts the step; the block is empty.
+    counters = (bad, cooldown, epoch, decision, state.num_reductions + cut)
+    fields = (new_lrs, best, *counters, 0, 0.0, smoothed, base, state.warmup_epoch, window)
+
+    # The steps that end before rule 2 keep the fields they do not name.
+    if config.accumulation_size > 1:
+        filling = _kept(ops, state, lrs, epoch, Decision.ACCUMULATING, block, kept, base)
+        fields = ops.select(full, fields, filling)
+    if config.on_nonfinite == "skip":  # rule 1: a non-finite metric changes only the decision
+        block = (state.num_accumulated, state.accumulated_mean)
+        skipped = _kept(ops, state, lrs, state.last_epoch, Decision.SKIPPED, block, held, base)
+        fields = ops.select(ops.isfinite(metric), fields, skipped)
+    if config.warmup_epochs:  # see "Warmup": the ramp, the metric unseen
+        fields = ops.cond(warming, _warmup, lambda *_: fields, ops, config, state, held, base)
+    return fields
+
+
+def _kept(
+    ops: Ops,
+    state: Any,
+    lrs: Any,
+    epoch: Any,
+    decision: Decision,
+    block: tuple[Any, Any],
+    smoothed: Any,
+    base: Any,
+    done: Any = None,
+) -> Fields:
+    """The fields of a step that ends before rule 2: `state`'s, but for those named."""
+    old = (state.best, state.num_bad_epochs, state.cooldown_counter, epoch)
+    code, done = ops.decision((decision,)), state.warmup_epoch if done is None else done
+    return (lrs, *old, code, state.num_reductions, *block, smoothed, base, done, state.window)
+
+
+def _warmup(ops: Ops, config: PlateauConfig, state: Any, smoothed: Any, base: Any) -> Fields:
+    """A warmup step (see "Warmup"): each lr on the ramp, b_i itself at step W."""
+    done = state.warmup_epoch + 1
+    ramp, last = _ramp(config, done), done >= config.warmup_epochs
+    ramped = ops.each(lambda b: ops.select(last, b, b * ramp), base)
+    block = (state.num_accumulated, state.accumulated_mean)
+    return _kept(
+        ops, state, ramped, state.last_epoch + 1, Decision.WARMUP, block, smoothed, base, done
+    )
 
 
 def _judge(ops: Ops, value: Any, state: Any, config: PlateauConfig) -> tuple[Any, Any, Any]:
@@ -463,30 +439,34 @@ def _judge(ops: Ops, value: Any, state: Any, config: PlateauConfig) -> tuple[Any
 def _improves(ops: Ops, value: Any, best: Any, config: PlateauConfig) -> Any:
     """Whether `value` beats `best` by the threshold, in torch's exact expressions."""
     threshold, minimize = config.threshold, config.mode == "min"
-    lower, upper = best * (1.0 - threshold), best * (threshold + 1.0)  # rel's bounds
     if config.threshold_mode == "rel":
-        bound = lower if minimize else upper
+        bound = best * (1.0 - threshold) if minimize else best * (threshold + 1.0)
     elif config.threshold_mode == "abs":
         bound = best - threshold if minimize else best + threshold
     else:  # rel_abs: the margin threshold * |best|, so a negative best is judged as its mirror
+        lower, upper = best * (1.0 - threshold), best * (threshold + 1.0)  # rel's bounds
         mirrored = ops.select((best >= 0.0) == minimize, lower, upper)
         bound = ops.select(ops.isfinite(best), mirrored, best)  # an infinite best is its own bound
     return value < bound if minimize else value > bound
 
 
-def _cut(ops: Ops, lrs: Any, config: PlateauConfig) -> Any:
-    """Rule 4's cut: each lr to max(lr * factor, its floor), unless that is <= eps."""
+def _cut(ops: Ops, lrs: Any, config: PlateauConfig) -> tuple[Any, Any]:
+    """Rule 4's cut: each lr to max(lr * factor, its floor), unless that is <= eps.
+
+    Also returns whether any lr changed (a cut, else the floor).
+    """
 
     def cut(lr: Any, floor: Any) -> Any:
         new = ops.maximum(lr * config.factor, floor)
         return ops.select(lr - new > config.eps, new, lr)
 
-    return ops.each(cut, lrs, config.min_lrs(len(lrs)))
+    new_lrs = ops.each(cut, lrs, config.min_lrs(len(lrs)))
+    return new_lrs, ops.any_differ(new_lrs, lrs)
 
 
-def _uncut(ops: Ops, lrs: Any, config: PlateauConfig) -> Any:
-    """Rule 4 when no cut is made: the lrs as they are."""
-    return lrs
+def _uncut(ops: Ops, lrs: Any, config: PlateauConfig) -> tuple[Any, Any]:
+    """Rule 4 when no cut is made: the lrs as they are, and that none changed."""
+    return lrs, False
 
 
 def _ramp(config: PlateauConfig, done: Any) -> Any:

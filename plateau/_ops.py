@@ -9,6 +9,7 @@ on jax arrays. This module imports only the standard library.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -61,35 +62,31 @@ class Ops(Protocol):
         """``table[index]``: the Decision on floats, its position in Decision on a device."""
 
 
+def _select(condition: Any, if_true: Any, if_false: Any) -> Any:
+    return if_true if condition else if_false
+
+
+def _cond(
+    condition: Any, if_true: Callable[..., T], if_false: Callable[..., T], *operands: Any
+) -> T:
+    return (if_true if condition else if_false)(*operands)
+
+
+def _each(function: Callable[..., Any], *columns: Any) -> Any:
+    return tuple(map(function, *columns))
+
+
+def _decision(table: tuple[Decision, ...], index: Any = 0) -> Any:
+    return table[index]
+
+
 class _FloatOps:
-    """:class:`Ops` on Python floats: an ``if``, ``max`` and ``math.isfinite``."""
+    """:class:`Ops` on Python floats: an ``if``, ``max``, ``math.isfinite`` and ``!=``."""
 
-    no_average = None
-
-    @staticmethod
-    def select(condition: Any, if_true: Any, if_false: Any) -> Any:
-        return if_true if condition else if_false
-
-    @staticmethod
-    def cond(
-        condition: Any, if_true: Callable[..., T], if_false: Callable[..., T], *operands: Any
-    ) -> T:
-        return (if_true if condition else if_false)(*operands)
-
-    maximum = staticmethod(max)
-    isfinite = staticmethod(math.isfinite)
-
-    @staticmethod
-    def each(function: Callable[..., Any], *columns: Any) -> Any:
-        return tuple(map(function, *columns))
-
-    @staticmethod
-    def any_differ(a: Any, b: Any) -> Any:
-        return a != b
-
-    @staticmethod
-    def decision(table: tuple[Decision, ...], index: Any = 0) -> Any:
-        return table[index]
+    def __init__(self) -> None:  # plain functions, called without binding
+        self.no_average = None
+        self.select, self.cond, self.each, self.decision = _select, _cond, _each, _decision
+        self.maximum, self.isfinite, self.any_differ = max, math.isfinite, operator.ne
 
 
 FLOATS: Ops = _FloatOps()

@@ -16,8 +16,9 @@ Framework adapters live in ``plateau.adapters.{torch,keras,optax}``; importing
 
 from __future__ import annotations
 
+from ._base import scale_base
 from ._config import PlateauConfig
-from ._core import Decision, PlateauState, changed, init, scale_base, simulate, step
+from ._core import Decision, PlateauState, changed, init, simulate, step
 from ._log import log_dict
 
 __all__ = [

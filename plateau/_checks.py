@@ -145,6 +145,12 @@ def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def check_type(name: str, value: object, kind: type) -> None:
+    """Refuse `value` unless it is a `kind`, naming `name`."""
+    if not isinstance(value, kind):
+        raise TypeError(f"'{name}' must be a {kind.__name__}, got {type(value).__name__}")
+
+
 def check_ordered(name: str, value: object) -> Iterable[object]:
     """`value` if it is an iterable with an order: not a str, bytes, set or mapping.
 

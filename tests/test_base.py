@@ -1,7 +1,7 @@
 """The plateau over a moving base schedule: ``plateau.scale_base`` and its laws (issue 11).
 
 Laws, over random configs, metric streams and base sequences (the rule is
-"Base schedules" in plateau/_core.py's theory of operation):
+plateau/_base.py):
 - a constant base (base == reference) gives the state's lrs themselves, which
   are torch's (tests/test_differential_torch.py and the golden traces prove the
   core against torch), bit for bit -- warmup included;

@@ -226,13 +226,13 @@ class PlateauConfig:
     def from_keras(
         cls,
         *,
+        monitor: str = "val_loss",
         factor: float = 0.1,
         patience: int = 10,
+        mode: str = "min",
         min_delta: float = 1e-4,
         cooldown: int = 0,
         min_lr: float = 0.0,
-        mode: str = "min",
-        monitor: str = "val_loss",
     ) -> PlateauConfig:
         """The config under which the core follows ``keras.callbacks.ReduceLROnPlateau``.
 
@@ -242,16 +242,16 @@ class PlateauConfig:
         float32 variable, so min_lr is rounded to float32 as Keras compares it.
         See :mod:`plateau._translate` for what is not reproduced.
 
-        Args:
+        Args (in the order of Keras's own signature):
+            monitor: The monitored name; only used to resolve mode="auto".
             factor: Keras's factor.
             patience: Keras's patience (epochs with no improvement before a cut).
-            min_delta: Keras's min_delta; its absolute value is used, as Keras does.
-            cooldown: Keras's cooldown.
-            min_lr: Keras's min_lr.
-            monitor: The monitored name; only used to resolve mode="auto".
             mode: "min", "max", or "auto" (resolved as Keras does for a `monitor` of
                 "loss" or "val_loss"; any other name must give mode explicitly, since
                 Keras resolves it from the compiled metric's direction).
+            min_delta: Keras's min_delta; its absolute value is used, as Keras does.
+            cooldown: Keras's cooldown.
+            min_lr: Keras's min_lr.
 
         Example:
             >>> PlateauConfig.from_keras(patience=3, cooldown=2).patience

@@ -304,24 +304,20 @@ def advance(
         >>> advance(FLOATS, config, state, 5.0, state.lrs, math.nan, False, None)[:3]
         ((1.0,), 5.0, 0)
     """
-    metric, epoch, held, kept = value, state.last_epoch + 1, smoothed, smoothed
-    block = (state.num_accumulated, state.accumulated_mean)
+    metric, epoch = value, state.last_epoch + 1
 
     # Rule 1a: accumulation, optax's running mean; the step ends here until the block is full.
     if config.accumulation_size > 1:
         count = state.num_accumulated + 1
-        value = (state.num_accumulated * state.accumulated_mean + value) / count
-        full, block = count >= config.accumulation_size, (count, value)
+        value = mean = (state.num_accumulated * state.accumulated_mean + value) / count
 
     # Rule 1b: smoothing, over finite values only. A config that does not smooth drops it.
-    decay = config.ema_decay
-    if decay is None:
-        smoothed = kept = ops.no_average
-    else:
+    decay, average = config.ema_decay, ops.no_average
+    if decay is not None:
         finite = ops.isfinite(value)
         averaged = decay * smoothed + (1.0 - decay) * value
         value = ops.select(finite & ops.isfinite(smoothed), averaged, value)
-        smoothed = ops.select(finite, ops.select(ops.isfinite(value), value, math.nan), smoothed)
+        average = ops.select(finite, ops.select(ops.isfinite(value), value, math.nan), smoothed)
 
     # Rule 2: the improvement test, by the config's detector.
     improved, best, window = _judge(ops, value, state, config)
@@ -347,18 +343,19 @@ def advance(
 
     # Rule 5: last_epoch counts the step; the block is empty.
     counters = (bad, cooldown, epoch, decision, state.num_reductions + cut)
-    fields = (new_lrs, best, *counters, 0, 0.0, smoothed, base, state.warmup_epoch, window)
+    fields = (new_lrs, best, *counters, 0, 0.0, average, base, state.warmup_epoch, window)
 
     # The steps that end before rule 2 keep the fields they do not name.
     if config.accumulation_size > 1:
-        filling = _kept(ops, state, lrs, epoch, Decision.ACCUMULATING, block, kept, base)
-        fields = ops.select(full, fields, filling)
+        kept = smoothed if decay is not None else ops.no_average
+        filling = _kept(ops, state, lrs, epoch, Decision.ACCUMULATING, (count, mean), kept, base)
+        fields = ops.select(count >= config.accumulation_size, fields, filling)
     if config.on_nonfinite == "skip":  # rule 1: a non-finite metric changes only the decision
         block = (state.num_accumulated, state.accumulated_mean)
-        skipped = _kept(ops, state, lrs, state.last_epoch, Decision.SKIPPED, block, held, base)
+        skipped = _kept(ops, state, lrs, state.last_epoch, Decision.SKIPPED, block, smoothed, base)
         fields = ops.select(ops.isfinite(metric), fields, skipped)
     if config.warmup_epochs:  # see "Warmup": the ramp, the metric unseen
-        fields = ops.cond(warming, _warmup, lambda *_: fields, ops, config, state, held, base)
+        fields = ops.cond(warming, _warmup, lambda *_: fields, ops, config, state, smoothed, base)
     return fields
 
 

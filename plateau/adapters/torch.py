@@ -1,11 +1,7 @@
 """A drop-in torch ``ReduceLROnPlateau`` whose every decision is made by :func:`plateau.step`.
 
-It subclasses torch's class and takes every argument, attribute write and checkpoint
-torch's takes (what it adds, and the checkpoint's format: docs/torch.md). It only
-translates: a step hands the lrs of ``param_groups`` to :func:`plateau.adapters._shared.advance`;
-torch's attribute names read and replace ``config`` and ``state``; ``base=`` lives in
-:class:`_Base`. ``sync_metric`` is in ``_torch_dist``, ``restore_best`` in
-:mod:`plateau.adapters.restore`.
+It subclasses torch's class, takes every argument, attribute write and checkpoint torch's
+takes, and only translates (what it adds, and its checkpoint format: docs/torch.md).
 """
 
 from __future__ import annotations
@@ -54,11 +50,8 @@ _TORCH_CONFIG = ("factor", "patience", "cooldown", "eps", "mode", "threshold", "
 class _Field:
     """Torch's name for a config or state field: read from it, written as a validated copy."""
 
-    def __init__(self, source: Literal["config", "state"]) -> None:
-        self.source = source
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+    def __init__(self, source: Literal["config", "state"], name: str) -> None:
+        self.source, self.name = source, name
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         return self if obj is None else getattr(getattr(obj, self.source), self.name)
@@ -86,15 +79,12 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         verbose: True prints a line per cut as Keras does; a ``logging.Logger`` logs it.
         on_repeat: A ``step()`` with no optimizer step since the last one (accelerate's
             prepared scheduler): "warn" (steps, as torch), "skip" or "allow".
-        sync_metric: Average the metric over all ranks first (:func:`mean_over_ranks`);
-            every rank must step alike, or every one raises (docs/torch.md).
-        sync_timeout: Seconds a synced step waits for the other ranks before raising.
+        sync_metric, sync_timeout: Average the metric over all ranks first
+            (:func:`mean_over_ranks`), waiting at most `sync_timeout` seconds.
         restore_best: Keep the best step's parameters and optimizer state and put them
-            back on each cut (:class:`plateau.adapters.restore.BestCopy`): True on
-            their devices, "cpu" in host memory. :attr:`restored` says a step did.
-        base: A schedule the plateau scales: a torch ``LRScheduler`` on
-            `optimizer`, or an ``lr_lambda`` (or one per group) for a ``LambdaLR``.
-            ``step()`` advances it, ``step(metric)`` applies the plateau rule.
+            back on each cut: True on their devices, "cpu" in host memory.
+        base: A schedule the plateau scales (a torch ``LRScheduler`` on `optimizer`, or
+            ``LambdaLR``'s ``lr_lambda``): ``step()`` advances it, ``step(metric)`` cuts.
         base_with_metric: Each ``step(metric)`` also advances the base (not ``step()``).
 
     Example:
@@ -112,18 +102,6 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         >>> scheduler.config.patience
         3
     """
-
-    mode = _Field("config")
-    factor = _Field("config")
-    patience = _Field("config")
-    threshold = _Field("config")
-    threshold_mode = _Field("config")
-    cooldown = _Field("config")
-    eps = _Field("config")
-    best = _Field("state")
-    num_bad_epochs = _Field("state")
-    cooldown_counter = _Field("state")
-    last_epoch = _Field("state")
 
     def __init__(
         self,
@@ -178,7 +156,6 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
         self._min_lrs = list(config.min_lrs(len(groups)))
-        self._looked_at = self._min_lrs[:]  # torch's list as the config last took it
         self.verbose, self.on_repeat, self.sync_metric = verbose, on_repeat, sync_metric
         self.sync_timeout = float(sync_timeout)
         self._lock = threading.Lock()  # a step, and a load, is atomic across threads
@@ -206,9 +183,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     def _watch(self) -> None:
         """Count the optimizer's steps to tell a repeated step(), by a hook holding us weakly.
 
-        A wrapper that never ran ``Optimizer.__init__`` (accelerate's) has no hooks: the
-        optimizer it wraps gets ours; with none at all the guard is off. A pickled or
-        copied optimizer drops its hooks: ``__setstate__`` adds ours again.
+        A wrapper without hooks (accelerate's) has the optimizer it wraps watched; with
+        none the guard is off. A pickled or copied optimizer drops hooks: see __setstate__.
         """
         if (unwatch := self.__dict__.pop("_unwatch", None)) is not None:
             unwatch()
@@ -237,20 +213,16 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     def config(self) -> PlateauConfig:
         """The :class:`plateau.PlateauConfig`, with :attr:`min_lrs`'s in-place edits.
 
-        Assigning one checks it against this run: another ``mode`` (``best`` would be
-        meaningless) or a per-group ``min_lr`` that does not fit the param groups is a
-        ValueError, and changes nothing.
+        Assigning another ``mode``, or a per-group ``min_lr`` that does not fit the param
+        groups, is a ValueError that changes nothing.
         """
         config, floors = self._config, self._min_lrs
-        if floors == self._looked_at:  # untouched since the last look (most steps)
-            return config
         if isinstance(config.min_lr, tuple):
             edited = floors != list(config.min_lr)
         else:  # a list of the scalar min_lr, of any length, is the scalar: as torch
             edited = floors.count(config.min_lr) != len(floors)
         if edited:
             self._config = config = attrs.evolve(config, min_lr=tuple(floors))
-        self._looked_at = list(floors)
         return config
 
     @config.setter
@@ -327,8 +299,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
 
         `metrics` is a float, an int or a one-element tensor; without it a base steps.
         `epoch` is deprecated, as in torch: with a warning, it sets ``state.last_epoch``.
-        What the core or a base refuses is a TypeError or ValueError that changes nothing.
-        A step is atomic: two threads stepping one scheduler take turns.
+        A refused step is a TypeError or ValueError that changes nothing; a step is atomic.
         """
         with self._lock:
             self._step(metrics, epoch)
@@ -415,19 +386,16 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         return last
 
     def state_dict(self) -> dict[str, Any]:
-        """Torch's every key, plus ``plateau``: both classes resume from it, under DCP too.
+        """Torch's every key, plus ``plateau`` (and ``base``, ``best_copy``): docs/torch.md.
 
-        The keys are the same in every state, as torch.distributed.checkpoint needs:
-        ``plateau`` is the config and state as one strict-JSON str, ``base`` the base's
-        entry, ``best_copy`` the copy under ``restore_best`` (docs/torch.md).
+        Both classes resume from it; its keys are the same in every state, as DCP needs.
         """
         config, state, base = self.config, self.state, self._base
         saved: dict[str, Any] = {name: getattr(config, name) for name in _TORCH_CONFIG}
         written = state.lrs if base is None else base.written
         saved.update(min_lrs=list(config.min_lrs(len(state.lrs))), _last_lr=[*written])
-        saved.update(default_min_lr=self.default_min_lr)
+        saved.update(default_min_lr=self.default_min_lr, mode_worse=self.mode_worse)
         saved.update({key: getattr(state, key) for key in _PROGRESS})
-        saved.update(mode_worse=self.mode_worse)
         saved["plateau"] = json.dumps(_shared.saved(config, state), allow_nan=False)
         if base is not None:
             saved["base"] = base.state_dict()
@@ -438,42 +406,39 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`'s output, or torch's ReduceLROnPlateau's.
 
-        The constructor's config wins; torch's progress keys win over ``plateau`` where
-        they differ, with the optimizer's lrs; with a base, the groups get the lrs the
-        saved scheduler wrote (docs/torch.md). A bad checkpoint is a TypeError or
-        ValueError naming the key, and changes nothing.
+        The constructor's config wins (docs/torch.md). A bad checkpoint is a TypeError
+        or ValueError naming the key, and changes nothing.
         """
-        with self._lock:
-            self._load(state_dict)
-
-    def _load(self, state_dict: Mapping[str, Any]) -> None:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"'state_dict' must be a dict, got {got(state_dict)}")
-        groups, base, keys = self._optimizer.param_groups, self._base, set(state_dict)
-        if (base is None) is ("base" in keys):
-            how = "with" if base is None else "without"
-            raise ValueError(
-                f"'state_dict' was saved {how} a base schedule: build this scheduler {how} "
-                "base= to resume it (its lrs mean another thing)"
+        with self._lock:
+            groups, base, keys = self._optimizer.param_groups, self._base, set(state_dict)
+            if (base is None) is ("base" in keys):
+                how = "with" if base is None else "without"
+                raise ValueError(
+                    f"'state_dict' was saved {how} a base schedule: build this scheduler {how} "
+                    "base= to resume it (its lrs mean another thing)"
+                )
+            copy = self.best_copy
+            if copy is None and "best_copy" in keys:
+                raise ValueError(
+                    "'state_dict' holds a best copy (saved with restore_best): build this "
+                    "scheduler with restore_best=True or 'cpu' to resume it, or drop the key"
+                )
+            saved_mode, state = _resume_point(
+                state_dict, partial(read_lrs, groups), base is not None
             )
-        copy = self.best_copy
-        if copy is None and "best_copy" in keys:
-            raise ValueError(
-                "'state_dict' holds a best copy (saved with restore_best): build this "
-                "scheduler with restore_best=True or 'cpu' to resume it, or drop the key"
-            )
-        saved_mode, state = _resume_point(state_dict, partial(read_lrs, groups), base is not None)
-        config = self.config
-        _check_mode("the checkpoint was saved with", saved_mode, config.mode, state.best)
-        _shared.check_count(state, len(groups), "the optimizer", "param groups")
-        config.min_lrs(len(state.lrs))
-        if copy is not None:  # a new copy: a refused load leaves the old one
-            copy = _load_copy(state_dict.get("best_copy"), copy)
-        if base is not None:
-            base.load(state_dict["base"], state)  # everything is checked: it changes nothing
-        self.state, self.best_copy = state, copy
-        if base is not None:
-            base.write(groups, state, advance=False)
+            config = self.config
+            _check_mode("the checkpoint was saved with", saved_mode, config.mode, state.best)
+            _shared.check_count(state, len(groups), "the optimizer", "param groups")
+            config.min_lrs(len(state.lrs))
+            if copy is not None:  # a new copy: a refused load leaves the old one
+                copy = _load_copy(state_dict.get("best_copy"), copy)
+            if base is not None:
+                base.load(state_dict["base"], state)  # everything is checked: it changes nothing
+            self.state, self.best_copy = state, copy
+            if base is not None:
+                base.write(groups, state, advance=False)
 
 
 def _check_mode(what: str, mode: object, current: str, best: float) -> None:
@@ -496,20 +461,19 @@ def _check_unchanged(name: str, value: object, current: object, instead: str) ->
         )
 
 
-def _check_keys(entry: object, keys: list[str], where: str) -> None:
-    """Refuse a checkpoint entry that is not a dict with exactly `keys` (sorted)."""
+def _check_keys(entry: object, keys: list[str], where: str) -> Mapping[str, Any]:
+    """`entry`, refused unless it is a dict with exactly `keys` (sorted)."""
     if not isinstance(entry, Mapping) or sorted(entry) != keys:
         shown = f"keys {show_keys(entry)}" if isinstance(entry, Mapping) else got(entry)
         raise ValueError(f"{where} must be a dict with keys {keys}, got {shown}")
+    return entry
 
 
 class _Base:
     """A base schedule the plateau scales: everything ``base=`` holds, and its checks.
 
-    The plateau's own lrs are at the base's reference, each group's ``initial_lr``;
-    the groups get :func:`plateau.scale_base` of the base's lrs ("Base schedules" in
-    ``plateau._core``). The base steps from its own lrs, restored into the groups
-    first: a chainable scheduler computes from the groups' (pytorch#82859).
+    The plateau's lrs are at the reference (each group's ``initial_lr``); the groups get
+    :func:`plateau.scale_base` of the base's ("Base schedules" in ``plateau._core``).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, base: Any, with_metric: bool) -> None:
@@ -518,6 +482,16 @@ class _Base:
             raise TypeError(
                 f"'base' must be a schedule the plateau scales (CosineAnnealingLR, an lr_lambda, "
                 f"...), got a {name}: pass its arguments to this scheduler instead"
+            )
+        # Each group's initial_lr (before a LambdaLR sets it: its lr), refused before one writes.
+        reference = tuple(
+            _to_lr(i, group.get("initial_lr", group.get("lr")), "initial_lr")
+            for i, group in enumerate(groups)
+        )
+        if 0.0 in reference:
+            raise ValueError(
+                f"optimizer.param_groups[{reference.index(0.0)}]['initial_lr'] must be > 0 under "
+                f"a base schedule (the plateau scales the base by lr / initial_lr), got 0.0"
             )
         if not isinstance(base, LRScheduler):  # LambdaLR's lr_lambda, or one per group
             lambdas = base
@@ -534,14 +508,13 @@ class _Base:
                         f"got {len(listed)}"
                     )
                 lambdas = list(listed)
-            _reference(groups)  # refused before LambdaLR writes the groups
             base = LambdaLR(optimizer, lambdas)
         self.schedule: LRScheduler = base
         if self.schedule.optimizer is not optimizer:
             raise ValueError(
                 f"'base' must be a scheduler on this optimizer, got a {name} on another"
             )
-        self.with_metric, self.reference = with_metric, _reference(groups)
+        self.with_metric, self.reference = with_metric, reference
         self.written: tuple[float, ...] = ()  # the groups' lrs after the last write
         self.steps = self.schedule.last_epoch  # its last_epoch after the last write
 
@@ -586,7 +559,7 @@ class _Base:
     def write(self, groups: Groups, state: PlateauState, *, advance: bool) -> None:
         """Write ``scale_base`` of the base's lrs (stepped first if `advance`) to the groups."""
         if advance:
-            try:
+            try:  # from its own lrs: a chainable scheduler reads the groups' (pytorch#82859)
                 for i, lr in enumerate(self.last()):
                     write_lr(groups, i, lr)
                 self.schedule.step()
@@ -606,8 +579,7 @@ class _Base:
     def load(self, entry: object, state: PlateauState) -> None:
         """Load a checkpoint's ``base`` entry for `state`, checked before it changes anything."""
         name, count = type(self.schedule).__name__, len(self.reference)
-        _check_keys(entry, ["reference", "state_dict", "type"], "state_dict['base']")
-        assert isinstance(entry, Mapping)
+        entry = _check_keys(entry, ["reference", "state_dict", "type"], "state_dict['base']")
         base_state, reference = entry["state_dict"], entry["reference"]
         if not isinstance(base_state, Mapping):
             raise TypeError(
@@ -662,29 +634,13 @@ def write_lr(groups: Groups, index: int, lr: float) -> float:
     return lr
 
 
-def _reference(groups: Groups) -> tuple[float, ...]:
-    """Each group's ``initial_lr``, the base's reference (before a LambdaLR sets it: its lr)."""
-    reference = []
-    for i, group in enumerate(groups):
-        value = _to_lr(i, group.get("initial_lr", group.get("lr")), "initial_lr")
-        if not value > 0.0:
-            raise ValueError(
-                f"optimizer.param_groups[{i}]['initial_lr'] must be > 0 under a base "
-                f"schedule (the plateau scales the base by lr / initial_lr), got {value!r}"
-            )
-        reference.append(value)
-    return tuple(reference)
-
-
 def _resume_point(
     saved: Mapping[str, Any], lrs: Callable[[], tuple[float, ...]], has_base: bool
 ) -> tuple[object, PlateauState]:
     """The mode and state a checkpoint resumes from: plateau's, or torch's progress keys.
 
-    ``plateau`` is resumed from only if torch's progress keys agree with it (the epoch
-    counts every step): torch's class keeps it unchanged when it loads our checkpoint
-    and steps on, and DCP's ``allow_partial_load`` leaves a fresh template's there for
-    torch's checkpoint; torch's keys then win, with the optimizer's lrs (`lrs`).
+    ``plateau`` only if torch's keys agree with it: torch's class loads and steps on
+    without it, DCP keeps a template's for torch's checkpoint. Else with `lrs`'s lrs.
     """
     keys = set(saved)
     theirs: PlateauState | None = None
@@ -724,9 +680,8 @@ def _resume_point(
 def _save_copy(copy: BestCopy) -> dict[str, Any]:
     """The ``best_copy`` entry: ``meta`` (a JSON str) and ``tensors``, one key set per optimizer.
 
-    Before a copy is kept, each parameter and optimizer state tensor has a zero
-    placeholder of its shape, so a fresh scheduler's keys (DCP's template) are a saved
-    one's; ``meta`` names the tensors that are the copy's.
+    Tensors not yet copied have zero placeholders, so a fresh scheduler's keys (DCP's
+    template) are a saved one's; ``meta`` names the tensors that are the copy's.
     """
     entry = copy.state_dict()
     tensors = dict(entry["tensors"])
@@ -742,16 +697,11 @@ def _save_copy(copy: BestCopy) -> dict[str, Any]:
 
 
 def _load_copy(entry: object, copy: BestCopy) -> BestCopy:
-    """A new :class:`BestCopy` like `copy` holding :func:`_save_copy`'s `entry` (None: none).
-
-    A malformed entry, or a copy's tensor that was not loaded (a DCP template without
-    it), is a TypeError or ValueError naming it; nothing changes then.
-    """
+    """A new :class:`BestCopy` like `copy` holding :func:`_save_copy`'s `entry` (None: none)."""
     loaded = BestCopy(copy.optimizer, copy.device)
     if entry is None:  # a checkpoint saved without restore_best, or torch's
         return loaded
-    _check_keys(entry, ["meta", "tensors"], "state_dict['best_copy']")
-    assert isinstance(entry, Mapping)
+    entry = _check_keys(entry, ["meta", "tensors"], "state_dict['best_copy']")
     meta, tensors = entry["meta"], entry["tensors"]
     if isinstance(meta, str):  # else BestCopy.state_dict()'s own output
         try:
@@ -777,4 +727,8 @@ def _load_copy(entry: object, copy: BestCopy) -> BestCopy:
     return loaded
 
 
+for _name in _TORCH_CONFIG:
+    setattr(ReduceLROnPlateau, _name, _Field("config", _name))
+for _name in _PROGRESS:
+    setattr(ReduceLROnPlateau, _name, _Field("state", _name))
 _shared.publish_settings(ReduceLROnPlateau.__init__)

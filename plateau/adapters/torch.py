@@ -160,8 +160,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self.sync_timeout = float(sync_timeout)
         self._lock = threading.Lock()  # a step, and a load, is atomic across threads
         self._planned: list[tuple[int, float]] | None = None  # the cut _reduce_lr writes
-        self._optimizer_steps = 0
-        self._stepped_at = -1  # _optimizer_steps at the last step()
+        self._optimizer_steps, self._stepped_at = 0, -1  # the count, and at the last step()
         self.optimizer = optimizer
         if self._base is not None:
             self._base.write(groups, self.state, advance=False)
@@ -265,11 +264,6 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     @mode_worse.setter
     def mode_worse(self, value: float) -> None:
         _check_unchanged("mode_worse", value, self.mode_worse, "nothing: it follows the mode")
-
-    @property
-    def in_cooldown(self) -> bool:
-        """Torch's ``in_cooldown``: whether bad epochs are currently not counted."""
-        return self.state.cooldown_counter > 0
 
     @property
     def exhausted(self) -> bool:
@@ -461,14 +455,6 @@ def _check_unchanged(name: str, value: object, current: object, instead: str) ->
         )
 
 
-def _check_keys(entry: object, keys: list[str], where: str) -> Mapping[str, Any]:
-    """`entry`, refused unless it is a dict with exactly `keys` (sorted)."""
-    if not isinstance(entry, Mapping) or sorted(entry) != keys:
-        shown = f"keys {show_keys(entry)}" if isinstance(entry, Mapping) else got(entry)
-        raise ValueError(f"{where} must be a dict with keys {keys}, got {shown}")
-    return entry
-
-
 class _Base:
     """A base schedule the plateau scales: everything ``base=`` holds, and its checks.
 
@@ -579,7 +565,10 @@ class _Base:
     def load(self, entry: object, state: PlateauState) -> None:
         """Load a checkpoint's ``base`` entry for `state`, checked before it changes anything."""
         name, count = type(self.schedule).__name__, len(self.reference)
-        entry = _check_keys(entry, ["reference", "state_dict", "type"], "state_dict['base']")
+        keys = ["reference", "state_dict", "type"]
+        if not isinstance(entry, Mapping) or sorted(entry) != keys:
+            shown = f"keys {show_keys(entry)}" if isinstance(entry, Mapping) else got(entry)
+            raise ValueError(f"state_dict['base'] must be a dict with keys {keys}, got {shown}")
         base_state, reference = entry["state_dict"], entry["reference"]
         if not isinstance(base_state, Mapping):
             raise TypeError(
@@ -642,12 +631,10 @@ def _resume_point(
     ``plateau`` only if torch's keys agree with it: torch's class loads and steps on
     without it, DCP keeps a template's for torch's checkpoint. Else with `lrs`'s lrs.
     """
-    keys = set(saved)
-    theirs: PlateauState | None = None
+    keys, theirs, envelope, name = set(saved), None, None, "state_dict"
     if keys.issuperset(("mode", *_PROGRESS)):
         with within("state_dict"):  # validated before anything compares them (arrays)
             theirs = PlateauState(lrs=(0.0,), **{key: saved[key] for key in _PROGRESS})
-    envelope, name = None, "state_dict"
     if "plateau" in keys:
         if not isinstance(text := saved["plateau"], str):
             raise TypeError(f"state_dict['plateau'] must be a JSON str, got {got(text)}")
@@ -657,16 +644,16 @@ def _resume_point(
             raise ValueError(f"state_dict['plateau'] is not JSON: {exc}") from None
     elif {"config", "state"} <= keys:  # an earlier plateau checkpoint
         envelope = saved
-    if envelope is not None:
-        config, state = _shared.load_saved(envelope, name)
-        if theirs is None or all(getattr(state, k) == getattr(theirs, k) for k in _PROGRESS):
-            return config.mode, state
     elif theirs is None:
         wanted = f"['plateau'] or {sorted(('mode', *_PROGRESS))}"
         raise ValueError(
             f"'state_dict' must come from state_dict() of plateau's or torch's "
             f"ReduceLROnPlateau (keys including {wanted}), got keys {show_keys(keys)}"
         )
+    if envelope is not None:
+        config, state = _shared.load_saved(envelope, name)
+        if theirs is None or all(getattr(state, k) == getattr(theirs, k) for k in _PROGRESS):
+            return config.mode, state
     assert theirs is not None
     if has_base:
         raise ValueError(
@@ -696,16 +683,15 @@ def _save_copy(copy: BestCopy) -> dict[str, Any]:
     return {"meta": json.dumps(meta, allow_nan=False), "tensors": tensors}
 
 
-def _load_copy(entry: object, copy: BestCopy) -> BestCopy:
+def _load_copy(entry: Any, copy: BestCopy) -> BestCopy:
     """A new :class:`BestCopy` like `copy` holding :func:`_save_copy`'s `entry` (None: none)."""
     loaded = BestCopy(copy.optimizer, copy.device)
     if entry is None:  # a checkpoint saved without restore_best, or torch's
         return loaded
-    entry = _check_keys(entry, ["meta", "tensors"], "state_dict['best_copy']")
-    meta, tensors = entry["meta"], entry["tensors"]
-    if isinstance(meta, str):  # else BestCopy.state_dict()'s own output
+    if isinstance(entry, Mapping) and isinstance(entry.get("meta"), str):  # else BestCopy's own
+        tensors = entry.get("tensors")
         try:
-            parsed = json.loads(meta)
+            parsed = json.loads(entry["meta"])
             meta, names = parsed["copy"], parsed["tensors"]
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(
@@ -721,9 +707,9 @@ def _load_copy(entry: object, copy: BestCopy) -> BestCopy:
                 "holds an optimizer state tensor only once the optimizer has state; load "
                 "the optimizer's state before the scheduler's"
             )
-        tensors = {name: tensors[name] for name in names}
-    with within("state_dict['best_copy']"):
-        loaded.load_state_dict({"meta": meta, "tensors": tensors})
+        entry = {**entry, "meta": meta, "tensors": {name: tensors[name] for name in names}}
+    with within("state_dict['best_copy']"):  # BestCopy checks the rest
+        loaded.load_state_dict(entry)
     return loaded
 
 

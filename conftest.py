@@ -20,7 +20,6 @@ _NEEDS = {
     "plateau/adapters/torch.py": "torch",
     "plateau/adapters/_torch_dist.py": "torch",
     "plateau/adapters/keras.py": "keras",
-    "plateau/adapters/_keras_schedule.py": "keras",
     "plateau/adapters/_keras_restore.py": "keras",
     "plateau/adapters/optax.py": "optax",
     "plateau/adapters/optax_restore.py": "optax",

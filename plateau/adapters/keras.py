@@ -33,7 +33,7 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState, _checks, _translate
-from plateau._checks import check_bool, check_int, check_real, got, show
+from plateau._checks import check_bool, check_int, check_non_negative, check_real, got, show
 from plateau.adapters import _shared
 
 try:
@@ -52,20 +52,75 @@ except ImportError as exc:  # pragma: no cover - exercised in subprocesses
         ) from exc
     raise
 
+from keras.optimizers.schedules import LearningRateSchedule
 from keras.src.utils import io_utils  # print_msg: stdout, or absl logging when not interactive
 
 from plateau.adapters._keras_backup import Backup
 from plateau.adapters._keras_restore import BestWeights
-from plateau.adapters._keras_schedule import SCALE_NAME, ScaledSchedule, Schedule
 
 __all__ = ["ReduceLROnPlateau", "ScaledSchedule"]
 
 _BACKUP_NAME = "plateau_state.json"  # the callback's file in a BackupAndRestore's backup_dir
+_SCALE_NAME = "plateau_scale"  # a ScaledSchedule's variable
 _KEYS = {"config", "state", "scaled"}  # get_state's
 # Keras's arguments that make the config, and the fields they set (min_delta is an
 # absolute threshold without eps): not settings, which are every other field.
 _KERAS_ARGS = ("mode", "factor", "patience", "min_delta", "cooldown", "min_lr")
 _TRANSLATED = {*_KERAS_ARGS, "threshold", "threshold_mode", "eps"} - {"min_delta"}
+
+
+@keras.saving.register_keras_serializable(package="plateau")
+class ScaledSchedule(LearningRateSchedule):  # type: ignore[misc]
+    """A ``LearningRateSchedule`` scaled by the plateau: ``schedule(step) * scale``.
+
+    :class:`ReduceLROnPlateau` installs it in place of an optimizer's schedule. Its
+    ``scale`` (a float >= 0 to start from, or a scalar float32 ``keras.Variable``, as
+    ``optimizer.add_variable`` makes) is the core's lr at the reference 1.0 (see
+    ``plateau.scale_base``); it serializes with the scale's value. A bad argument is a
+    TypeError or ValueError naming it.
+
+    Example:
+        >>> import keras
+        >>> base = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+        >>> scaled = ScaledSchedule(base, 0.25)
+        >>> float(scaled(10)) == float(base(10)) * 0.25
+        True
+        >>> type(ScaledSchedule.from_config(scaled.get_config()).schedule).__name__
+        'ExponentialDecay'
+    """
+
+    def __init__(self, schedule: Any, scale: float | Any = 1.0) -> None:
+        if isinstance(schedule, ScaledSchedule) or not isinstance(schedule, LearningRateSchedule):
+            raise TypeError(
+                "'schedule' must be a keras.optimizers.schedules.LearningRateSchedule other "
+                f"than a ScaledSchedule, got {type(schedule).__name__}"
+            )
+        if isinstance(scale, keras.Variable):
+            if tuple(scale.shape) != () or scale.dtype != "float32":
+                raise TypeError(
+                    "'scale' must be a scalar float32 keras.Variable, got shape "
+                    f"{tuple(scale.shape)} and dtype {scale.dtype}"
+                )
+        else:
+            value = check_non_negative("scale", scale)
+            scale = keras.Variable(value, dtype="float32", trainable=False, name=_SCALE_NAME)
+        self.schedule = schedule
+        self.scale = scale
+
+    def __call__(self, step: Any) -> Any:
+        """The schedule's lr at `step` times the scale, in float32."""
+        return keras.ops.multiply(keras.ops.cast(self.schedule(step), "float32"), self.scale)
+
+    def get_config(self) -> dict[str, Any]:
+        """The schedule's serialized config and the scale's current value."""
+        schedule = keras.saving.serialize_keras_object(self.schedule)
+        return {"schedule": schedule, "scale": float(self.scale.numpy())}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
+        """Rebuild from :meth:`get_config`'s output, with a new variable for the scale."""
+        schedule = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(schedule, config["scale"])
 
 
 @attrs.frozen
@@ -453,8 +508,8 @@ def _is_scheduled(optimizer: Any) -> bool:
     """True for a schedule, False for a float lr (a Variable); else a TypeError naming it."""
     # Private: the public learning_rate evaluates a schedule; Keras does not return it.
     source = getattr(optimizer, "_learning_rate", None)
-    if isinstance(source, (keras.Variable, Schedule)):
-        return isinstance(source, Schedule)
+    if isinstance(source, (keras.Variable, LearningRateSchedule)):
+        return isinstance(source, LearningRateSchedule)
     raise TypeError(
         f"optimizer {optimizer.name!r} gets its learning rate from a {type(source).__name__}, "
         "which is neither a float nor a LearningRateSchedule: it cannot be reduced on a plateau"
@@ -474,7 +529,7 @@ def _slot(name: str, optimizer: Any) -> _Slot:
         base, start = source, 1.0
     # An optimizer variable: the jax trainer would freeze any other into its compiled step.
     scale = optimizer.add_variable(
-        (), initializer=keras.initializers.Constant(start), dtype="float32", name=SCALE_NAME
+        (), initializer=keras.initializers.Constant(start), dtype="float32", name=_SCALE_NAME
     )
     optimizer.learning_rate = ScaledSchedule(base, scale)  # the setter takes a schedule
     return _Slot(name, optimizer, scale, scaled=True)

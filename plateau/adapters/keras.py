@@ -1,22 +1,9 @@
 """A drop-in for ``keras.callbacks.ReduceLROnPlateau`` (Keras 3) driven by the pure core.
 
 The callback only translates: Keras's arguments become a :class:`plateau.PlateauConfig`,
-and each epoch end is ``_shared.advance`` over the optimizers' float32 lr variables,
-on the metric rounded to float32 as Keras compares it. A ``LearningRateSchedule`` is
-scaled instead of set (:class:`ScaledSchedule`). The guide: docs/keras.md.
-
-Example:
-    >>> import keras
-    >>> from plateau.adapters.keras import ReduceLROnPlateau
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile(keras.optimizers.SGD(learning_rate=0.5), loss="mse")
-    >>> callback = ReduceLROnPlateau(monitor="loss", patience=1, factor=0.5)
-    >>> callback.set_model(model)
-    >>> callback.on_train_begin()
-    >>> for epoch, loss in enumerate([1.0, 1.0]):
-    ...     callback.on_epoch_end(epoch, {"loss": loss})
-    >>> float(model.optimizer.learning_rate), callback.state.decision.value, callback.wait
-    (0.25, 'reduced', 0)
+and each epoch end is ``_shared.advance`` over the optimizers' float32 lr variables (a
+``LearningRateSchedule``'s :class:`ScaledSchedule` scale), on the metric rounded to
+float32 as Keras compares it. The guide: docs/keras.md.
 """
 
 from __future__ import annotations
@@ -33,7 +20,7 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState, _checks, _translate
-from plateau._checks import check_bool, check_int, check_non_negative, check_real, got, show
+from plateau._checks import check_bool, check_int, check_non_negative, check_real, got, show, within
 from plateau.adapters import _shared
 
 try:
@@ -73,11 +60,9 @@ _TRANSLATED = {*_KERAS_ARGS, "threshold", "threshold_mode", "eps"} - {"min_delta
 class ScaledSchedule(LearningRateSchedule):  # type: ignore[misc]
     """A ``LearningRateSchedule`` scaled by the plateau: ``schedule(step) * scale``.
 
-    :class:`ReduceLROnPlateau` installs it in place of an optimizer's schedule. Its
-    ``scale`` (a float >= 0 to start from, or a scalar float32 ``keras.Variable``, as
-    ``optimizer.add_variable`` makes) is the core's lr at the reference 1.0 (see
-    ``plateau.scale_base``); it serializes with the scale's value. A bad argument is a
-    TypeError or ValueError naming it.
+    :class:`ReduceLROnPlateau` installs it in place of an optimizer's schedule. Its ``scale``
+    (a float >= 0, or a scalar float32 ``keras.Variable``) is the core's lr at the reference
+    1.0 (``plateau.scale_base``). A bad argument is a TypeError or ValueError naming it.
 
     Example:
         >>> import keras
@@ -137,15 +122,11 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     """Keras's ReduceLROnPlateau callback, with every decision made by :func:`plateau.step`.
 
     Keras's arguments have Keras's meanings (docs/keras.md); ``min_lr`` under a
-    ``LearningRateSchedule`` is the floor of its scale (<= 1.0). Beyond Keras:
-    ``config`` (a whole :class:`plateau.PlateauConfig`, Keras's arguments then left at
-    their defaults); ``strict`` (a missing monitor is a KeyError, not a warning);
-    ``backup_dir`` (a ``BackupAndRestore``'s: the state is saved there at each epoch
-    end and resumed from); ``stop_when_exhausted`` (``model.stop_training`` once
-    ``state.exhausted``); ``restore_best_weights`` (each cut first puts back the
-    weights and optimizer variables of the best epoch); and every other PlateauConfig
-    field by name (``**settings``, all in the signature). A bad argument is a TypeError
-    or ValueError naming it.
+    ``LearningRateSchedule`` is the floor of its scale (<= 1.0). Beyond Keras: ``config``
+    (a whole PlateauConfig), ``strict`` (a missing monitor is a KeyError), ``backup_dir``
+    (a ``BackupAndRestore``'s, saved to and resumed from), ``stop_when_exhausted``,
+    ``restore_best_weights`` (each cut first puts the best epoch's weights back) and every
+    other PlateauConfig field by name. A bad argument is a TypeError or ValueError naming it.
 
     Attributes:
         config: The PlateauConfig; None while mode="auto" waits for the model.
@@ -153,12 +134,19 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             from train begin); its lrs are the optimizers' lrs or schedules' scales.
         best_weights: With ``restore_best_weights``, the fit's copy (its
             ``best_epoch``, ``restored_at``); else None.
-        best, wait, cooldown_counter: Keras's, read from and written to the state.
 
     Example:
-        >>> callback = ReduceLROnPlateau(patience=3, cooldown=2, max_reductions=4)
-        >>> callback.config.patience, callback.config.cooldown  # Keras's off-by-ones
-        (2, 1)
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(keras.optimizers.SGD(learning_rate=0.5), loss="mse")
+        >>> callback = ReduceLROnPlateau(monitor="loss", patience=1, factor=0.5)
+        >>> callback.set_model(model)
+        >>> callback.on_train_begin()
+        >>> for epoch, loss in enumerate([1.0, 1.0]):
+        ...     callback.on_epoch_end(epoch, {"loss": loss})
+        >>> float(model.optimizer.learning_rate), callback.state.decision.value, callback.wait
+        (0.25, 'reduced', 0)
+        >>> callback.config.patience  # Keras's patience=1 is the core's 0 (docs/keras.md)
+        0
     """
 
     def __init__(
@@ -189,8 +177,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
             raise TypeError(f"'backup_dir' must be a path, got {got(backup_dir)}")
         self._backup = None if backup_dir is None else Backup(Path(backup_dir) / _BACKUP_NAME)
-        clash = sorted(settings.keys() & _TRANSLATED)  # the others are named parameters
-        if clash:
+        if clash := sorted(settings.keys() & _TRANSLATED):  # the others are named parameters
             raise TypeError(
                 f"ReduceLROnPlateau got {clash[0]}={show(settings[clash[0]])}: Keras's min_delta "
                 "is an absolute threshold without eps; for torch's, pass config=PlateauConfig(...)"
@@ -296,7 +283,15 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if optimizer is None:
             raise ValueError("ReduceLROnPlateau needs a compiled model with an optimizer")
         pairs = _pairs(optimizer)
-        scaled = [_is_scheduled(sub) for _, sub in pairs]
+        for _, sub in pairs:  # private: the public learning_rate evaluates a schedule
+            source = getattr(sub, "_learning_rate", None)
+            if not isinstance(source, (keras.Variable, LearningRateSchedule)):
+                raise TypeError(
+                    f"optimizer {sub.name!r} gets its learning rate from a "
+                    f"{type(source).__name__}, which is neither a float nor a "
+                    "LearningRateSchedule: it cannot be reduced on a plateau"
+                )
+        scaled = [isinstance(sub._learning_rate, LearningRateSchedule) for _, sub in pairs]
         floor = self.min_lr  # with a schedule, of its scale
         floors = floor if isinstance(floor, tuple) else (floor,) * len(pairs)
         if any(s and f > 1.0 for s, f in zip(scaled, floors, strict=True)):
@@ -315,10 +310,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Start afresh, as Keras 3.15 does at every fit(), unless restored (set_state, backup).
 
-        A restored state's lrs are written (one that does not fit the model is a
-        ValueError, and stays restored); with warmup, a fresh start writes the first.
-        A ``backup_dir`` file's newest state is resumed from now (for the callbacks
-        listed before this one), its right one at the first epoch begin.
+        A restored state's lrs are written (one that does not fit the model is a ValueError,
+        and stays restored); with warmup, a fresh start writes the first (docs/keras.md).
         """
         slots = self._slots()
         self.best_weights = None
@@ -358,8 +351,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """With ``backup_dir``, a fit's first epoch resumes from the state after ``epoch - 1``.
 
-        That is the epoch ``BackupAndRestore`` restored, in either callbacks' order;
-        a file without it is a ValueError naming the epochs (docs/keras.md).
+        That is the epoch ``BackupAndRestore`` restored, in either callbacks' order.
         """
         backup = self._backup
         if backup is None or not backup.waiting:
@@ -404,10 +396,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 f"is not available. Available metrics are: {available}."
             )
             return
-        try:
+        with within(f"logs[{self.monitor!r}]"):
             metric = _translate.f32(_checks.to_metric(current))  # as Keras compares it
-        except TypeError as exc:
-            raise TypeError(f"logs[{self.monitor!r}]: {exc}") from exc
         read, write = _io(slots)
         cuts: list[tuple[int, float]] = []  # each lr written, before float32 rounds it
 
@@ -429,17 +419,14 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             self.model.stop_training = True
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        """A completed fit removes its backup; the scales leave the optimizers' variables.
-
-        A model saved now holds the variables Keras rebuilds; the scale is in its config.
-        """
+        """A completed fit removes its backup; the scales leave the optimizers' variables."""
         if self._backup is not None:
             self._backup.remove()
         optimizer = getattr(self.model, "optimizer", None)
         for _, sub in [] if optimizer is None else _pairs(optimizer):
             source = getattr(sub, "_learning_rate", None)
-            if isinstance(source, ScaledSchedule) and _tracks(sub, source.scale):
-                sub._untrack_variable(source.scale)  # Keras has no public way to untrack
+            if isinstance(source, ScaledSchedule) and any(v is source.scale for v in sub.variables):
+                sub._untrack_variable(source.scale)  # a saved model holds what Keras rebuilds
 
     def get_state(self) -> dict[str, Any]:
         """The config, state and per-lr units as a strict-JSON-safe dict, for :meth:`set_state`.
@@ -456,9 +443,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def set_state(self, d: Mapping[str, Any]) -> None:
         """Restore :meth:`get_state`'s output: the next fit(), even of a fresh model, continues.
 
-        Raises:
-            TypeError, ValueError: a bad `d`, named; a config other than this callback's;
-                with a compiled model set, another lr count. Nothing changes then.
+        A bad `d`, a config other than this callback's or (with a compiled model set)
+        another lr count is a TypeError or ValueError naming it, and changes nothing.
         """
         if not isinstance(d, Mapping):
             raise TypeError(f"'d' must be a mapping, got {got(d)}")
@@ -474,8 +460,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             expected = self.config or self._config_for(saved.mode)
             _shared.check_same_config(saved, expected, "d['config']", "this callback's")
         optimizer = getattr(self.model, "optimizer", None)
-        # A MultiOptimizer learns its sub-optimizers when built: until then only
-        # on_train_begin can count them.
+        # A MultiOptimizer learns its sub-optimizers when built; until then on_train_begin counts.
         countable = optimizer is not None and (
             optimizer.built or not hasattr(optimizer, "optimizers")
         )
@@ -500,29 +485,13 @@ def _pairs(optimizer: Any) -> list[tuple[str, Any]]:
     return [(name, getattr(sub, "inner_optimizer", sub)) for name, sub in pairs]
 
 
-def _tracks(optimizer: Any, variable: Any) -> bool:
-    return any(v is variable for v in optimizer.variables)
-
-
-def _is_scheduled(optimizer: Any) -> bool:
-    """True for a schedule, False for a float lr (a Variable); else a TypeError naming it."""
-    # Private: the public learning_rate evaluates a schedule; Keras does not return it.
-    source = getattr(optimizer, "_learning_rate", None)
-    if isinstance(source, (keras.Variable, LearningRateSchedule)):
-        return isinstance(source, LearningRateSchedule)
-    raise TypeError(
-        f"optimizer {optimizer.name!r} gets its learning rate from a {type(source).__name__}, "
-        "which is neither a float nor a LearningRateSchedule: it cannot be reduced on a plateau"
-    )
-
-
 def _slot(name: str, optimizer: Any) -> _Slot:
     """The variable holding `optimizer`'s lr for the core; a schedule is wrapped once."""
-    source = optimizer._learning_rate  # checked by _is_scheduled
+    source = optimizer._learning_rate  # checked by _slots
     if isinstance(source, keras.Variable):
         return _Slot(name, optimizer, source, scaled=False)
     if isinstance(source, ScaledSchedule):
-        if _tracks(optimizer, source.scale):
+        if any(v is source.scale for v in optimizer.variables):
             return _Slot(name, optimizer, source.scale, scaled=True)  # installed already
         base, start = source.schedule, float(source.scale.numpy())  # reloaded, or a 2nd fit
     else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -50,8 +49,7 @@ __all__ = ["ReduceLROnPlateau", "ScaledSchedule"]
 _BACKUP_NAME = "plateau_state.json"  # the callback's file in a BackupAndRestore's backup_dir
 _SCALE_NAME = "plateau_scale"  # a ScaledSchedule's variable
 _KEYS = {"config", "state", "scaled"}  # get_state's
-# Keras's arguments that make the config, and the fields they set (min_delta is an
-# absolute threshold without eps): not settings, which are every other field.
+# Keras's arguments that make the config, and the fields they set: not settings.
 _KERAS_ARGS = ("mode", "factor", "patience", "min_delta", "cooldown", "min_lr")
 _TRANSLATED = {*_KERAS_ARGS, "threshold", "threshold_mode", "eps"} - {"min_delta"}
 
@@ -65,7 +63,6 @@ class ScaledSchedule(LearningRateSchedule):  # type: ignore[misc]
     1.0 (``plateau.scale_base``). A bad argument is a TypeError or ValueError naming it.
 
     Example:
-        >>> import keras
         >>> base = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
         >>> scaled = ScaledSchedule(base, 0.25)
         >>> float(scaled(10)) == float(base(10)) * 0.25
@@ -80,17 +77,15 @@ class ScaledSchedule(LearningRateSchedule):  # type: ignore[misc]
                 "'schedule' must be a keras.optimizers.schedules.LearningRateSchedule other "
                 f"than a ScaledSchedule, got {type(schedule).__name__}"
             )
-        if isinstance(scale, keras.Variable):
-            if tuple(scale.shape) != () or scale.dtype != "float32":
-                raise TypeError(
-                    "'scale' must be a scalar float32 keras.Variable, got shape "
-                    f"{tuple(scale.shape)} and dtype {scale.dtype}"
-                )
-        else:
+        if not isinstance(scale, keras.Variable):
             value = check_non_negative("scale", scale)
             scale = keras.Variable(value, dtype="float32", trainable=False, name=_SCALE_NAME)
-        self.schedule = schedule
-        self.scale = scale
+        elif tuple(scale.shape) != () or scale.dtype != "float32":
+            raise TypeError(
+                "'scale' must be a scalar float32 keras.Variable, got shape "
+                f"{tuple(scale.shape)} and dtype {scale.dtype}"
+            )
+        self.schedule, self.scale = schedule, scale
 
     def __call__(self, step: Any) -> Any:
         """The schedule's lr at `step` times the scale, in float32."""
@@ -130,10 +125,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
 
     Attributes:
         config: The PlateauConfig; None while mode="auto" waits for the model.
-        state: The :class:`plateau.PlateauState` after the last epoch end (with warmup,
-            from train begin); its lrs are the optimizers' lrs or schedules' scales.
-        best_weights: With ``restore_best_weights``, the fit's copy (its
-            ``best_epoch``, ``restored_at``); else None.
+        state: The :class:`plateau.PlateauState` of the last epoch end (or warmup's start).
+        best_weights: With ``restore_best_weights``, the fit's copy of the best weights.
 
     Example:
         >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -198,8 +191,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             self.config = _shared.make_config(settings, config)
             args, defaults = {"mode": mode, **self._keras}, inspect.signature(type(self)).parameters
             # By repr: a patience of 10.0, or a numpy 10, is not the default 10.
-            given = [n for n in _KERAS_ARGS if repr(args[n]) != repr(defaults[n].default)]
-            if given:
+            if given := [n for n in _KERAS_ARGS if repr(args[n]) != repr(defaults[n].default)]:
                 raise TypeError(f"config= is the whole config, but Keras's {given} were given too")
             self.mode, self.min_lr = self.config.mode, self.config.min_lr
         elif known is None:
@@ -237,12 +229,13 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def best(self) -> float | None:
         """Keras's best: the best metric so far (float32, as compared); None before one."""
         state, config = self.state, self.config
-        unset = state is None or config is None or state.best == _start(config)
+        unset = state is None or config is None or state.best == _shared.unset_best(config)
         return None if unset else state.best  # type: ignore[union-attr]
 
     @best.setter
     def best(self, value: float | None) -> None:
-        self._set(best=_start(self._resolved()) if value is None else check_real("best", value))
+        best = _shared.unset_best(self._resolved()) if value is None else check_real("best", value)
+        self._set(best=best)
 
     @property
     def wait(self) -> int:
@@ -310,8 +303,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Start afresh, as Keras 3.15 does at every fit(), unless restored (set_state, backup).
 
-        A restored state's lrs are written (one that does not fit the model is a ValueError,
-        and stays restored); with warmup, a fresh start writes the first (docs/keras.md).
+        A restored state's lrs are written (a ValueError if they do not fit the model);
+        with warmup, a fresh start writes the first.
         """
         slots = self._slots()
         self.best_weights = None
@@ -321,8 +314,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if self._backup is not None:
             self._backup.best = self.best_weights
             self._backup.open(resuming=not self._restored)
-            newest = self._backup.newest()
-            if newest is not None:
+            if (newest := self._backup.newest()) is not None:
                 self._resume(newest, self._backup.path)
                 return
         if self._restored:
@@ -356,8 +348,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         backup = self._backup
         if backup is None or not backup.waiting:
             return
-        saved = backup.resume_at(epoch)
-        if saved is not None:
+        if (saved := backup.resume_at(epoch)) is not None:
             self._resume(saved, backup.path)
         backup.save(epoch - 1, self.get_state())
 
@@ -459,18 +450,12 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             saved, state = _shared.load_saved(d, "d")
             expected = self.config or self._config_for(saved.mode)
             _shared.check_same_config(saved, expected, "d['config']", "this callback's")
-        optimizer = getattr(self.model, "optimizer", None)
         # A MultiOptimizer learns its sub-optimizers when built; until then on_train_begin counts.
-        countable = optimizer is not None and (
-            optimizer.built or not hasattr(optimizer, "optimizers")
-        )
-        if state is not None and countable:
+        optimizer = getattr(self.model, "optimizer", None)
+        unbuilt = optimizer is None or (not optimizer.built and hasattr(optimizer, "optimizers"))
+        if state is not None and not unbuilt:
             _shared.check_count(state, len(_pairs(optimizer)), "the model", "optimizers")
         self.config, self.state, self._scaled, self._restored = saved, state, scaled, True
-
-
-def _start(config: PlateauConfig) -> float:  # the core's best before any metric
-    return math.inf if config.mode == "min" else -math.inf
 
 
 def _units(scaled: Sequence[bool] | None) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -259,7 +258,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     @property
     def mode_worse(self) -> float:
         """Torch's ``mode_worse``: the initial best, inf in min mode and -inf in max mode."""
-        return math.inf if self._config.mode == "min" else -math.inf
+        return _shared.unset_best(self._config)
 
     @mode_worse.setter
     def mode_worse(self, value: float) -> None:

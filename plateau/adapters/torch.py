@@ -1,7 +1,6 @@
 """A drop-in torch ``ReduceLROnPlateau`` whose every decision is made by :func:`plateau.step`.
 
-It subclasses torch's class, takes every argument, attribute write and checkpoint torch's
-takes, and only translates (what it adds, and its checkpoint format: docs/torch.md).
+It subclasses torch's class and only translates (what it adds, its checkpoint: docs/torch.md).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from plateau import Decision, PlateauConfig, PlateauState, _checks
 from plateau._checks import check_int, got, show, show_keys, within
 from plateau._core import changed
 from plateau.adapters import _shared
-from plateau.adapters._shared import warn
 
 try:
     import torch
@@ -32,8 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
         "plateau.adapters.torch requires torch; install 'plateau-lr[torch]'", name="torch"
     ) from exc
 
-from plateau.adapters import _torch_dist
-from plateau.adapters._torch_dist import mean_over_ranks
+from plateau.adapters._torch_dist import agree, mean_over_ranks
 from plateau.adapters.restore import BestCopy, RestoreBest, best_copy_for
 
 __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
@@ -49,7 +46,7 @@ _TORCH_CONFIG = ("factor", "patience", "cooldown", "eps", "mode", "threshold", "
 class _Field:
     """Torch's name for a config or state field: read from it, written as a validated copy."""
 
-    def __init__(self, source: Literal["config", "state"], name: str) -> None:
+    def __init__(self, source: str, name: str) -> None:
         self.source, self.name = source, name
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
@@ -69,8 +66,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     :attr:`config` and :attr:`state`; a bad argument is a TypeError or ValueError naming it.
 
     Args:
-        optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled,
-            or a wrapper of one that forwards ``param_groups`` (accelerate's).
+        optimizer: The ``torch.optim.Optimizer`` (or a wrapper forwarding ``param_groups``).
         mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: torch's.
             Every other :class:`plateau.PlateauConfig` field is a keyword too.
         config: A whole :class:`plateau.PlateauConfig` instead of the settings.
@@ -130,7 +126,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             raise TypeError(
                 f"'optimizer' must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        _checks.check_bool("sync_metric", sync_metric)
+        self.sync_metric = _checks.check_bool("sync_metric", sync_metric)
         if not (_checks.check_non_negative("sync_timeout", sync_timeout) > 0):
             raise ValueError(f"'sync_timeout' must be > 0 seconds, got {sync_timeout!r}")
         self.best_copy: BestCopy | None = best_copy_for(optimizer, restore_best)
@@ -155,8 +151,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
         self._min_lrs = list(config.min_lrs(len(groups)))
-        self.verbose, self.on_repeat, self.sync_metric = verbose, on_repeat, sync_metric
-        self.sync_timeout = float(sync_timeout)
+        self.verbose, self.on_repeat, self.sync_timeout = verbose, on_repeat, float(sync_timeout)
         self._lock = threading.Lock()  # a step, and a load, is atomic across threads
         self._planned: list[tuple[int, float]] | None = None  # the cut _reduce_lr writes
         self._optimizer_steps, self._stepped_at = 0, -1  # the count, and at the last step()
@@ -312,7 +307,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             # No optimizer step since the last step(): a prepared accelerate scheduler's repeat.
             if repeat := bool(seen == self._stepped_at and seen):
                 if self.on_repeat == "warn":
-                    warn(
+                    _shared.warn(
                         "ReduceLROnPlateau.step() was called again with no optimizer step since "
                         "its last call; it counts as another epoch, as in torch. A prepared "
                         "accelerate scheduler steps once per process: see docs/compatibility.md. "
@@ -321,12 +316,13 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                     )
                 repeat = self.on_repeat == "skip"
             if self.sync_metric:  # every rank gathers, and decides a skip alike
-                epoch_now = state.last_epoch + 1
-                metrics, repeat = _torch_dist.agree(metrics, epoch_now, repeat, self.sync_timeout)
+                metrics, repeat = agree(metrics, state.last_epoch + 1, repeat, self.sync_timeout)
             if repeat:
                 return
             if epoch is not None:
-                warn("The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)")
+                _shared.warn(
+                    "The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)"
+                )
                 check_int("last_epoch", epoch)
             if base is None:  # a cut goes through torch's _reduce_lr (see _cut)
                 read, write = partial(read_lrs, groups), partial(write_lr, groups)
@@ -418,20 +414,16 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                     "'state_dict' holds a best copy (saved with restore_best): build this "
                     "scheduler with restore_best=True or 'cpu' to resume it, or drop the key"
                 )
-            saved_mode, state = _resume_point(
-                state_dict, partial(read_lrs, groups), base is not None
-            )
-            config = self.config
-            _check_mode("the checkpoint was saved with", saved_mode, config.mode, state.best)
+            saved_mode, state = _resume_point(state_dict, groups, base is not None)
+            mode = self.config.mode
+            _check_mode("the checkpoint was saved with", saved_mode, mode, state.best)
             _shared.check_count(state, len(groups), "the optimizer", "param groups")
-            config.min_lrs(len(state.lrs))
+            self.config.min_lrs(len(state.lrs))
             if copy is not None:  # a new copy: a refused load leaves the old one
                 copy = _load_copy(state_dict.get("best_copy"), copy)
-            if base is not None:
-                base.load(state_dict["base"], state)  # everything is checked: it changes nothing
+            if base is not None:  # everything else is checked: a refused load changes nothing
+                base.load(state_dict["base"], state, groups)
             self.state, self.best_copy = state, copy
-            if base is not None:
-                base.write(groups, state, advance=False)
 
 
 def _check_mode(what: str, mode: object, current: str, best: float) -> None:
@@ -479,7 +471,6 @@ class _Base:
                 f"a base schedule (the plateau scales the base by lr / initial_lr), got 0.0"
             )
         if not isinstance(base, LRScheduler):  # LambdaLR's lr_lambda, or one per group
-            lambdas = base
             if not callable(base):
                 listed = base if isinstance(base, Sequence) else ()
                 if not (listed and all(callable(f) for f in listed)):
@@ -492,8 +483,8 @@ class _Base:
                         f"'base' must hold one lr_lambda per param group ({len(groups)}), "
                         f"got {len(listed)}"
                     )
-                lambdas = list(listed)
-            base = LambdaLR(optimizer, lambdas)
+                base = list(listed)
+            base = LambdaLR(optimizer, base)
         self.schedule: LRScheduler = base
         if self.schedule.optimizer is not optimizer:
             raise ValueError(
@@ -535,7 +526,7 @@ class _Base:
         """Warn of an lr set by hand since the last write: the next write overwrites it."""
         if (held := read_lrs(groups)) != self.written:
             i = next(i for i, (a, b) in enumerate(zip(held, self.written, strict=True)) if a != b)
-            warn(
+            _shared.warn(
                 f"optimizer.param_groups[{i}]['lr'] was set to {held[i]!r} since the last "
                 f"step(), which wrote {self.written[i]!r}: with a base schedule every step "
                 "writes every lr, so it is overwritten. To change the lrs, change the base."
@@ -561,8 +552,8 @@ class _Base:
         name, reference = type(self.schedule).__name__, [*self.reference]
         return {"state_dict": self.schedule.state_dict(), "reference": reference, "type": name}
 
-    def load(self, entry: object, state: PlateauState) -> None:
-        """Load a checkpoint's ``base`` entry for `state`, checked before it changes anything."""
+    def load(self, entry: object, state: PlateauState, groups: Groups) -> None:
+        """Load a checkpoint's ``base`` entry for `state`, checked first, and write the groups."""
         name, count = type(self.schedule).__name__, len(self.reference)
         keys = ["reference", "state_dict", "type"]
         if not isinstance(entry, Mapping) or sorted(entry) != keys:
@@ -590,6 +581,7 @@ class _Base:
         # torch's load_state_dict pops and restores keys of the dict it is given: a copy.
         self.schedule.load_state_dict(dict(base_state))
         self.reference = tuple(float(r) for r in reference)
+        self.write(groups, state, advance=False)
 
 
 def read_lrs(groups: Groups, *, check: bool = False) -> tuple[float, ...]:
@@ -623,12 +615,12 @@ def write_lr(groups: Groups, index: int, lr: float) -> float:
 
 
 def _resume_point(
-    saved: Mapping[str, Any], lrs: Callable[[], tuple[float, ...]], has_base: bool
+    saved: Mapping[str, Any], groups: Groups, has_base: bool
 ) -> tuple[object, PlateauState]:
     """The mode and state a checkpoint resumes from: plateau's, or torch's progress keys.
 
     ``plateau`` only if torch's keys agree with it: torch's class loads and steps on
-    without it, DCP keeps a template's for torch's checkpoint. Else with `lrs`'s lrs.
+    without it, DCP keeps a template's for torch's checkpoint. Else with the groups' lrs.
     """
     keys, theirs, envelope, name = set(saved), None, None, "state_dict"
     if keys.issuperset(("mode", *_PROGRESS)):
@@ -660,7 +652,7 @@ def _resume_point(
             "'plateau' state (torch's ReduceLROnPlateau stepped since it was saved): "
             "it cannot resume one"
         )
-    return saved["mode"], attrs.evolve(theirs, lrs=lrs())
+    return saved["mode"], attrs.evolve(theirs, lrs=read_lrs(groups))
 
 
 def _save_copy(copy: BestCopy) -> dict[str, Any]:
@@ -712,8 +704,7 @@ def _load_copy(entry: Any, copy: BestCopy) -> BestCopy:
     return loaded
 
 
-for _name in _TORCH_CONFIG:
-    setattr(ReduceLROnPlateau, _name, _Field("config", _name))
-for _name in _PROGRESS:
-    setattr(ReduceLROnPlateau, _name, _Field("state", _name))
+for _source, _names in (("config", _TORCH_CONFIG), ("state", _PROGRESS)):
+    for _name in _names:  # torch's attribute names
+        setattr(ReduceLROnPlateau, _name, _Field(_source, _name))
 _shared.publish_settings(ReduceLROnPlateau.__init__)

@@ -20,6 +20,7 @@ from plateau import Decision, PlateauConfig, PlateauState, _checks
 from plateau._checks import check_int, got, show, show_keys, within
 from plateau._core import changed
 from plateau.adapters import _shared
+from plateau.adapters._shared import warn
 
 try:
     import torch
@@ -35,8 +36,6 @@ from plateau.adapters.restore import BestCopy, RestoreBest, best_copy_for
 
 __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
 
-# What ``base=`` takes: a torch schedule on the same optimizer, or LambdaLR's lr_lambda.
-BaseLike: TypeAlias = LRScheduler | Callable[[int], float] | Sequence[Callable[[int], float]]
 Groups: TypeAlias = list[dict[str, Any]]
 # What torch's (2.6-2.13) state_dict() holds: progress, and config (min_lrs aside).
 _PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
@@ -86,13 +85,12 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         >>> import torch
         >>> params = [torch.zeros(1, requires_grad=True)]
         >>> scheduler = ReduceLROnPlateau(torch.optim.SGD(params, lr=1.0), patience=1)
-        >>> for val_loss in [0.5, 0.6, 0.7, 0.4]:
+        >>> for val_loss in [0.5, 0.6, 0.7]:
         ...     scheduler.step(torch.tensor(val_loss))
         ...     print(scheduler.state.decision.value, scheduler.get_last_lr())
         improved [1.0]
         no_improvement [1.0]
         reduced [0.1]
-        improved [0.1]
         >>> scheduler.patience = 3  # a validated copy of the config
         >>> scheduler.config.patience
         3
@@ -117,7 +115,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         sync_metric: bool = False,
         sync_timeout: float = 300.0,
         restore_best: RestoreBest = False,
-        base: BaseLike | None = None,
+        base: LRScheduler | Callable[[int], float] | Sequence[Callable[[int], float]] | None = None,
         base_with_metric: bool = False,
         **settings: Any,
     ) -> None:
@@ -141,23 +139,20 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         config = _shared.make_config(settings, config)
         groups = optimizer.param_groups
         read_lrs(groups, check=True)
-        self._base: _Base | None = None
-        if base is None:  # a warmup writes each group's first lr
+        self._min_lrs = list(config.min_lrs(len(groups)))  # before a LambdaLR writes the groups
+        self._base = None if base is None else _Base(optimizer, base, base_with_metric)
+        if self._base is None:  # a warmup writes each group's first lr
             state = _shared.begin(config, partial(read_lrs, groups), partial(write_lr, groups))
         else:
-            config.min_lrs(len(groups))  # before a LambdaLR is built and writes the groups
-            self._base = _Base(optimizer, base, base_with_metric)
             state = plateau.init(self._base.reference, config)  # the plateau's own lrs
+            self._base.write(groups, state, advance=False)
         self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
-        self._min_lrs = list(config.min_lrs(len(groups)))
         self.verbose, self.on_repeat, self.sync_timeout = verbose, on_repeat, float(sync_timeout)
         self._lock = threading.Lock()  # a step, and a load, is atomic across threads
         self._planned: list[tuple[int, float]] | None = None  # the cut _reduce_lr writes
         self._optimizer_steps, self._stepped_at = 0, -1  # the count, and at the last step()
         self.optimizer = optimizer
-        if self._base is not None:
-            self._base.write(groups, self.state, advance=False)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -304,25 +299,21 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         state, seen = self.state, self._stepped_at
         if metrics is not None:
             seen = self._optimizer_steps
-            # No optimizer step since the last step(): a prepared accelerate scheduler's repeat.
-            if repeat := bool(seen == self._stepped_at and seen):
-                if self.on_repeat == "warn":
-                    _shared.warn(
-                        "ReduceLROnPlateau.step() was called again with no optimizer step since "
-                        "its last call; it counts as another epoch, as in torch. A prepared "
-                        "accelerate scheduler steps once per process: see docs/compatibility.md. "
-                        "Pass on_repeat='skip' to ignore such calls, or on_repeat='allow' to "
-                        "silence this."
-                    )
-                repeat = self.on_repeat == "skip"
+            repeat = bool(seen == self._stepped_at and seen)  # no optimizer step since the last
+            if repeat and self.on_repeat == "warn":
+                warn(
+                    "ReduceLROnPlateau.step() was called again with no optimizer step since its "
+                    "last call; it counts as another epoch, as in torch. A prepared accelerate "
+                    "scheduler steps once per process: see docs/compatibility.md. Pass "
+                    "on_repeat='skip' to ignore such calls, or on_repeat='allow' to silence this."
+                )
+            repeat = repeat and self.on_repeat == "skip"
             if self.sync_metric:  # every rank gathers, and decides a skip alike
                 metrics, repeat = agree(metrics, state.last_epoch + 1, repeat, self.sync_timeout)
             if repeat:
                 return
             if epoch is not None:
-                _shared.warn(
-                    "The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)"
-                )
+                warn("The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)")
                 check_int("last_epoch", epoch)
             if base is None:  # a cut goes through torch's _reduce_lr (see _cut)
                 read, write = partial(read_lrs, groups), partial(write_lr, groups)
@@ -415,8 +406,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                     "scheduler with restore_best=True or 'cpu' to resume it, or drop the key"
                 )
             saved_mode, state = _resume_point(state_dict, groups, base is not None)
-            mode = self.config.mode
-            _check_mode("the checkpoint was saved with", saved_mode, mode, state.best)
+            _check_mode("the checkpoint was saved with", saved_mode, self.config.mode, state.best)
             _shared.check_count(state, len(groups), "the optimizer", "param groups")
             self.config.min_lrs(len(state.lrs))
             if copy is not None:  # a new copy: a refused load leaves the old one
@@ -526,7 +516,7 @@ class _Base:
         """Warn of an lr set by hand since the last write: the next write overwrites it."""
         if (held := read_lrs(groups)) != self.written:
             i = next(i for i, (a, b) in enumerate(zip(held, self.written, strict=True)) if a != b)
-            _shared.warn(
+            warn(
                 f"optimizer.param_groups[{i}]['lr'] was set to {held[i]!r} since the last "
                 f"step(), which wrote {self.written[i]!r}: with a base schedule every step "
                 "writes every lr, so it is overwritten. To change the lrs, change the base."

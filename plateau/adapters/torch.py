@@ -238,8 +238,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     @property
     def default_min_lr(self) -> float | None:
         """Torch's ``default_min_lr``: the scalar ``min_lr``, or None when it is per group."""
-        min_lr = self.config.min_lr
-        return None if isinstance(min_lr, tuple) else min_lr
+        return None if isinstance(self.config.min_lr, tuple) else self.config.min_lr
 
     @default_min_lr.setter
     def default_min_lr(self, value: float | None) -> None:
@@ -262,8 +261,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     @property
     def restored(self) -> bool:
         """Whether the last step put the best step's weights back (``restore_best``)."""
-        copy = self.best_copy
-        return copy is not None and copy.restored_at == self.state.last_epoch
+        return self.best_copy is not None and self.best_copy.restored_at == self.state.last_epoch
 
     @property
     def base(self) -> LRScheduler | None:
@@ -475,11 +473,11 @@ class _Base:
                     )
                 base = list(listed)
             base = LambdaLR(optimizer, base)
-        self.schedule: LRScheduler = base
-        if self.schedule.optimizer is not optimizer:
+        if base.optimizer is not optimizer:
             raise ValueError(
                 f"'base' must be a scheduler on this optimizer, got a {name} on another"
             )
+        self.schedule: LRScheduler = base
         self.with_metric, self.reference = with_metric, reference
         self.written: tuple[float, ...] = ()  # the groups' lrs after the last write
         self.steps = self.schedule.last_epoch  # its last_epoch after the last write

@@ -667,28 +667,24 @@ def _load_copy(entry: Any, copy: BestCopy) -> BestCopy:
     loaded = BestCopy(copy.optimizer, copy.device)
     if entry is None:  # a checkpoint saved without restore_best, or torch's
         return loaded
-    if isinstance(entry, Mapping) and isinstance(entry.get("meta"), str):  # else BestCopy's own
-        tensors = entry.get("tensors")
-        try:
-            parsed = json.loads(entry["meta"])
-            meta, names = parsed["copy"], parsed["tensors"]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(
-                f"state_dict['best_copy']['meta'] is not a saved copy: {exc}"
-            ) from None
-        if not isinstance(tensors, Mapping):
-            raise TypeError(
-                f"state_dict['best_copy']['tensors'] must be a dict, got {got(tensors)}"
-            )
-        if missing := sorted(set(names) - set(tensors)):
-            raise ValueError(
-                f"state_dict['best_copy'] lacks the copy's tensors {missing}: a DCP template "
-                "holds an optimizer state tensor only once the optimizer has state; load "
-                "the optimizer's state before the scheduler's"
-            )
-        entry = {**entry, "meta": meta, "tensors": {name: tensors[name] for name in names}}
-    with within("state_dict['best_copy']"):  # BestCopy checks the rest
-        loaded.load_state_dict(entry)
+    with within("state_dict['best_copy']"):
+        if isinstance(entry, Mapping) and isinstance(entry.get("meta"), str):  # our JSON meta
+            tensors = entry.get("tensors")
+            try:
+                parsed = json.loads(entry["meta"])
+                meta, names = parsed["copy"], parsed["tensors"]
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ValueError(f"'meta' is not a saved copy: {exc}") from None
+            if not isinstance(tensors, Mapping):
+                raise TypeError(f"'tensors' must be a dict, got {got(tensors)}")
+            if missing := sorted(set(names) - set(tensors)):
+                raise ValueError(
+                    f"it lacks the copy's tensors {missing}: a DCP template holds an optimizer "
+                    "state tensor only once the optimizer has state; load the optimizer's state "
+                    "before the scheduler's"
+                )
+            entry = {**entry, "meta": meta, "tensors": {name: tensors[name] for name in names}}
+        loaded.load_state_dict(entry)  # which checks the rest
     return loaded
 
 

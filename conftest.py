@@ -18,11 +18,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 # (So does the distributed test's worker module, which only spawned ranks import.)
 _NEEDS = {
     "plateau/adapters/torch.py": "torch",
-    "plateau/adapters/_torch_base.py": "torch",
-    "plateau/adapters/_torch_checkpoint.py": "torch",
     "plateau/adapters/_torch_dist.py": "torch",
     "plateau/adapters/keras.py": "keras",
-    "plateau/adapters/_keras_schedule.py": "keras",
     "plateau/adapters/_keras_restore.py": "keras",
     "plateau/adapters/optax.py": "optax",
     "plateau/adapters/optax_restore.py": "optax",

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import sys
 import warnings
@@ -130,6 +131,16 @@ def load_saved(d: object, name: str = "d") -> tuple[PlateauConfig, PlateauState]
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{name}[{key!r}]: {exc}") from None
     return loaded[0], loaded[1]
+
+
+def unset_best(config: PlateauConfig) -> float:
+    """The best a state holds before any metric: inf in min mode, -inf in max mode.
+
+    Example:
+        >>> unset_best(plateau.PlateauConfig(mode="max"))
+        -inf
+    """
+    return math.inf if config.mode == "min" else -math.inf
 
 
 def check_count(state: PlateauState, count: int, holder: str, unit: str) -> None:

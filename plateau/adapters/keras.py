@@ -1,29 +1,15 @@
 """A drop-in for ``keras.callbacks.ReduceLROnPlateau`` (Keras 3) driven by the pure core.
 
 The callback only translates: Keras's arguments become a :class:`plateau.PlateauConfig`,
-and each epoch end is ``_shared.advance`` over the optimizers' float32 lr variables,
-on the metric rounded to float32 as Keras compares it. A ``LearningRateSchedule`` is
-scaled instead of set (:class:`ScaledSchedule`). The guide: docs/keras.md.
-
-Example:
-    >>> import keras
-    >>> from plateau.adapters.keras import ReduceLROnPlateau
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile(keras.optimizers.SGD(learning_rate=0.5), loss="mse")
-    >>> callback = ReduceLROnPlateau(monitor="loss", patience=1, factor=0.5)
-    >>> callback.set_model(model)
-    >>> callback.on_train_begin()
-    >>> for epoch, loss in enumerate([1.0, 1.0]):
-    ...     callback.on_epoch_end(epoch, {"loss": loss})
-    >>> float(model.optimizer.learning_rate), callback.state.decision.value, callback.wait
-    (0.25, 'reduced', 0)
+and each epoch end is ``_shared.advance`` over the optimizers' float32 lr variables (a
+``LearningRateSchedule``'s :class:`ScaledSchedule` scale), on the metric rounded to
+float32 as Keras compares it. The guide: docs/keras.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,7 +19,7 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState, _checks, _translate
-from plateau._checks import check_bool, check_int, check_real, got, show
+from plateau._checks import check_bool, check_int, check_non_negative, check_real, got, show, within
 from plateau.adapters import _shared
 
 try:
@@ -52,20 +38,69 @@ except ImportError as exc:  # pragma: no cover - exercised in subprocesses
         ) from exc
     raise
 
+from keras.optimizers.schedules import LearningRateSchedule
 from keras.src.utils import io_utils  # print_msg: stdout, or absl logging when not interactive
 
 from plateau.adapters._keras_backup import Backup
 from plateau.adapters._keras_restore import BestWeights
-from plateau.adapters._keras_schedule import SCALE_NAME, ScaledSchedule, Schedule
 
 __all__ = ["ReduceLROnPlateau", "ScaledSchedule"]
 
 _BACKUP_NAME = "plateau_state.json"  # the callback's file in a BackupAndRestore's backup_dir
+_SCALE_NAME = "plateau_scale"  # a ScaledSchedule's variable
 _KEYS = {"config", "state", "scaled"}  # get_state's
-# Keras's arguments that make the config, and the fields they set (min_delta is an
-# absolute threshold without eps): not settings, which are every other field.
+# Keras's arguments that make the config, and the fields they set: not settings.
 _KERAS_ARGS = ("mode", "factor", "patience", "min_delta", "cooldown", "min_lr")
 _TRANSLATED = {*_KERAS_ARGS, "threshold", "threshold_mode", "eps"} - {"min_delta"}
+
+
+@keras.saving.register_keras_serializable(package="plateau")
+class ScaledSchedule(LearningRateSchedule):  # type: ignore[misc]
+    """A ``LearningRateSchedule`` scaled by the plateau: ``schedule(step) * scale``.
+
+    :class:`ReduceLROnPlateau` installs it in place of an optimizer's schedule. Its ``scale``
+    (a float >= 0, or a scalar float32 ``keras.Variable``) is the core's lr at the reference
+    1.0 (``plateau.scale_base``). A bad argument is a TypeError or ValueError naming it.
+
+    Example:
+        >>> base = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+        >>> scaled = ScaledSchedule(base, 0.25)
+        >>> float(scaled(10)) == float(base(10)) * 0.25
+        True
+        >>> type(ScaledSchedule.from_config(scaled.get_config()).schedule).__name__
+        'ExponentialDecay'
+    """
+
+    def __init__(self, schedule: Any, scale: float | Any = 1.0) -> None:
+        if isinstance(schedule, ScaledSchedule) or not isinstance(schedule, LearningRateSchedule):
+            raise TypeError(
+                "'schedule' must be a keras.optimizers.schedules.LearningRateSchedule other "
+                f"than a ScaledSchedule, got {type(schedule).__name__}"
+            )
+        if not isinstance(scale, keras.Variable):
+            value = check_non_negative("scale", scale)
+            scale = keras.Variable(value, dtype="float32", trainable=False, name=_SCALE_NAME)
+        elif tuple(scale.shape) != () or scale.dtype != "float32":
+            raise TypeError(
+                "'scale' must be a scalar float32 keras.Variable, got shape "
+                f"{tuple(scale.shape)} and dtype {scale.dtype}"
+            )
+        self.schedule, self.scale = schedule, scale
+
+    def __call__(self, step: Any) -> Any:
+        """The schedule's lr at `step` times the scale, in float32."""
+        return keras.ops.multiply(keras.ops.cast(self.schedule(step), "float32"), self.scale)
+
+    def get_config(self) -> dict[str, Any]:
+        """The schedule's serialized config and the scale's current value."""
+        schedule = keras.saving.serialize_keras_object(self.schedule)
+        return {"schedule": schedule, "scale": float(self.scale.numpy())}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
+        """Rebuild from :meth:`get_config`'s output, with a new variable for the scale."""
+        schedule = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(schedule, config["scale"])
 
 
 @attrs.frozen
@@ -82,28 +117,29 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     """Keras's ReduceLROnPlateau callback, with every decision made by :func:`plateau.step`.
 
     Keras's arguments have Keras's meanings (docs/keras.md); ``min_lr`` under a
-    ``LearningRateSchedule`` is the floor of its scale (<= 1.0). Beyond Keras:
-    ``config`` (a whole :class:`plateau.PlateauConfig`, Keras's arguments then left at
-    their defaults); ``strict`` (a missing monitor is a KeyError, not a warning);
-    ``backup_dir`` (a ``BackupAndRestore``'s: the state is saved there at each epoch
-    end and resumed from); ``stop_when_exhausted`` (``model.stop_training`` once
-    ``state.exhausted``); ``restore_best_weights`` (each cut first puts back the
-    weights and optimizer variables of the best epoch); and every other PlateauConfig
-    field by name (``**settings``, all in the signature). A bad argument is a TypeError
-    or ValueError naming it.
+    ``LearningRateSchedule`` is the floor of its scale (<= 1.0). Beyond Keras: ``config``
+    (a whole PlateauConfig), ``strict`` (a missing monitor is a KeyError), ``backup_dir``
+    (a ``BackupAndRestore``'s, saved to and resumed from), ``stop_when_exhausted``,
+    ``restore_best_weights`` (each cut first puts the best epoch's weights back) and every
+    other PlateauConfig field by name. A bad argument is a TypeError or ValueError naming it.
 
     Attributes:
         config: The PlateauConfig; None while mode="auto" waits for the model.
-        state: The :class:`plateau.PlateauState` after the last epoch end (with warmup,
-            from train begin); its lrs are the optimizers' lrs or schedules' scales.
-        best_weights: With ``restore_best_weights``, the fit's copy (its
-            ``best_epoch``, ``restored_at``); else None.
-        best, wait, cooldown_counter: Keras's, read from and written to the state.
+        state: The :class:`plateau.PlateauState` of the last epoch end (or warmup's start).
+        best_weights: With ``restore_best_weights``, the fit's copy of the best weights.
 
     Example:
-        >>> callback = ReduceLROnPlateau(patience=3, cooldown=2, max_reductions=4)
-        >>> callback.config.patience, callback.config.cooldown  # Keras's off-by-ones
-        (2, 1)
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(keras.optimizers.SGD(learning_rate=0.5), loss="mse")
+        >>> callback = ReduceLROnPlateau(monitor="loss", patience=1, factor=0.5)
+        >>> callback.set_model(model)
+        >>> callback.on_train_begin()
+        >>> for epoch, loss in enumerate([1.0, 1.0]):
+        ...     callback.on_epoch_end(epoch, {"loss": loss})
+        >>> float(model.optimizer.learning_rate), callback.state.decision.value, callback.wait
+        (0.25, 'reduced', 0)
+        >>> callback.config.patience  # Keras's patience=1 is the core's 0 (docs/keras.md)
+        0
     """
 
     def __init__(
@@ -134,8 +170,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
             raise TypeError(f"'backup_dir' must be a path, got {got(backup_dir)}")
         self._backup = None if backup_dir is None else Backup(Path(backup_dir) / _BACKUP_NAME)
-        clash = sorted(settings.keys() & _TRANSLATED)  # the others are named parameters
-        if clash:
+        if clash := sorted(settings.keys() & _TRANSLATED):  # the others are named parameters
             raise TypeError(
                 f"ReduceLROnPlateau got {clash[0]}={show(settings[clash[0]])}: Keras's min_delta "
                 "is an absolute threshold without eps; for torch's, pass config=PlateauConfig(...)"
@@ -156,8 +191,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             self.config = _shared.make_config(settings, config)
             args, defaults = {"mode": mode, **self._keras}, inspect.signature(type(self)).parameters
             # By repr: a patience of 10.0, or a numpy 10, is not the default 10.
-            given = [n for n in _KERAS_ARGS if repr(args[n]) != repr(defaults[n].default)]
-            if given:
+            if given := [n for n in _KERAS_ARGS if repr(args[n]) != repr(defaults[n].default)]:
                 raise TypeError(f"config= is the whole config, but Keras's {given} were given too")
             self.mode, self.min_lr = self.config.mode, self.config.min_lr
         elif known is None:
@@ -195,12 +229,13 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def best(self) -> float | None:
         """Keras's best: the best metric so far (float32, as compared); None before one."""
         state, config = self.state, self.config
-        unset = state is None or config is None or state.best == _start(config)
+        unset = state is None or config is None or state.best == _shared.unset_best(config)
         return None if unset else state.best  # type: ignore[union-attr]
 
     @best.setter
     def best(self, value: float | None) -> None:
-        self._set(best=_start(self._resolved()) if value is None else check_real("best", value))
+        best = _shared.unset_best(self._resolved()) if value is None else check_real("best", value)
+        self._set(best=best)
 
     @property
     def wait(self) -> int:
@@ -241,7 +276,15 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if optimizer is None:
             raise ValueError("ReduceLROnPlateau needs a compiled model with an optimizer")
         pairs = _pairs(optimizer)
-        scaled = [_is_scheduled(sub) for _, sub in pairs]
+        for _, sub in pairs:  # private: the public learning_rate evaluates a schedule
+            source = getattr(sub, "_learning_rate", None)
+            if not isinstance(source, (keras.Variable, LearningRateSchedule)):
+                raise TypeError(
+                    f"optimizer {sub.name!r} gets its learning rate from a "
+                    f"{type(source).__name__}, which is neither a float nor a "
+                    "LearningRateSchedule: it cannot be reduced on a plateau"
+                )
+        scaled = [isinstance(sub._learning_rate, LearningRateSchedule) for _, sub in pairs]
         floor = self.min_lr  # with a schedule, of its scale
         floors = floor if isinstance(floor, tuple) else (floor,) * len(pairs)
         if any(s and f > 1.0 for s, f in zip(scaled, floors, strict=True)):
@@ -260,10 +303,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Start afresh, as Keras 3.15 does at every fit(), unless restored (set_state, backup).
 
-        A restored state's lrs are written (one that does not fit the model is a
-        ValueError, and stays restored); with warmup, a fresh start writes the first.
-        A ``backup_dir`` file's newest state is resumed from now (for the callbacks
-        listed before this one), its right one at the first epoch begin.
+        A restored state's lrs are written (a ValueError if they do not fit the model);
+        with warmup, a fresh start writes the first.
         """
         slots = self._slots()
         self.best_weights = None
@@ -273,8 +314,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
         if self._backup is not None:
             self._backup.best = self.best_weights
             self._backup.open(resuming=not self._restored)
-            newest = self._backup.newest()
-            if newest is not None:
+            if (newest := self._backup.newest()) is not None:
                 self._resume(newest, self._backup.path)
                 return
         if self._restored:
@@ -303,14 +343,12 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """With ``backup_dir``, a fit's first epoch resumes from the state after ``epoch - 1``.
 
-        That is the epoch ``BackupAndRestore`` restored, in either callbacks' order;
-        a file without it is a ValueError naming the epochs (docs/keras.md).
+        That is the epoch ``BackupAndRestore`` restored, in either callbacks' order.
         """
         backup = self._backup
         if backup is None or not backup.waiting:
             return
-        saved = backup.resume_at(epoch)
-        if saved is not None:
+        if (saved := backup.resume_at(epoch)) is not None:
             self._resume(saved, backup.path)
         backup.save(epoch - 1, self.get_state())
 
@@ -349,10 +387,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
                 f"is not available. Available metrics are: {available}."
             )
             return
-        try:
+        with within(f"logs[{self.monitor!r}]"):
             metric = _translate.f32(_checks.to_metric(current))  # as Keras compares it
-        except TypeError as exc:
-            raise TypeError(f"logs[{self.monitor!r}]: {exc}") from exc
         read, write = _io(slots)
         cuts: list[tuple[int, float]] = []  # each lr written, before float32 rounds it
 
@@ -374,17 +410,14 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             self.model.stop_training = True
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        """A completed fit removes its backup; the scales leave the optimizers' variables.
-
-        A model saved now holds the variables Keras rebuilds; the scale is in its config.
-        """
+        """A completed fit removes its backup; the scales leave the optimizers' variables."""
         if self._backup is not None:
             self._backup.remove()
         optimizer = getattr(self.model, "optimizer", None)
         for _, sub in [] if optimizer is None else _pairs(optimizer):
             source = getattr(sub, "_learning_rate", None)
-            if isinstance(source, ScaledSchedule) and _tracks(sub, source.scale):
-                sub._untrack_variable(source.scale)  # Keras has no public way to untrack
+            if isinstance(source, ScaledSchedule) and any(v is source.scale for v in sub.variables):
+                sub._untrack_variable(source.scale)  # a saved model holds what Keras rebuilds
 
     def get_state(self) -> dict[str, Any]:
         """The config, state and per-lr units as a strict-JSON-safe dict, for :meth:`set_state`.
@@ -401,9 +434,8 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
     def set_state(self, d: Mapping[str, Any]) -> None:
         """Restore :meth:`get_state`'s output: the next fit(), even of a fresh model, continues.
 
-        Raises:
-            TypeError, ValueError: a bad `d`, named; a config other than this callback's;
-                with a compiled model set, another lr count. Nothing changes then.
+        A bad `d`, a config other than this callback's or (with a compiled model set)
+        another lr count is a TypeError or ValueError naming it, and changes nothing.
         """
         if not isinstance(d, Mapping):
             raise TypeError(f"'d' must be a mapping, got {got(d)}")
@@ -418,19 +450,12 @@ class ReduceLROnPlateau(keras.callbacks.Callback):  # type: ignore[misc]
             saved, state = _shared.load_saved(d, "d")
             expected = self.config or self._config_for(saved.mode)
             _shared.check_same_config(saved, expected, "d['config']", "this callback's")
+        # A MultiOptimizer learns its sub-optimizers when built; until then on_train_begin counts.
         optimizer = getattr(self.model, "optimizer", None)
-        # A MultiOptimizer learns its sub-optimizers when built: until then only
-        # on_train_begin can count them.
-        countable = optimizer is not None and (
-            optimizer.built or not hasattr(optimizer, "optimizers")
-        )
-        if state is not None and countable:
+        unbuilt = optimizer is None or (not optimizer.built and hasattr(optimizer, "optimizers"))
+        if state is not None and not unbuilt:
             _shared.check_count(state, len(_pairs(optimizer)), "the model", "optimizers")
         self.config, self.state, self._scaled, self._restored = saved, state, scaled, True
-
-
-def _start(config: PlateauConfig) -> float:  # the core's best before any metric
-    return math.inf if config.mode == "min" else -math.inf
 
 
 def _units(scaled: Sequence[bool] | None) -> str:
@@ -445,36 +470,20 @@ def _pairs(optimizer: Any) -> list[tuple[str, Any]]:
     return [(name, getattr(sub, "inner_optimizer", sub)) for name, sub in pairs]
 
 
-def _tracks(optimizer: Any, variable: Any) -> bool:
-    return any(v is variable for v in optimizer.variables)
-
-
-def _is_scheduled(optimizer: Any) -> bool:
-    """True for a schedule, False for a float lr (a Variable); else a TypeError naming it."""
-    # Private: the public learning_rate evaluates a schedule; Keras does not return it.
-    source = getattr(optimizer, "_learning_rate", None)
-    if isinstance(source, (keras.Variable, Schedule)):
-        return isinstance(source, Schedule)
-    raise TypeError(
-        f"optimizer {optimizer.name!r} gets its learning rate from a {type(source).__name__}, "
-        "which is neither a float nor a LearningRateSchedule: it cannot be reduced on a plateau"
-    )
-
-
 def _slot(name: str, optimizer: Any) -> _Slot:
     """The variable holding `optimizer`'s lr for the core; a schedule is wrapped once."""
-    source = optimizer._learning_rate  # checked by _is_scheduled
+    source = optimizer._learning_rate  # checked by _slots
     if isinstance(source, keras.Variable):
         return _Slot(name, optimizer, source, scaled=False)
     if isinstance(source, ScaledSchedule):
-        if _tracks(optimizer, source.scale):
+        if any(v is source.scale for v in optimizer.variables):
             return _Slot(name, optimizer, source.scale, scaled=True)  # installed already
         base, start = source.schedule, float(source.scale.numpy())  # reloaded, or a 2nd fit
     else:
         base, start = source, 1.0
     # An optimizer variable: the jax trainer would freeze any other into its compiled step.
     scale = optimizer.add_variable(
-        (), initializer=keras.initializers.Constant(start), dtype="float32", name=SCALE_NAME
+        (), initializer=keras.initializers.Constant(start), dtype="float32", name=_SCALE_NAME
     )
     optimizer.learning_rate = ScaledSchedule(base, scale)  # the setter takes a schedule
     return _Slot(name, optimizer, scale, scaled=True)

@@ -17,13 +17,12 @@ from typing import Any
 
 from plateau import PlateauConfig, PlateauState
 from plateau.adapters._shared import advance, publish_settings
-from plateau.adapters._torch_base import read_lrs
-from plateau.adapters._torch_base import write as write_lr
 from plateau.adapters._trainer import (
     HoldsSchedule,
     Schedule,
 )
 from plateau.adapters.restore import RestoreBest
+from plateau.adapters.torch import read_lrs, write_lr
 
 try:
     import lightning.pytorch as pl

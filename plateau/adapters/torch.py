@@ -1,17 +1,12 @@
 """A drop-in torch ``ReduceLROnPlateau`` whose every decision is made by :func:`plateau.step`.
 
-It subclasses torch's class and takes every argument, attribute write and checkpoint
-torch's takes (what it adds: docs/torch.md). It only translates: a step hands the
-lrs of ``param_groups`` to :func:`plateau.adapters._shared.advance`; torch's attribute
-names read and replace ``config`` and ``state``. ``base=`` lives in ``_torch_base``,
-``sync_metric`` in ``_torch_dist``, the checkpoint format in ``_torch_checkpoint`` and
-``restore_best`` in :mod:`plateau.adapters.restore`.
+It subclasses torch's class and only translates (what it adds, its checkpoint: docs/torch.md).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -22,39 +17,36 @@ import attrs
 
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState, _checks
-from plateau._checks import check_int, got, show
+from plateau._checks import check_int, got, show, show_keys, within
 from plateau._core import changed
 from plateau.adapters import _shared
 from plateau.adapters._shared import warn
 
 try:
     import torch
-    from torch.optim.lr_scheduler import LRScheduler
+    from torch.optim.lr_scheduler import LambdaLR, LRScheduler
     from torch.optim.lr_scheduler import ReduceLROnPlateau as _TorchReduceLROnPlateau
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ModuleNotFoundError(
         "plateau.adapters.torch requires torch; install 'plateau-lr[torch]'", name="torch"
     ) from exc
 
-from plateau.adapters import _torch_checkpoint, _torch_dist
-from plateau.adapters._torch_base import Base, read_lrs, write
-from plateau.adapters._torch_dist import mean_over_ranks
+from plateau.adapters._torch_dist import agree, mean_over_ranks
 from plateau.adapters.restore import BestCopy, RestoreBest, best_copy_for
 
 __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
 
-# What ``base=`` takes: a torch schedule on the same optimizer, or LambdaLR's lr_lambda.
-BaseLike: TypeAlias = LRScheduler | Callable[[int], float] | Sequence[Callable[[int], float]]
+Groups: TypeAlias = list[dict[str, Any]]
+# What torch's (2.6-2.13) state_dict() holds: progress, and config (min_lrs aside).
+_PROGRESS = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
+_TORCH_CONFIG = ("factor", "patience", "cooldown", "eps", "mode", "threshold", "threshold_mode")
 
 
 class _Field:
     """Torch's name for a config or state field: read from it, written as a validated copy."""
 
-    def __init__(self, source: Literal["config", "state"]) -> None:
-        self.source = source
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+    def __init__(self, source: str, name: str) -> None:
+        self.source, self.name = source, name
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         return self if obj is None else getattr(getattr(obj, self.source), self.name)
@@ -73,8 +65,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     :attr:`config` and :attr:`state`; a bad argument is a TypeError or ValueError naming it.
 
     Args:
-        optimizer: The ``torch.optim.Optimizer`` whose param groups' lrs are scheduled,
-            or a wrapper of one that forwards ``param_groups`` (accelerate's).
+        optimizer: The ``torch.optim.Optimizer`` (or a wrapper forwarding ``param_groups``).
         mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps: torch's.
             Every other :class:`plateau.PlateauConfig` field is a keyword too.
         config: A whole :class:`plateau.PlateauConfig` instead of the settings.
@@ -82,44 +73,28 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         verbose: True prints a line per cut as Keras does; a ``logging.Logger`` logs it.
         on_repeat: A ``step()`` with no optimizer step since the last one (accelerate's
             prepared scheduler): "warn" (steps, as torch), "skip" or "allow".
-        sync_metric: Average the metric over all ranks first (:func:`mean_over_ranks`);
-            every rank must step alike, or every one raises (docs/torch.md).
-        sync_timeout: Seconds a synced step waits for the other ranks before raising.
+        sync_metric, sync_timeout: Average the metric over all ranks first
+            (:func:`mean_over_ranks`), waiting at most `sync_timeout` seconds.
         restore_best: Keep the best step's parameters and optimizer state and put them
-            back on each cut (:class:`plateau.adapters.restore.BestCopy`): True on
-            their devices, "cpu" in host memory. :attr:`restored` says a step did.
-        base: A schedule the plateau scales: a torch ``LRScheduler`` on
-            `optimizer`, or an ``lr_lambda`` (or one per group) for a ``LambdaLR``.
-            ``step()`` advances it, ``step(metric)`` applies the plateau rule.
+            back on each cut: True on their devices, "cpu" in host memory.
+        base: A schedule the plateau scales (a torch ``LRScheduler`` on `optimizer`, or
+            ``LambdaLR``'s ``lr_lambda``): ``step()`` advances it, ``step(metric)`` cuts.
         base_with_metric: Each ``step(metric)`` also advances the base (not ``step()``).
 
     Example:
         >>> import torch
         >>> params = [torch.zeros(1, requires_grad=True)]
         >>> scheduler = ReduceLROnPlateau(torch.optim.SGD(params, lr=1.0), patience=1)
-        >>> for val_loss in [0.5, 0.6, 0.7, 0.4]:
+        >>> for val_loss in [0.5, 0.6, 0.7]:
         ...     scheduler.step(torch.tensor(val_loss))
         ...     print(scheduler.state.decision.value, scheduler.get_last_lr())
         improved [1.0]
         no_improvement [1.0]
         reduced [0.1]
-        improved [0.1]
         >>> scheduler.patience = 3  # a validated copy of the config
         >>> scheduler.config.patience
         3
     """
-
-    mode = _Field("config")
-    factor = _Field("config")
-    patience = _Field("config")
-    threshold = _Field("config")
-    threshold_mode = _Field("config")
-    cooldown = _Field("config")
-    eps = _Field("config")
-    best = _Field("state")
-    num_bad_epochs = _Field("state")
-    cooldown_counter = _Field("state")
-    last_epoch = _Field("state")
 
     def __init__(
         self,
@@ -140,7 +115,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         sync_metric: bool = False,
         sync_timeout: float = 300.0,
         restore_best: RestoreBest = False,
-        base: BaseLike | None = None,
+        base: LRScheduler | Callable[[int], float] | Sequence[Callable[[int], float]] | None = None,
         base_with_metric: bool = False,
         **settings: Any,
     ) -> None:
@@ -149,7 +124,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             raise TypeError(
                 f"'optimizer' must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        _checks.check_bool("sync_metric", sync_metric)
+        self.sync_metric = _checks.check_bool("sync_metric", sync_metric)
         if not (_checks.check_non_negative("sync_timeout", sync_timeout) > 0):
             raise ValueError(f"'sync_timeout' must be > 0 seconds, got {sync_timeout!r}")
         self.best_copy: BestCopy | None = best_copy_for(optimizer, restore_best)
@@ -164,26 +139,20 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         config = _shared.make_config(settings, config)
         groups = optimizer.param_groups
         read_lrs(groups, check=True)
-        self._base: Base | None = None
-        if base is None:  # a warmup writes each group's first lr
-            state = _shared.begin(config, partial(read_lrs, groups), partial(write, groups))
+        self._min_lrs = list(config.min_lrs(len(groups)))  # before a LambdaLR writes the groups
+        self._base = None if base is None else _Base(optimizer, base, base_with_metric)
+        if self._base is None:  # a warmup writes each group's first lr
+            state = _shared.begin(config, partial(read_lrs, groups), partial(write_lr, groups))
         else:
-            config.min_lrs(len(groups))  # before a LambdaLR is built and writes the groups
-            self._base = Base(optimizer, base, base_with_metric)
             state = plateau.init(self._base.reference, config)  # the plateau's own lrs
+            self._base.write(groups, state, advance=False)
         self.state = attrs.evolve(state, last_epoch=start) if start else state
         self._config = config
-        self._min_lrs = list(config.min_lrs(len(groups)))
-        self._looked_at = self._min_lrs[:]  # torch's list as the config last took it
-        self.verbose, self.on_repeat, self.sync_metric = verbose, on_repeat, sync_metric
-        self.sync_timeout = float(sync_timeout)
+        self.verbose, self.on_repeat, self.sync_timeout = verbose, on_repeat, float(sync_timeout)
         self._lock = threading.Lock()  # a step, and a load, is atomic across threads
         self._planned: list[tuple[int, float]] | None = None  # the cut _reduce_lr writes
-        self._optimizer_steps = 0
-        self._stepped_at = -1  # _optimizer_steps at the last step()
+        self._optimizer_steps, self._stepped_at = 0, -1  # the count, and at the last step()
         self.optimizer = optimizer
-        if self._base is not None:
-            self._base.write(groups, self.state, advance=False)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -202,9 +171,8 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     def _watch(self) -> None:
         """Count the optimizer's steps to tell a repeated step(), by a hook holding us weakly.
 
-        A wrapper that never ran ``Optimizer.__init__`` (accelerate's) has no hooks: the
-        optimizer it wraps gets ours; with none at all the guard is off. A pickled or
-        copied optimizer drops its hooks: ``__setstate__`` adds ours again.
+        A wrapper without hooks (accelerate's) has the optimizer it wraps watched; with
+        none the guard is off. A pickled or copied optimizer drops hooks: see __setstate__.
         """
         if (unwatch := self.__dict__.pop("_unwatch", None)) is not None:
             unwatch()
@@ -233,20 +201,16 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     def config(self) -> PlateauConfig:
         """The :class:`plateau.PlateauConfig`, with :attr:`min_lrs`'s in-place edits.
 
-        Assigning one checks it against this run: another ``mode`` (``best`` would be
-        meaningless) or a per-group ``min_lr`` that does not fit the param groups is a
-        ValueError, and changes nothing.
+        Assigning another ``mode``, or a per-group ``min_lr`` that does not fit the param
+        groups, is a ValueError that changes nothing.
         """
         config, floors = self._config, self._min_lrs
-        if floors == self._looked_at:  # untouched since the last look (most steps)
-            return config
         if isinstance(config.min_lr, tuple):
             edited = floors != list(config.min_lr)
         else:  # a list of the scalar min_lr, of any length, is the scalar: as torch
             edited = floors.count(config.min_lr) != len(floors)
         if edited:
             self._config = config = attrs.evolve(config, min_lr=tuple(floors))
-        self._looked_at = list(floors)
         return config
 
     @config.setter
@@ -274,8 +238,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     @property
     def default_min_lr(self) -> float | None:
         """Torch's ``default_min_lr``: the scalar ``min_lr``, or None when it is per group."""
-        min_lr = self.config.min_lr
-        return None if isinstance(min_lr, tuple) else min_lr
+        return None if isinstance(self.config.min_lr, tuple) else self.config.min_lr
 
     @default_min_lr.setter
     def default_min_lr(self, value: float | None) -> None:
@@ -284,16 +247,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     @property
     def mode_worse(self) -> float:
         """Torch's ``mode_worse``: the initial best, inf in min mode and -inf in max mode."""
-        return math.inf if self._config.mode == "min" else -math.inf
+        return _shared.unset_best(self._config)
 
     @mode_worse.setter
     def mode_worse(self, value: float) -> None:
         _check_unchanged("mode_worse", value, self.mode_worse, "nothing: it follows the mode")
-
-    @property
-    def in_cooldown(self) -> bool:
-        """Torch's ``in_cooldown``: whether bad epochs are currently not counted."""
-        return self.state.cooldown_counter > 0
 
     @property
     def exhausted(self) -> bool:
@@ -303,8 +261,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     @property
     def restored(self) -> bool:
         """Whether the last step put the best step's weights back (``restore_best``)."""
-        copy = self.best_copy
-        return copy is not None and copy.restored_at == self.state.last_epoch
+        return self.best_copy is not None and self.best_copy.restored_at == self.state.last_epoch
 
     @property
     def base(self) -> LRScheduler | None:
@@ -323,8 +280,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
 
         `metrics` is a float, an int or a one-element tensor; without it a base steps.
         `epoch` is deprecated, as in torch: with a warning, it sets ``state.last_epoch``.
-        What the core or a base refuses is a TypeError or ValueError that changes nothing.
-        A step is atomic: two threads stepping one scheduler take turns.
+        A refused step is a TypeError or ValueError that changes nothing; a step is atomic.
         """
         with self._lock:
             self._step(metrics, epoch)
@@ -341,19 +297,26 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         state, seen = self.state, self._stepped_at
         if metrics is not None:
             seen = self._optimizer_steps
-            repeat = bool(seen == self._stepped_at and seen) and self._skips_repeat()
+            repeat = bool(seen == self._stepped_at and seen)  # no optimizer step since the last
+            if repeat and self.on_repeat == "warn":
+                warn(
+                    "ReduceLROnPlateau.step() was called again with no optimizer step since its "
+                    "last call; it counts as another epoch, as in torch. A prepared accelerate "
+                    "scheduler steps once per process: see docs/compatibility.md. Pass "
+                    "on_repeat='skip' to ignore such calls, or on_repeat='allow' to silence this."
+                )
+            repeat = repeat and self.on_repeat == "skip"
             if self.sync_metric:  # every rank gathers, and decides a skip alike
-                epoch_now = state.last_epoch + 1
-                metrics, repeat = _torch_dist.agree(metrics, epoch_now, repeat, self.sync_timeout)
+                metrics, repeat = agree(metrics, state.last_epoch + 1, repeat, self.sync_timeout)
             if repeat:
                 return
             if epoch is not None:
                 warn("The epoch argument of ReduceLROnPlateau.step() is deprecated (as in torch)")
                 check_int("last_epoch", epoch)
             if base is None:  # a cut goes through torch's _reduce_lr (see _cut)
+                read, write = partial(read_lrs, groups), partial(write_lr, groups)
                 try:
-                    read, write, cut = self._read, self._write, self._cut
-                    state = _shared.advance(state, metrics, self.config, read, write, cut=cut)
+                    state = _shared.advance(state, metrics, self.config, read, write, cut=self._cut)
                 except ValueError:
                     read_lrs(groups, check=True)  # an unusable lr set by hand: named by its group
                     raise
@@ -361,23 +324,17 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
                 state = plateau.step(state, metrics, self.config)[0]
             if epoch is not None:
                 state = attrs.evolve(state, last_epoch=epoch)
-            if self.verbose and state.decision is Decision.REDUCED:
-                self._report(state)
+            if self.verbose and state.decision is Decision.REDUCED:  # a line per cut lr, as Keras
+                say = self.verbose.info if isinstance(self.verbose, logging.Logger) else print
+                for i, lr in changed(self.state.lrs, state.lrs):
+                    lr_of = f"learning rate of group {i}" if len(state.lrs) > 1 else "learning rate"
+                    say(f"Epoch {state.last_epoch}: ReduceLROnPlateau reducing {lr_of} to {lr}.")
         if base is not None:
             base.warn_if_overwritten(groups)
             base.write(groups, state, advance=metrics is None or base.with_metric)
         before, self.state, self._stepped_at = self.state, state, seen
         if self.best_copy is not None:
             self.best_copy.on_step(before, state)
-
-    def _read(self) -> tuple[float, ...]:
-        groups = self._optimizer.param_groups
-        if len(groups) == 1 and type(lr := groups[0].get("lr")) is float:
-            return (lr,)  # the common case, at every step
-        return read_lrs(groups)
-
-    def _write(self, index: int, lr: float) -> float:
-        return write(self._optimizer.param_groups, index, lr)
 
     def _cut(self, changes: list[tuple[int, float]]) -> None:
         """A cut, through torch's hook (where torch refreshes a scalar ``min_lrs``)."""
@@ -395,25 +352,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         if self._planned is None:
             raise RuntimeError("_reduce_lr() writes the cut step() decided; call step(metric)")
         for i, lr in self._planned:
-            write(self._optimizer.param_groups, i, lr)
-
-    def _skips_repeat(self) -> bool:
-        """``on_repeat`` for a step() with no optimizer step since the last one: True to skip."""
-        if self.on_repeat == "warn":
-            warn(
-                "ReduceLROnPlateau.step() was called again with no optimizer step since its "
-                "last call; it counts as another epoch, as in torch. A prepared accelerate "
-                "scheduler steps once per process: see docs/compatibility.md. Pass "
-                "on_repeat='skip' to ignore such calls, or on_repeat='allow' to silence this."
-            )
-        return self.on_repeat == "skip"
-
-    def _report(self, state: PlateauState) -> None:
-        """For ``verbose``, a line per lr the cut changed, as Keras's callback prints it."""
-        say = self.verbose.info if isinstance(self.verbose, logging.Logger) else print
-        for i, lr in changed(self.state.lrs, state.lrs):
-            lr_of = f"learning rate of group {i}" if len(state.lrs) > 1 else "learning rate"
-            say(f"Epoch {state.last_epoch}: ReduceLROnPlateau reducing {lr_of} to {lr}.")
+            write_lr(self._optimizer.param_groups, i, lr)
 
     def get_last_lr(self) -> list[float | torch.Tensor]:
         """Each group's lr after the last step, a tensor group's as a new tensor (as torch)."""
@@ -425,65 +364,54 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         return last
 
     def state_dict(self) -> dict[str, Any]:
-        """Torch's every key, plus ``plateau``: both classes resume from it, under DCP too.
+        """Torch's every key, plus ``plateau`` (and ``base``, ``best_copy``): docs/torch.md.
 
-        The keys are the same in every state (torch.distributed.checkpoint loads into a
-        fresh scheduler's): ``plateau`` is the config and state as one strict-JSON str;
-        ``base`` the base's entry with a base; ``best_copy`` the best copy under
-        ``restore_best`` (tensors beside a JSON ``meta``). See docs/torch.md.
+        Both classes resume from it; its keys are the same in every state, as DCP needs.
         """
         config, state, base = self.config, self.state, self._base
+        saved: dict[str, Any] = {name: getattr(config, name) for name in _TORCH_CONFIG}
         written = state.lrs if base is None else base.written
-        saved = _torch_checkpoint.torch_keys(config, state, written)
+        saved.update(min_lrs=list(config.min_lrs(len(state.lrs))), _last_lr=[*written])
+        saved.update(default_min_lr=self.default_min_lr, mode_worse=self.mode_worse)
+        saved.update({key: getattr(state, key) for key in _PROGRESS})
+        saved["plateau"] = json.dumps(_shared.saved(config, state), allow_nan=False)
         if base is not None:
             saved["base"] = base.state_dict()
         if self.best_copy is not None:
-            saved["best_copy"] = _torch_checkpoint.save_copy(self.best_copy)
+            saved["best_copy"] = _save_copy(self.best_copy)
         return saved
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`'s output, or torch's ReduceLROnPlateau's.
 
-        The constructor's config wins (docs/torch.md). Torch's progress keys win over
-        ``plateau`` where they differ (torch's class loaded it and stepped since, or DCP
-        kept a fresh template's ``plateau`` for torch's checkpoint), with the optimizer's
-        lrs. With a
-        base, the groups get the lrs the saved scheduler wrote. A ``best_copy`` needs
-        ``restore_best``; without one in the checkpoint, no copy is kept yet. A bad
-        checkpoint is a TypeError or ValueError naming the key, and changes nothing.
+        The constructor's config wins (docs/torch.md). A bad checkpoint is a TypeError
+        or ValueError naming the key, and changes nothing.
         """
-        with self._lock:
-            self._load(state_dict)
-
-    def _load(self, state_dict: Mapping[str, Any]) -> None:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"'state_dict' must be a dict, got {got(state_dict)}")
-        groups, base, keys = self._optimizer.param_groups, self._base, set(state_dict)
-        if (base is None) is ("base" in keys):
-            how = "with" if base is None else "without"
-            raise ValueError(
-                f"'state_dict' was saved {how} a base schedule: build this scheduler {how} "
-                "base= to resume it (its lrs mean another thing)"
-            )
-        copy = self.best_copy
-        if copy is None and "best_copy" in keys:
-            raise ValueError(
-                "'state_dict' holds a best copy (saved with restore_best): build this "
-                "scheduler with restore_best=True or 'cpu' to resume it, or drop the key"
-            )
-        lrs = partial(read_lrs, groups)
-        saved_mode, state, _ = _torch_checkpoint.resume_point(state_dict, lrs, base is not None)
-        config = self.config
-        _check_mode("the checkpoint was saved with", saved_mode, config.mode, state.best)
-        _shared.check_count(state, len(groups), "the optimizer", "param groups")
-        config.min_lrs(len(state.lrs))
-        if copy is not None:  # a new copy: a refused load leaves the old one
-            copy = _torch_checkpoint.load_copy(state_dict.get("best_copy"), copy)
-        if base is not None:
-            base.load(state_dict["base"], state)  # everything is checked: it changes nothing
-        self.state, self.best_copy = state, copy
-        if base is not None:
-            base.write(groups, state, advance=False)
+        with self._lock:
+            groups, base, keys = self._optimizer.param_groups, self._base, set(state_dict)
+            if (base is None) is ("base" in keys):
+                how = "with" if base is None else "without"
+                raise ValueError(
+                    f"'state_dict' was saved {how} a base schedule: build this scheduler {how} "
+                    "base= to resume it (its lrs mean another thing)"
+                )
+            copy = self.best_copy
+            if copy is None and "best_copy" in keys:
+                raise ValueError(
+                    "'state_dict' holds a best copy (saved with restore_best): build this "
+                    "scheduler with restore_best=True or 'cpu' to resume it, or drop the key"
+                )
+            saved_mode, state = _resume_point(state_dict, groups, base is not None)
+            _check_mode("the checkpoint was saved with", saved_mode, self.config.mode, state.best)
+            _shared.check_count(state, len(groups), "the optimizer", "param groups")
+            self.config.min_lrs(len(state.lrs))
+            if copy is not None:  # a new copy: a refused load leaves the old one
+                copy = _load_copy(state_dict.get("best_copy"), copy)
+            if base is not None:  # everything else is checked: a refused load changes nothing
+                base.load(state_dict["base"], state, groups)
+            self.state, self.best_copy = state, copy
 
 
 def _check_mode(what: str, mode: object, current: str, best: float) -> None:
@@ -506,4 +434,261 @@ def _check_unchanged(name: str, value: object, current: object, instead: str) ->
         )
 
 
+class _Base:
+    """A base schedule the plateau scales: everything ``base=`` holds, and its checks.
+
+    The plateau's lrs are at the reference (each group's ``initial_lr``); the groups get
+    :func:`plateau.scale_base` of the base's ("Base schedules" in ``plateau._core``).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base: Any, with_metric: bool) -> None:
+        groups, name = optimizer.param_groups, type(base).__name__
+        if isinstance(base, _TorchReduceLROnPlateau):
+            raise TypeError(
+                f"'base' must be a schedule the plateau scales (CosineAnnealingLR, an lr_lambda, "
+                f"...), got a {name}: pass its arguments to this scheduler instead"
+            )
+        # Each group's initial_lr (before a LambdaLR sets it: its lr), refused before one writes.
+        reference = tuple(
+            _to_lr(i, group.get("initial_lr", group.get("lr")), "initial_lr")
+            for i, group in enumerate(groups)
+        )
+        if 0.0 in reference:
+            raise ValueError(
+                f"optimizer.param_groups[{reference.index(0.0)}]['initial_lr'] must be > 0 under "
+                f"a base schedule (the plateau scales the base by lr / initial_lr), got 0.0"
+            )
+        if not isinstance(base, LRScheduler):  # LambdaLR's lr_lambda, or one per group
+            if not callable(base):
+                listed = base if isinstance(base, Sequence) else ()
+                if not (listed and all(callable(f) for f in listed)):
+                    raise TypeError(
+                        "'base' must be a torch LRScheduler on this optimizer, an lr_lambda or "
+                        f"a list of them (one per param group), got {got(base)}"
+                    )
+                if len(listed) != len(groups):
+                    raise ValueError(
+                        f"'base' must hold one lr_lambda per param group ({len(groups)}), "
+                        f"got {len(listed)}"
+                    )
+                base = list(listed)
+            base = LambdaLR(optimizer, base)
+        if base.optimizer is not optimizer:
+            raise ValueError(
+                f"'base' must be a scheduler on this optimizer, got a {name} on another"
+            )
+        self.schedule: LRScheduler = base
+        self.with_metric, self.reference = with_metric, reference
+        self.written: tuple[float, ...] = ()  # the groups' lrs after the last write
+        self.steps = self.schedule.last_epoch  # its last_epoch after the last write
+
+    def last(self) -> tuple[float, ...]:
+        """The base's last lrs as floats (torch keeps a tensor group's as a tensor copy)."""
+        return tuple(_to_lr(i, lr) for i, lr in enumerate(self.schedule.get_last_lr()))
+
+    def check_step(self, groups: Groups, with_metric: bool, epoch: object) -> None:
+        """Refuse a step: a group joined, the base stepped outside, a misplaced argument."""
+        name = type(self.schedule).__name__
+        if len(groups) != len(self.reference):
+            raise ValueError(
+                f"the optimizer has {len(groups)} param groups but the base schedule {name} "
+                f"was built for {len(self.reference)}; a param group cannot join it mid-run"
+            )
+        if self.schedule.last_epoch != self.steps:
+            raise ValueError(
+                f"the base schedule {name} was stepped outside this scheduler (last_epoch "
+                f"{self.schedule.last_epoch}, not {self.steps}): it would cut the scaled lrs "
+                "twice. Step only the plateau (do not hand its base to a trainer)"
+            )
+        if not with_metric and epoch is not None:
+            raise TypeError(
+                f"'epoch' goes with a metric (step() advances the base), got {got(epoch)}"
+            )
+        if not with_metric and self.with_metric:
+            raise ValueError(
+                "step() with no metric under base_with_metric=True: step(metric) "
+                "advances the base already"
+            )
+
+    def warn_if_overwritten(self, groups: Groups) -> None:
+        """Warn of an lr set by hand since the last write: the next write overwrites it."""
+        if (held := read_lrs(groups)) != self.written:
+            i = next(i for i, (a, b) in enumerate(zip(held, self.written, strict=True)) if a != b)
+            warn(
+                f"optimizer.param_groups[{i}]['lr'] was set to {held[i]!r} since the last "
+                f"step(), which wrote {self.written[i]!r}: with a base schedule every step "
+                "writes every lr, so it is overwritten. To change the lrs, change the base."
+            )
+
+    def write(self, groups: Groups, state: PlateauState, *, advance: bool) -> None:
+        """Write ``scale_base`` of the base's lrs (stepped first if `advance`) to the groups."""
+        if advance:
+            try:  # from its own lrs: a chainable scheduler reads the groups' (pytorch#82859)
+                for i, lr in enumerate(self.last()):
+                    write_lr(groups, i, lr)
+                self.schedule.step()
+            except BaseException:
+                for i, lr in enumerate(self.written):  # the groups as they were
+                    write_lr(groups, i, lr)
+                raise
+        lrs = plateau.scale_base(state, self.last(), self.reference)
+        self.written = tuple(write_lr(groups, i, lr) for i, lr in enumerate(lrs))
+        self.steps = self.schedule.last_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``base`` entry."""
+        name, reference = type(self.schedule).__name__, [*self.reference]
+        return {"state_dict": self.schedule.state_dict(), "reference": reference, "type": name}
+
+    def load(self, entry: object, state: PlateauState, groups: Groups) -> None:
+        """Load a checkpoint's ``base`` entry for `state`, checked first, and write the groups."""
+        name, count = type(self.schedule).__name__, len(self.reference)
+        keys = ["reference", "state_dict", "type"]
+        if not isinstance(entry, Mapping) or sorted(entry) != keys:
+            shown = f"keys {show_keys(entry)}" if isinstance(entry, Mapping) else got(entry)
+            raise ValueError(f"state_dict['base'] must be a dict with keys {keys}, got {shown}")
+        base_state, reference = entry["state_dict"], entry["reference"]
+        if not isinstance(base_state, Mapping):
+            raise TypeError(
+                f"state_dict['base']['state_dict'] must be a dict, got {got(base_state)}"
+            )
+        if entry["type"] != name:
+            raise ValueError(
+                f"state_dict['base'] was saved from a {show(entry['type'])} base, but this "
+                f"scheduler's base is a {name}: its state would not fit"
+            )
+        last = base_state.get("_last_lr", self.last())
+        for key, lrs in (("['reference']", reference), ("['state_dict']['_last_lr']", last)):
+            if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or len(lrs) != count:
+                raise ValueError(
+                    f"state_dict['base']{key} must hold one lr per param group ({count}), "
+                    f"got {show(lrs)}"
+                )
+        with within("state_dict['base']"):
+            plateau.scale_base(state, last, reference)  # checks each of them
+        # torch's load_state_dict pops and restores keys of the dict it is given: a copy.
+        self.schedule.load_state_dict(dict(base_state))
+        self.reference = tuple(float(r) for r in reference)
+        self.write(groups, state, advance=False)
+
+
+def read_lrs(groups: Groups, *, check: bool = False) -> tuple[float, ...]:
+    """Each group's lr as a float; if `check`, a float not finite and >= 0 is a ValueError."""
+    return tuple(
+        lr if type(lr := group.get("lr")) is float and not check else _to_lr(i, lr)
+        for i, group in enumerate(groups)
+    )
+
+
+def _to_lr(index: int, lr: object, key: str = "lr") -> float:
+    """A group's lr (a one-element tensor's value) as a float >= 0, named by its group."""
+    name = f"optimizer.param_groups[{index}][{key!r}]"
+    value = lr.item() if isinstance(lr, torch.Tensor) and lr.numel() == 1 else lr
+    if not _checks.is_real(value):
+        what = got(lr)
+        if isinstance(lr, torch.Tensor):
+            what = f"a {lr.dtype} tensor of shape {tuple(lr.shape)}"
+        raise TypeError(f"{name} must be a real number or a one-element real tensor, got {what}")
+    return _checks.check_non_negative(name, value)
+
+
+def write_lr(groups: Groups, index: int, lr: float) -> float:
+    """Set a group's lr, a tensor in place (as torch); the float it then holds (it rounds)."""
+    held = groups[index]["lr"]
+    if isinstance(held, torch.Tensor):
+        held.fill_(lr)
+        return float(held.item())
+    groups[index]["lr"] = lr
+    return lr
+
+
+def _resume_point(
+    saved: Mapping[str, Any], groups: Groups, has_base: bool
+) -> tuple[object, PlateauState]:
+    """The mode and state a checkpoint resumes from: plateau's, or torch's progress keys.
+
+    ``plateau`` only if torch's keys agree with it: torch's class loads and steps on
+    without it, DCP keeps a template's for torch's checkpoint. Else with the groups' lrs.
+    """
+    keys, theirs, envelope, name = set(saved), None, None, "state_dict"
+    if keys.issuperset(("mode", *_PROGRESS)):
+        with within("state_dict"):  # validated before anything compares them (arrays)
+            theirs = PlateauState(lrs=(0.0,), **{key: saved[key] for key in _PROGRESS})
+    if "plateau" in keys:
+        if not isinstance(text := saved["plateau"], str):
+            raise TypeError(f"state_dict['plateau'] must be a JSON str, got {got(text)}")
+        try:
+            envelope, name = json.loads(text), "state_dict['plateau']"
+        except ValueError as exc:
+            raise ValueError(f"state_dict['plateau'] is not JSON: {exc}") from None
+    elif {"config", "state"} <= keys:  # an earlier plateau checkpoint
+        envelope = saved
+    elif theirs is None:
+        wanted = f"['plateau'] or {sorted(('mode', *_PROGRESS))}"
+        raise ValueError(
+            f"'state_dict' must come from state_dict() of plateau's or torch's "
+            f"ReduceLROnPlateau (keys including {wanted}), got keys {show_keys(keys)}"
+        )
+    if envelope is not None:
+        config, state = _shared.load_saved(envelope, name)
+        if theirs is None or all(getattr(state, k) == getattr(theirs, k) for k in _PROGRESS):
+            return config.mode, state
+    assert theirs is not None
+    if has_base:
+        raise ValueError(
+            "'state_dict' holds a base schedule, but its torch keys differ from its "
+            "'plateau' state (torch's ReduceLROnPlateau stepped since it was saved): "
+            "it cannot resume one"
+        )
+    return saved["mode"], attrs.evolve(theirs, lrs=read_lrs(groups))
+
+
+def _save_copy(copy: BestCopy) -> dict[str, Any]:
+    """The ``best_copy`` entry: ``meta`` (a JSON str) and ``tensors``, one key set per optimizer.
+
+    Tensors not yet copied have zero placeholders, so a fresh scheduler's keys (DCP's
+    template) are a saved one's; ``meta`` names the tensors that are the copy's.
+    """
+    entry = copy.state_dict()
+    tensors = dict(entry["tensors"])
+    meta = {"copy": entry["meta"], "tensors": sorted(tensors)}
+    optimizer = copy.optimizer
+    on_cpu = torch.device("cpu") if copy.device == "cpu" else None
+    for i, param in enumerate(p for group in optimizer.param_groups for p in group["params"]):
+        tensors.setdefault(f"param.{i}", torch.zeros_like(param, device=on_cpu))
+        for key, value in optimizer.state.get(param, {}).items():
+            if isinstance(value, torch.Tensor):
+                tensors.setdefault(f"state.{i}.{key}", torch.zeros_like(value, device=on_cpu))
+    return {"meta": json.dumps(meta, allow_nan=False), "tensors": tensors}
+
+
+def _load_copy(entry: Any, copy: BestCopy) -> BestCopy:
+    """A new :class:`BestCopy` like `copy` holding :func:`_save_copy`'s `entry` (None: none)."""
+    loaded = BestCopy(copy.optimizer, copy.device)
+    if entry is None:  # a checkpoint saved without restore_best, or torch's
+        return loaded
+    with within("state_dict['best_copy']"):
+        if isinstance(entry, Mapping) and isinstance(entry.get("meta"), str):  # our JSON meta
+            tensors = entry.get("tensors")
+            try:
+                parsed = json.loads(entry["meta"])
+                meta, names = parsed["copy"], parsed["tensors"]
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ValueError(f"'meta' is not a saved copy: {exc}") from None
+            if not isinstance(tensors, Mapping):
+                raise TypeError(f"'tensors' must be a dict, got {got(tensors)}")
+            if missing := sorted(set(names) - set(tensors)):
+                raise ValueError(
+                    f"it lacks the copy's tensors {missing}: a DCP template holds an optimizer "
+                    "state tensor only once the optimizer has state; load the optimizer's state "
+                    "before the scheduler's"
+                )
+            entry = {**entry, "meta": meta, "tensors": {name: tensors[name] for name in names}}
+        loaded.load_state_dict(entry)  # which checks the rest
+    return loaded
+
+
+for _source, _names in (("config", _TORCH_CONFIG), ("state", _PROGRESS)):
+    for _name in _names:  # torch's attribute names
+        setattr(ReduceLROnPlateau, _name, _Field(_source, _name))
 _shared.publish_settings(ReduceLROnPlateau.__init__)

@@ -27,9 +27,9 @@ import attrs
 import plateau
 from plateau import PlateauConfig, PlateauState
 from plateau.adapters._shared import publish_settings, warn
-from plateau.adapters._torch_base import write as write_lr
 from plateau.adapters._trainer import HoldsSchedule, Schedule
 from plateau.adapters.restore import RestoreBest
+from plateau.adapters.torch import write_lr
 
 try:
     import torch

@@ -34,9 +34,8 @@ from typing import Any, SupportsFloat, TypeVar
 import attrs
 
 import plateau
-from plateau import Decision, PlateauConfig, PlateauState
+from plateau import Decision, PlateauConfig, PlateauState, changed
 from plateau._checks import got, show
-from plateau._core import changed
 
 Read = Callable[[], tuple[float, ...]]
 Init = TypeVar("Init", bound=Callable[..., None])

@@ -16,9 +16,8 @@ from typing import Any, Literal, SupportsFloat, TypeAlias
 import attrs
 
 import plateau
-from plateau import Decision, PlateauConfig, PlateauState, _checks
+from plateau import Decision, PlateauConfig, PlateauState, _checks, changed
 from plateau._checks import check_int, got, show, show_keys, within
-from plateau._core import changed
 from plateau.adapters import _shared
 from plateau.adapters._shared import warn
 
@@ -438,7 +437,7 @@ class _Base:
     """A base schedule the plateau scales: everything ``base=`` holds, and its checks.
 
     The plateau's lrs are at the reference (each group's ``initial_lr``); the groups get
-    :func:`plateau.scale_base` of the base's ("Base schedules" in ``plateau._core``).
+    :func:`plateau.scale_base` of the base's (``plateau._base``).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, base: Any, with_metric: bool) -> None:

@@ -135,12 +135,10 @@ class PlateauCallback(HoldsSchedule, transformers.TrainerCallback, ExportableSta
 
     def on_step_end(
         self,
-        args: transformers.TrainingArguments,
-        state: transformers.TrainerState,
-        control: transformers.TrainerControl,
+        *_: Any,  # args, state, control: unused
         optimizer: torch.optim.Optimizer | None = None,
         lr_scheduler: Any = None,
-        **kwargs: Any,
+        **__: Any,
     ) -> None:
         """Scale the lrs the Trainer's schedule has just set for the next step."""
         self._write(optimizer, lr_scheduler)
@@ -180,13 +178,7 @@ class PlateauCallback(HoldsSchedule, transformers.TrainerCallback, ExportableSta
         if state.log_history and self.metric in state.log_history[-1]:
             state.log_history[-1].update(logged)
 
-    def on_train_end(
-        self,
-        args: transformers.TrainingArguments,
-        state: transformers.TrainerState,
-        control: transformers.TrainerControl,
-        **kwargs: Any,
-    ) -> None:
+    def on_train_end(self, *_: Any, **__: Any) -> None:
         """Later evaluations (``trainer.evaluate()``) do not step."""
         self._training = False
 

@@ -23,6 +23,7 @@ _NEEDS = {
     "plateau/adapters/_keras_restore.py": "keras",
     "plateau/adapters/optax.py": "optax",
     "plateau/adapters/optax_restore.py": "optax",
+    "plateau/adapters/optax_graph.py": "optax",
     "plateau/adapters/_state_pytree.py": "jax",
     "plateau/adapters/restore.py": "torch",
     "plateau/adapters/_trainer.py": "torch",

@@ -1,17 +1,15 @@
 """Drive the learning rate of an optax optimizer from the host (the guide: docs/optax.md).
 
-:func:`plateau.step` decides on the host, once per epoch, between jitted steps; this
-module finds the lrs in an optax state (:func:`lr_paths`: the scales of :func:`scale_by_plateau`
-if any, else every ``optax.inject_hyperparams`` ``learning_rate``), reads them and writes new
-ones in their own sharding, dtype, shape and weak type: a jitted update is never retraced.
+:func:`plateau.step` decides on the host between jitted steps; this module finds the lrs in
+an optax state (:func:`lr_paths`) and writes new ones in their sharding, dtype, shape and weak
+type: a jitted update is never retraced. :func:`reduce_on_plateau` decides in the graph instead.
 
 Example:
     >>> import jax.numpy as jnp, optax, plateau
     >>> from plateau.adapters import optax as plateau_optax
     >>> tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5)
-    >>> opt_state = tx.init({"w": jnp.zeros(3)})
     >>> config = plateau.PlateauConfig(patience=0, factor=0.5)
-    >>> state, opt_state = plateau_optax.start(opt_state, config)
+    >>> state, opt_state = plateau_optax.start(tx.init({"w": jnp.zeros(3)}), config)
     >>> for val_loss in [1.0, 2.0]:  # one validation loss per epoch
     ...     state, opt_state = plateau_optax.step(state, val_loss, config, opt_state)
     >>> plateau_optax.get_lrs(opt_state), state.decision.value
@@ -35,16 +33,19 @@ try:
     import optax
 
     from plateau.adapters import _state_pytree  # noqa: F401 (registers PlateauState as a pytree)
+    from plateau.adapters.optax_graph import ReduceOnPlateauState, reduce_on_plateau
 except ImportError as exc:  # pragma: no cover - exercised only without jax/optax
     raise ModuleNotFoundError(
         "plateau.adapters.optax requires optax; install 'plateau-lr[optax]'", name="optax"
     ) from exc
 
 __all__ = [
+    "ReduceOnPlateauState",
     "ScaleByPlateauState",
     "get_lrs",
     "init",
     "lr_paths",
+    "reduce_on_plateau",
     "scale_by_plateau",
     "set_lrs",
     "start",
@@ -76,8 +77,7 @@ def scale_by_plateau() -> optax.GradientTransformationExtraArgs:
 
     Example:
         >>> import jax.numpy as jnp, optax
-        >>> schedule = optax.cosine_decay_schedule(0.1, decay_steps=100)
-        >>> tx = optax.chain(optax.sgd(schedule), scale_by_plateau())
+        >>> tx = optax.chain(optax.sgd(optax.cosine_decay_schedule(0.1, 100)), scale_by_plateau())
         >>> opt_state = set_lrs(tx.init({"w": jnp.zeros(2)}), 0.5)  # as a cut by step sets it
         >>> get_lrs(opt_state), tx.update({"w": jnp.ones(2)}, opt_state)[0]["w"].tolist()
         ((0.5,), [-0.05000000074505806, -0.05000000074505806])

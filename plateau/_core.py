@@ -103,6 +103,11 @@ use: a partial block without accumulation, the average without smoothing. With
 patience >= 0 (enforced by PlateauConfig) a reduction can only follow a bad
 epoch outside cooldown: an improvement zeroes the count, and so does cooldown.
 
+A product that a sum takes is ``ops.multiply`` and a quotient ``ops.divide``:
+compilers fuse ``a * b + c`` into a multiply-add (one rounding, where Python
+rounds twice) and turn ``a / b`` into ``a * (1 / b)``; those two keep Python's
+roundings on a device.
+
 Warmup
 ------
 
@@ -309,13 +314,14 @@ def advance(
     # Rule 1a: accumulation, optax's running mean; the step ends here until the block is full.
     if config.accumulation_size > 1:
         count = state.num_accumulated + 1
-        value = mean = (state.num_accumulated * state.accumulated_mean + value) / count
+        product = ops.multiply(state.num_accumulated, state.accumulated_mean)
+        value = mean = ops.divide(product + value, count)
 
     # Rule 1b: smoothing, over finite values only. A config that does not smooth drops it.
     decay, average = config.ema_decay, ops.no_average
     if decay is not None:
         finite = ops.isfinite(value)
-        averaged = decay * smoothed + (1.0 - decay) * value
+        averaged = ops.multiply(decay, smoothed) + ops.multiply(1.0 - decay, value)
         value = ops.select(finite & ops.isfinite(smoothed), averaged, value)
         average = ops.select(finite, ops.select(ops.isfinite(value), value, math.nan), smoothed)
 
@@ -379,7 +385,7 @@ def _kept(
 def _warmup(ops: Ops, config: PlateauConfig, state: Any, smoothed: Any, base: Any) -> Fields:
     """A warmup step (see "Warmup"): each lr on the ramp, b_i itself at step W."""
     done = state.warmup_epoch + 1
-    ramp, last = _ramp(config, done), done >= config.warmup_epochs
+    ramp, last = _ramp(ops, config, done), done >= config.warmup_epochs
     ramped = ops.each(lambda b: ops.select(last, b, b * ramp), base)
     block = (state.num_accumulated, state.accumulated_mean)
     return _kept(
@@ -439,10 +445,10 @@ def _uncut(ops: Ops, lrs: Any, config: PlateauConfig) -> tuple[Any, Any]:
     return lrs, False
 
 
-def _ramp(config: PlateauConfig, done: Any) -> Any:
+def _ramp(ops: Ops, config: PlateauConfig, done: Any) -> Any:
     """Warmup's factor on each base lr after `done` of its steps: f + (1 - f) * k / W."""
     start = config.warmup_start_factor
-    return start + (1.0 - start) * done / config.warmup_epochs
+    return start + ops.divide((1.0 - start) * done, config.warmup_epochs)
 
 
 def _rebase(
@@ -453,7 +459,7 @@ def _rebase(
     done: int,
 ) -> tuple[float, ...]:
     """Warmup's ownership rule: each lr that differs from the state's gets the base lr / ramp."""
-    ramp = _ramp(config, done)
+    ramp = _ramp(FLOATS, config, done)
     new = []
     for i, lr in enumerate(lrs):
         if i < len(held) and lr == held[i]:

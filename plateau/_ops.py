@@ -49,6 +49,19 @@ class Ops(Protocol):
     def maximum(self, a: Any, b: Any) -> Any:
         """The larger of `a` and `b`, item by item."""
 
+    def multiply(self, a: Any, b: Any) -> Any:
+        """``a * b``, rounded on its own before a sum takes it.
+
+        A compiler (XLA does) may fuse a product into the addition that follows,
+        a multiply-add that rounds once where Python rounds twice.
+        """
+
+    def divide(self, a: Any, b: Any) -> Any:
+        """``a / b``, correctly rounded: never ``a * (1 / b)``, which rounds twice.
+
+        XLA makes that rewrite for a constant `b`, or one shared by a vmapped batch.
+        """
+
     def isfinite(self, value: Any) -> Any:
         """Whether `value` is neither infinite nor NaN."""
 
@@ -81,12 +94,13 @@ def _decision(table: tuple[Decision, ...], index: Any = 0) -> Any:
 
 
 class _FloatOps:
-    """:class:`Ops` on Python floats: an ``if``, ``max``, ``math.isfinite`` and ``!=``."""
+    """:class:`Ops` on Python floats: ``if``, ``max``, ``math.isfinite``, ``!=``, ``*``, ``/``."""
 
     def __init__(self) -> None:  # plain functions, called without binding
         self.no_average = None
         self.select, self.cond, self.each, self.decision = _select, _cond, _each, _decision
         self.maximum, self.isfinite, self.any_differ = max, math.isfinite, operator.ne
+        self.multiply, self.divide = operator.mul, operator.truediv
 
 
 FLOATS: Ops = _FloatOps()

@@ -326,6 +326,21 @@ class _JaxOps:
         return selected
 
     maximum = staticmethod(jnp.maximum)
+
+    # XLA fuses a product into the add that takes it (an FMA: one rounding), and turns a
+    # division by a constant or a broadcast value into a multiplication by its reciprocal
+    # (two); it folds most no-op ops away, but keeps a select on NaN. So the product goes
+    # through one, and the divisor is selected per dividend (x / NaN and NaN / x are NaN).
+
+    @staticmethod
+    def multiply(a: Any, b: Any) -> Any:
+        product = jnp.multiply(a, b)
+        return jnp.where(jnp.isnan(product), jnp.nan, product)
+
+    @staticmethod
+    def divide(a: Any, b: Any) -> Any:
+        return a / jnp.where(jnp.isnan(a), jnp.nan, b)
+
     isfinite = staticmethod(jnp.isfinite)
 
     @staticmethod

@@ -87,7 +87,7 @@ def random_config(pick: random.Random) -> PlateauConfig:
 # --- x64: the core's states, bit for bit ---------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(14))
+@pytest.mark.parametrize("seed", range(10))
 def test_x64_states_equal_simulate_on_random_streams(x64, seed):
     config = random_config(random.Random(seed))
     streams = random_streams(np.random.default_rng(seed), 24, 90)
@@ -103,7 +103,7 @@ def test_x64_states_equal_simulate_on_random_streams(x64, seed):
 def test_x64_streams_reach_every_decision_the_graph_can_make(x64):
     """The random configs above are not vacuous: together they make each decision."""
     seen = set()
-    for seed in range(14):
+    for seed in range(10):
         config = random_config(random.Random(seed))
         for stream in random_streams(np.random.default_rng(seed), 24, 90):
             seen |= {state.decision for state in plateau.simulate(stream.tolist(), config)}
@@ -141,9 +141,15 @@ def test_a_jitted_train_step_traces_once_however_the_plateau_moves():
 
 
 # --- optax.contrib.reduce_on_plateau, where the rules coincide ---------------------------------
+#
+# The rules coincide exactly for the configs PlateauConfig.from_optax makes. optax's
+# compiled running mean is not its expression, though: XLA fuses ``count * avg + value``
+# into one multiply-add and, under vmap, divides by multiplying with a reciprocal. So
+# with accumulation the streams lie on a dyadic grid (k/16, blocks of 2), where those
+# are exact; without it, any stream.
 
 
-def random_optax_arguments(pick: random.Random) -> dict:
+def random_optax_arguments(pick: random.Random, accumulation_size: int) -> dict:
     """optax's arguments with a torch equivalent: PlateauConfig.from_optax accepts them."""
     relative = pick.random() < 0.5
     return {
@@ -152,38 +158,42 @@ def random_optax_arguments(pick: random.Random) -> dict:
         "rtol": pick.choice([1e-4, 0.01, 0.1]) if relative else 0.0,
         "atol": 0.0 if relative else pick.choice([0.01, 0.1, 0.5]),
         "cooldown": pick.choice([0, 1, 3]),
-        "accumulation_size": pick.choice([1, 2, 3]),
+        "accumulation_size": accumulation_size,
         "min_scale": pick.choice([0.0, 0.01, 0.2]),
     }
 
 
-def scan_both(arguments, streams, params):
-    """Both transformations' scales after each update, in one jitted program."""
-    ours = reduce_on_plateau(PlateauConfig.from_optax(**arguments))
+def optax_streams(seed: int, accumulation_size: int):
+    streams = random_streams(np.random.default_rng(seed), 32, 90)
+    return streams * 1.37 if accumulation_size == 1 else np.round(streams * 16) / 16
+
+
+def assert_equal_to_optax_contrib(arguments, streams, params):
+    """Both transformations' scales and bests after each update, from one program."""
     theirs = optax.contrib.reduce_on_plateau(**arguments)
-    tx = optax.chain(theirs, ours)  # each sees the same value; updates are None
-    states = scan(tx, streams, params)
-    return states[0].scale, states[1].scale
+    ours = reduce_on_plateau(PlateauConfig.from_optax(**arguments))
+    states = scan(optax.chain(theirs, ours), streams, params)  # both see each value
+    np.testing.assert_array_equal(states[1].scale, states[0].scale)
+    np.testing.assert_array_equal(states[1].best, states[0].best_value)
+    assert states[1].scale.dtype == states[0].scale.dtype == params.dtype
+    assert (states[1].scale < 1.0).any(), "no cut: the comparison is vacuous"
+    return states[1]
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_float32_scales_equal_optax_contrib_where_the_rules_coincide(seed):
-    arguments = random_optax_arguments(random.Random(seed))
-    streams = random_streams(np.random.default_rng(seed), 32, 90) * 1.37  # off any grid
-    theirs, ours = scan_both(arguments, streams, jnp.zeros((), jnp.float32))
-    assert theirs.dtype == ours.dtype == np.float32
-    np.testing.assert_array_equal(ours, theirs)
-    assert (ours < 1.0).any(), "no cut: the comparison is vacuous"
+@pytest.mark.parametrize(("seed", "accumulation_size"), [(0, 1), (1, 1), (2, 1), (3, 2), (4, 2)])
+def test_float32_equals_optax_contrib_where_the_rules_coincide(seed, accumulation_size):
+    arguments = random_optax_arguments(random.Random(seed), accumulation_size)
+    streams = optax_streams(seed, accumulation_size)
+    assert_equal_to_optax_contrib(arguments, streams, jnp.zeros((), jnp.float32))
 
 
-@pytest.mark.parametrize("seed", range(6, 9))
-def test_x64_scales_equal_optax_contrib_and_simulate(x64, seed):
-    arguments = random_optax_arguments(random.Random(seed))
-    streams = random_streams(np.random.default_rng(seed), 32, 90) * 1.37
-    theirs, ours = scan_both(arguments, streams, jnp.zeros((), jnp.float64))
-    np.testing.assert_array_equal(ours, theirs)
+@pytest.mark.parametrize(("seed", "accumulation_size"), [(5, 1), (6, 2)])
+def test_x64_equals_optax_contrib_and_simulate(x64, seed, accumulation_size):
+    arguments = random_optax_arguments(random.Random(seed), accumulation_size)
+    streams = optax_streams(seed, accumulation_size)
+    ours = assert_equal_to_optax_contrib(arguments, streams, jnp.zeros((), jnp.float64))
     config = PlateauConfig.from_optax(**arguments)
-    for stream, scales in zip(streams, ours):
+    for stream, scales in zip(streams, ours.scale):
         assert scales.tolist() == [s.lrs[0] for s in plateau.simulate(stream.tolist(), config)]
 
 
@@ -228,6 +238,10 @@ RESUME_METRICS = [9.0, 8.0, 7.0, 7.5, 6.0, 6.5, 6.2, 6.4, 6.3, 6.6, 6.1, 6.9, 7.
 RESUME_METRICS += [5.5, 5.6, 5.7, 5.8, 5.9, 6.0, 6.1, 6.2, 6.3, 6.4, 6.5]
 
 
+RESUME_TX = optax.chain(optax.sgd(0.1), reduce_on_plateau(RESUME_CONFIG))
+RESUME_UPDATE = jax.jit(RESUME_TX.update)  # one program for every cut point
+
+
 def saved(state: PlateauState) -> PlateauState:
     """`state` through a JSON checkpoint."""
     return PlateauState.from_dict(json.loads(json.dumps(state.to_dict())))
@@ -246,24 +260,22 @@ def host_run(opt_state, state, metrics):
 def test_in_graph_resumes_a_host_checkpoint_and_back(x64, stop):
     params = {"w": jnp.zeros(2, jnp.float64)}
     host_tx = optax.chain(optax.sgd(0.1), plateau_optax.scale_by_plateau())
-    graph_tx = optax.chain(optax.sgd(0.1), reduce_on_plateau(RESUME_CONFIG))
     first, host_opt_state = plateau_optax.start(host_tx.init(params), RESUME_CONFIG)
     uninterrupted, _ = host_run(host_opt_state, first, RESUME_METRICS)
-    update = jax.jit(graph_tx.update)
 
     # Host for `stop` steps, a checkpoint, then the graph to the end.
     before, host_opt_state = host_run(host_opt_state, first, RESUME_METRICS[:stop])
     state = ReduceOnPlateauState.from_plateau_state(saved(before[-1]), RESUME_CONFIG)
     opt_state, resumed = (host_opt_state[0], state), []
     for metric in RESUME_METRICS[stop:]:
-        _, opt_state = update(params, opt_state, params, value=metric)
+        _, opt_state = RESUME_UPDATE(params, opt_state, params, value=metric)
         resumed.append(opt_state[1].to_plateau_state(RESUME_CONFIG))
     assert before + resumed == uninterrupted
 
     # The graph for `stop` steps, a checkpoint, then the host to the end.
-    opt_state = graph_tx.init(params)
+    opt_state = RESUME_TX.init(params)
     for metric in RESUME_METRICS[:stop]:
-        _, opt_state = update(params, opt_state, params, value=metric)
+        _, opt_state = RESUME_UPDATE(params, opt_state, params, value=metric)
     checkpoint = saved(opt_state[1].to_plateau_state(RESUME_CONFIG))
     host_opt_state = plateau_optax.set_lrs(host_tx.init(params), checkpoint.lrs)
     after, _ = host_run(host_opt_state, checkpoint, RESUME_METRICS[stop:])
@@ -311,7 +323,9 @@ def test_wrong_types_are_refused_by_name():
 
 def test_a_state_of_several_lrs_is_refused():
     with pytest.raises(ValueError, match="'state' holds 2 lrs"):
-        ReduceOnPlateauState.from_plateau_state(plateau.init([1.0, 0.5], PlateauConfig()), PlateauConfig())
+        ReduceOnPlateauState.from_plateau_state(
+            plateau.init([1.0, 0.5], PlateauConfig()), PlateauConfig()
+        )
 
 
 @pytest.mark.parametrize(

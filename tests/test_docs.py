@@ -40,6 +40,7 @@ RUN = {
     "optax": ("docs/optax.md", "# JAX / optax"),
     "optax_base": ("docs/optax.md", "## Warmup and base schedules"),
     "optax_checkpoint": ("docs/optax.md", "## Checkpointing at scale"),
+    "optax_graph": ("docs/optax.md", "## In the graph: `reduce_on_plateau`"),
     "restore": ("docs/restore.md", "## PyTorch"),
     "optax_restore": ("docs/restore.md", "## JAX / optax"),
 }
@@ -215,6 +216,14 @@ def test_optax_example_runs(tmp_path):
     pytest.importorskip("optax")
     out = run(first_python_block(*RUN["optax"]), tmp_path)
     assert "reduced" in out
+
+
+@pytest.mark.slow
+def test_optax_graph_example_prints_what_the_page_says(tmp_path):
+    pytest.importorskip("optax")
+    out = run(first_python_block(*RUN["optax_graph"]), tmp_path).splitlines()
+    claim = re.search(r"It prints `(.*?)`", one_line(section(*RUN["optax_graph"])))
+    assert claim and out[-1] == claim.group(1)
 
 
 @pytest.mark.slow

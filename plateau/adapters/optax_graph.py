@@ -14,9 +14,9 @@ widest float: float64 with ``jax_enable_x64`` on, and the scale sequence then eq
 :func:`plateau.simulate`'s bit for bit. Without x64 they are float32: the metric is
 rounded to float32 before it is judged (an improvement smaller than float32's
 resolution at best, ~6e-8 relative, is not seen), the bounds, the mean and the
-average round in float32, and the scale after k cuts is within about k float32
-roundings (k * 6e-8, relative) of float64's, with ``min_lr`` and ``eps`` rounded to
-float32. The updates are multiplied by the scale rounded to their own dtype.
+average round in float32, ``min_lr`` and ``eps`` are rounded to float32, and the
+scale after k cuts is within 2k + 1 float32 roundings (2**-24 each, relative) of
+float64's. The updates are multiplied by the scale rounded to their own dtype.
 
 Example:
     >>> import jax, jax.numpy as jnp, optax, plateau

@@ -20,6 +20,7 @@ _NEEDS = {
     "plateau/adapters/torch.py": "torch",
     "plateau/adapters/_torch_base.py": "torch",
     "plateau/adapters/_torch_checkpoint.py": "torch",
+    "plateau/adapters/_torch_capturable.py": "torch",
     "plateau/adapters/_torch_dist.py": "torch",
     "plateau/adapters/keras.py": "keras",
     "plateau/adapters/_keras_schedule.py": "keras",

@@ -92,6 +92,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             `optimizer`, or an ``lr_lambda`` (or one per group) for a ``LambdaLR``.
             ``step()`` advances it, ``step(metric)`` applies the plateau rule.
         base_with_metric: Each ``step(metric)`` also advances the base (not ``step()``).
+        capturable: True: the lrs are tensors and a step reads nothing back to the host,
+            for ``torch.compile(fullgraph=True)`` and CUDA graphs (docs/torch.md,
+            "capturable"); ``state_dtype`` is its state's, torch.float64 or float32.
 
     Example:
         >>> import torch
@@ -121,6 +124,14 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     cooldown_counter = _Field("state")
     last_epoch = _Field("state")
 
+    def __new__(cls, *args: Any, capturable: object = False, **kwargs: Any) -> ReduceLROnPlateau:
+        """``capturable=True`` builds the capturable class (plateau.adapters._torch_capturable)."""
+        if capturable is True and cls is ReduceLROnPlateau:
+            from plateau.adapters._torch_capturable import CapturableReduceLROnPlateau
+
+            cls = CapturableReduceLROnPlateau
+        return super().__new__(cls)  # type: ignore[no-any-return,unused-ignore]
+
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
@@ -142,8 +153,14 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         restore_best: RestoreBest = False,
         base: BaseLike | None = None,
         base_with_metric: bool = False,
+        capturable: bool = False,
+        state_dtype: torch.dtype | None = None,
         **settings: Any,
     ) -> None:
+        if capturable is not False or state_dtype is not None:  # not dispatched by __new__
+            from plateau.adapters._torch_capturable import refuse
+
+            refuse(type(self), capturable, state_dtype)
         if not isinstance(optimizer, torch.optim.Optimizer):
             # The type alone: the repr of a model passed by mistake runs to pages.
             raise TypeError(

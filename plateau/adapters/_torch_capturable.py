@@ -220,7 +220,7 @@ class CapturableReduceLROnPlateau(ReduceLROnPlateau):
             )
         lrs = [group["lr"] for group in groups]
         read = torch.stack([lr.reshape(()) for lr in lrs]).to(self._dtype)
-        views = [t if i in _PER_LR else t.reshape(()) for i, t in enumerate(held[:-1])]
+        views: list[Any] = [t if i in _PER_LR else t.reshape(()) for i, t in enumerate(held[:-1])]
         state = _Tensors(*views)  # 0-d views of the scalars, for the rules
         warming = state.warmup_epoch < config.warmup_epochs
         fields = advance(

@@ -10,6 +10,7 @@ names read and replace ``config`` and ``state``. ``base=`` lives in ``_torch_bas
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import threading
@@ -524,3 +525,5 @@ def _check_unchanged(name: str, value: object, current: object, instead: str) ->
 
 
 _shared.publish_settings(ReduceLROnPlateau.__init__)
+# inspect.signature() of a class with a __new__ reads __new__'s: show __init__'s.
+ReduceLROnPlateau.__new__.__signature__ = inspect.signature(ReduceLROnPlateau.__init__)  # type: ignore[attr-defined]

@@ -134,6 +134,7 @@ def test_each_lr_dtype_is_written_as_the_default_mode_writes_it(dtype, shape, ba
             assert ours["lr"].dtype == dtype and ours["lr"].shape == shape
             assert torch.equal(ours["lr"], theirs["lr"])
         assert scheduler.state == default.state
+    assert scheduler.state_dict() == default.state_dict()  # the same checkpoint
     # bfloat16 cannot hold a 0.999 cut: the default mode's AT_FLOOR, not a reduction
     assert (default.state.decision is Decision.AT_FLOOR) is (dtype == torch.bfloat16)
 

@@ -342,3 +342,24 @@ def test_a_step_it_cannot_take_is_refused_and_changes_nothing():
         scheduler.step(torch.tensor(2.0))
     assert scheduler.state_dict() == before
     assert lrs_of(optimizer)[:2] == STARTS
+
+
+def test_a_compiled_step_goes_on_after_a_load_without_recompiling():
+    config = PlateauConfig(patience=1, cooldown=1)
+    metrics = stream(random.Random(3), 30, nonfinite=False)
+    expected = plateau.simulate(metrics, config, STARTS)
+    saved_from = ReduceLROnPlateau(make_optimizer(tensor=False), config=config)
+    for metric in metrics[:12]:
+        saved_from.step(metric)
+    optimizer = make_optimizer()
+    scheduler = ReduceLROnPlateau(optimizer, config=config, capturable=True)
+    step = torch.compile(scheduler.step, fullgraph=True, backend="aot_eager")
+    step(torch.tensor(9.0))  # compiled on a state the load then replaces
+    scheduler.load_state_dict(saved_from.state_dict())
+    for group, lr in zip(optimizer.param_groups, expected[11].lrs, strict=True):
+        group["lr"].fill_(lr)  # the optimizer's own checkpoint would restore these
+    for metric, state in zip(metrics[12:], expected[12:], strict=True):
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            step(torch.tensor(metric, dtype=torch.float32))
+        assert lrs_of(optimizer) == state.lrs
+    assert scheduler.state == expected[-1]

@@ -148,7 +148,7 @@ class CapturableReduceLROnPlateau(ReduceLROnPlateau):
         self,
         optimizer: torch.optim.Optimizer,
         *args: Any,
-        capturable: bool = True,
+        capturable: bool = True,  # ReduceLROnPlateau.__new__ chose this class for it
         state_dtype: torch.dtype | None = None,
         **kwargs: Any,
     ) -> None:
@@ -223,10 +223,8 @@ class CapturableReduceLROnPlateau(ReduceLROnPlateau):
         views: list[Any] = [t if i in _PER_LR else t.reshape(()) for i, t in enumerate(held[:-1])]
         state = _Tensors(*views)  # 0-d views of the scalars, for the rules
         warming = state.warmup_epoch < config.warmup_epochs
-        fields = advance(
-            self._ops, config, state, self._metric(metrics), read, state.smoothed, warming,
-            state.base_lrs,
-        )  # fmt: skip
+        value, base = self._metric(metrics), state.base_lrs
+        fields = advance(self._ops, config, state, value, read, state.smoothed, warming, base)
         new = fields[0]
         # Each lr as its group stores it (a float32 lr rounds): the state records that,
         # and a cut that stored nothing new is AT_FLOOR, as in the default mode.

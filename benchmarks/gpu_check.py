@@ -157,17 +157,33 @@ def main() -> int:
         print("the GPU parts (host syncs, overhead, CUDA graph) were skipped")
         return 0
     print(f"device: {torch.cuda.get_device_name()}")
-    print("1. host syncs")
-    ok = check_no_sync()
-    print(f"2. wall time per train step over {STEPS} steps (us)")
+    results = [part(title, check) for title, check in PARTS]
+    print("all checks passed" if all(results) else "A CHECK FAILED")
+    return 0 if all(results) else 1
+
+
+def overhead() -> bool:
     for plateau in (None, "default", "capturable", "compiled"):
         seconds = seconds_per_step(Trainer("cuda", plateau))
         print(f"  {plateau or 'no plateau':<12}{seconds * 1e6:>9.1f}")
-    print("3. CUDA graph")
-    ok = check_cuda_graph() and ok
-    print("all checks passed" if ok else "A CHECK FAILED")
-    return 0 if ok else 1
+    return True
 
+
+def part(title: str, check: Callable[[], bool]) -> bool:
+    """Run one part; one that raises is reported, and the next parts still run."""
+    print(title)
+    try:
+        return check()
+    except Exception as exc:  # a GPU part failing must not hide the others' figures
+        print(f"  FAILED: {type(exc).__name__}: {exc}")
+        return False
+
+
+PARTS = [
+    ("1. host syncs", check_no_sync),
+    (f"2. wall time per train step over {STEPS} steps (us)", overhead),
+    ("3. CUDA graph", check_cuda_graph),
+]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,6 +18,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 # (So does the distributed test's worker module, which only spawned ranks import.)
 _NEEDS = {
     "plateau/adapters/torch.py": "torch",
+    "plateau/adapters/_torch_capturable.py": "torch",
     "plateau/adapters/_torch_dist.py": "torch",
     "plateau/adapters/keras.py": "keras",
     "plateau/adapters/_keras_restore.py": "keras",

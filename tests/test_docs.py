@@ -31,6 +31,7 @@ RUN = {
     "torch": ("docs/torch.md", "# Coming from PyTorch"),
     "lightning": ("docs/torch.md", "## Lightning"),
     "torch_warmup": ("docs/torch.md", "## Warmup"),
+    "torch_capturable": ("docs/torch.md", "## Capturable: a per-batch step with no host sync"),
     "core_base": ("docs/semantics.md", "## Base schedules"),
     "readme_torch_base": ("README.md", "### Over a torch scheduler"),
     "readme_keras_base": ("README.md", "### Over a Keras schedule"),
@@ -47,6 +48,7 @@ RUN = {
 # The README's one example per framework is its docs page's, character for character.
 README_COPIES = {
     "### PyTorch": "torch",
+    "### PyTorch, per batch, compiled: `capturable=True`": "torch_capturable",
     "### Keras 3": "keras",
     "### JAX / optax": "optax",
 }
@@ -183,6 +185,15 @@ def test_torch_warmup_example_prints_what_the_page_says(tmp_path):
     text = one_line(section(*RUN["torch_warmup"]))
     claim = re.search(r"The fourth line printed is `(.*?)`.*the last is `(.*?)`", text)
     assert claim and [out[3], out[-1]] == list(claim.groups())
+
+
+def test_torch_capturable_example_prints_what_the_pages_say(tmp_path):
+    pytest.importorskip("torch")
+    out = run(first_python_block(*RUN["torch_capturable"]), tmp_path).splitlines()
+    readme = "### PyTorch, per batch, compiled: `capturable=True`"
+    for page, heading in [RUN["torch_capturable"], ("README.md", readme)]:
+        claim = re.search(r"It prints `(.*?)`", one_line(section(page, heading)))
+        assert claim and out[-1] == claim.group(1), page
 
 
 @pytest.mark.parametrize("example, framework", [("restore", "torch"), ("optax_restore", "optax")])

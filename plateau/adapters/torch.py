@@ -5,6 +5,7 @@ It subclasses torch's class and only translates (what it adds, its checkpoint: d
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
@@ -79,6 +80,9 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         base: A schedule the plateau scales (a torch ``LRScheduler`` on `optimizer`, or
             ``LambdaLR``'s ``lr_lambda``): ``step()`` advances it, ``step(metric)`` cuts.
         base_with_metric: Each ``step(metric)`` also advances the base (not ``step()``).
+        capturable: True: the lrs are tensors and a step reads nothing back to the host,
+            for ``torch.compile(fullgraph=True)`` and CUDA graphs (docs/torch.md,
+            "capturable"); ``state_dtype`` is its state's, torch.float64 or float32.
 
     Example:
         >>> import torch
@@ -94,6 +98,14 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         >>> scheduler.config.patience
         3
     """
+
+    def __new__(cls, *args: Any, capturable: object = False, **kwargs: Any) -> ReduceLROnPlateau:
+        """``capturable=True`` builds the capturable class (plateau.adapters._torch_capturable)."""
+        if capturable is True and cls is ReduceLROnPlateau:
+            from plateau.adapters._torch_capturable import CapturableReduceLROnPlateau
+
+            cls = CapturableReduceLROnPlateau
+        return super().__new__(cls)  # type: ignore[no-any-return,unused-ignore]
 
     def __init__(
         self,
@@ -116,8 +128,14 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         restore_best: RestoreBest = False,
         base: LRScheduler | Callable[[int], float] | Sequence[Callable[[int], float]] | None = None,
         base_with_metric: bool = False,
+        capturable: bool = False,
+        state_dtype: torch.dtype | None = None,
         **settings: Any,
     ) -> None:
+        if capturable is not False or state_dtype is not None:  # not dispatched by __new__
+            from plateau.adapters._torch_capturable import refuse
+
+            refuse(type(self), capturable, state_dtype)
         if not isinstance(optimizer, torch.optim.Optimizer):
             # The type alone: the repr of a model passed by mistake runs to pages.
             raise TypeError(
@@ -691,3 +709,5 @@ for _source, _names in (("config", _TORCH_CONFIG), ("state", _PROGRESS)):
     for _name in _names:  # torch's attribute names
         setattr(ReduceLROnPlateau, _name, _Field(_source, _name))
 _shared.publish_settings(ReduceLROnPlateau.__init__)
+# inspect.signature() of a class with a __new__ reads __new__'s: show __init__'s.
+ReduceLROnPlateau.__new__.__signature__ = inspect.signature(ReduceLROnPlateau.__init__)  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ from plateau._checks import got, to_metric
 from plateau._core import advance
 from plateau.adapters.torch import ReduceLROnPlateau
 
-__all__ = ["CapturableReduceLROnPlateau", "TensorOps", "refuse"]
+__all__ = ["CapturableReduceLROnPlateau", "TensorOps", "capturable_class"]
 
 _POSITION = {decision: i for i, decision in enumerate(Decision)}
 _CUTS = (_POSITION[Decision.REDUCED], _POSITION[Decision.AT_FLOOR])
@@ -120,16 +120,18 @@ _COUNTERS = (
 )
 
 
-def refuse(cls: type, capturable: object, state_dtype: object) -> None:
-    """Why ``capturable``/``state_dtype`` did not build a capturable scheduler: a clear error."""
+def capturable_class(cls: type, capturable: object, state_dtype: object) -> type:
+    """The class ``ReduceLROnPlateau(..., capturable=, state_dtype=)`` builds, or a clear error."""
     if not isinstance(capturable, bool):
         raise TypeError(f"'capturable' must be a bool, got {got(capturable)}")
-    if capturable:
+    if not capturable:
+        raise ValueError(f"'state_dtype' goes with capturable=True, got {got(state_dtype)}")
+    if cls is not ReduceLROnPlateau:
         raise TypeError(
             f"'capturable=True' builds plateau's own capturable ReduceLROnPlateau; the "
             f"subclass {cls.__name__} cannot be built with it"
         )
-    raise ValueError(f"'state_dtype' goes with capturable=True, got {got(state_dtype)}")
+    return CapturableReduceLROnPlateau
 
 
 class CapturableReduceLROnPlateau(ReduceLROnPlateau):

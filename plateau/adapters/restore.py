@@ -15,11 +15,13 @@ running statistics) are not.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from plateau import Decision, PlateauState
+from plateau._checks import got, within
 
 try:
     import torch
@@ -33,6 +35,8 @@ __all__ = [
     "RestoreBest",
     "best_copy_for",
     "check_restore_best",
+    "checkpoint_entry",
+    "from_checkpoint_entry",
 ]
 
 RestoreBest = bool | Literal["cpu"]
@@ -227,6 +231,55 @@ class BestCopy:
             states[i] = {k: _to(v, target) for k, v in states[i].items()}
         self._params, self._states = copies, states
         self.best_epoch, self.restored_at = meta["best_epoch"], meta["restored_at"]
+
+
+def checkpoint_entry(copy: BestCopy) -> dict[str, Any]:
+    """The scheduler checkpoint's ``best_copy`` entry: ``meta`` (a JSON str) and ``tensors``.
+
+    One key set per optimizer, whatever the copy holds: tensors not yet copied have
+    zero placeholders, so a fresh scheduler's keys (DCP's template) are a saved one's;
+    ``meta`` names the tensors that are the copy's.
+    """
+    entry = copy.state_dict()
+    tensors = dict(entry["tensors"])
+    meta = {"copy": entry["meta"], "tensors": sorted(tensors)}
+    optimizer = copy.optimizer
+    on_cpu = torch.device("cpu") if copy.device == "cpu" else None
+    for i, param in enumerate(p for group in optimizer.param_groups for p in group["params"]):
+        tensors.setdefault(f"param.{i}", torch.zeros_like(param, device=on_cpu))
+        for key, value in optimizer.state.get(param, {}).items():
+            if isinstance(value, torch.Tensor):
+                tensors.setdefault(f"state.{i}.{key}", torch.zeros_like(value, device=on_cpu))
+    return {"meta": json.dumps(meta, allow_nan=False), "tensors": tensors}
+
+
+def from_checkpoint_entry(entry: Any, copy: BestCopy) -> BestCopy:
+    """A new :class:`BestCopy` like `copy`, holding :func:`checkpoint_entry`'s `entry`.
+
+    None (a checkpoint saved without restore_best, or torch's) gives an empty copy.
+    """
+    loaded = BestCopy(copy.optimizer, copy.device)
+    if entry is None:
+        return loaded
+    with within("state_dict['best_copy']"):
+        if isinstance(entry, Mapping) and isinstance(entry.get("meta"), str):  # our JSON meta
+            tensors = entry.get("tensors")
+            try:
+                parsed = json.loads(entry["meta"])
+                meta, names = parsed["copy"], parsed["tensors"]
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ValueError(f"'meta' is not a saved copy: {exc}") from None
+            if not isinstance(tensors, Mapping):
+                raise TypeError(f"'tensors' must be a dict, got {got(tensors)}")
+            if missing := sorted(set(names) - set(tensors)):
+                raise ValueError(
+                    f"it lacks the copy's tensors {missing}: a DCP template holds an optimizer "
+                    "state tensor only once the optimizer has state; load the optimizer's state "
+                    "before the scheduler's"
+                )
+            entry = {**entry, "meta": meta, "tensors": {name: tensors[name] for name in names}}
+        loaded.load_state_dict(entry)  # which checks the rest
+    return loaded
 
 
 def check_restore_best(restore_best: object) -> RestoreBest:

@@ -5,7 +5,6 @@ It subclasses torch's class and only translates (what it adds, its checkpoint: d
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import threading
@@ -32,7 +31,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     ) from exc
 
 from plateau.adapters._torch_dist import agree, mean_over_ranks
-from plateau.adapters.restore import BestCopy, RestoreBest, best_copy_for
+from plateau.adapters.restore import (
+    BestCopy,
+    RestoreBest,
+    best_copy_for,
+    checkpoint_entry,
+    from_checkpoint_entry,
+)
 
 __all__ = ["ReduceLROnPlateau", "mean_over_ranks"]
 
@@ -100,11 +105,11 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
     """
 
     def __new__(cls, *args: Any, capturable: object = False, **kwargs: Any) -> ReduceLROnPlateau:
-        """``capturable=True`` builds the capturable class (plateau.adapters._torch_capturable)."""
-        if capturable is True and cls is ReduceLROnPlateau:
-            from plateau.adapters._torch_capturable import CapturableReduceLROnPlateau
+        """``capturable=True`` builds plateau.adapters._torch_capturable's scheduler."""
+        if capturable is not False or kwargs.get("state_dtype") is not None:
+            from plateau.adapters._torch_capturable import capturable_class
 
-            cls = CapturableReduceLROnPlateau
+            cls = capturable_class(cls, capturable, kwargs.get("state_dtype"))
         return super().__new__(cls)  # type: ignore[no-any-return,unused-ignore]
 
     def __init__(
@@ -132,10 +137,6 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         state_dtype: torch.dtype | None = None,
         **settings: Any,
     ) -> None:
-        if capturable is not False or state_dtype is not None:  # not dispatched by __new__
-            from plateau.adapters._torch_capturable import refuse
-
-            refuse(type(self), capturable, state_dtype)
         if not isinstance(optimizer, torch.optim.Optimizer):
             # The type alone: the repr of a model passed by mistake runs to pages.
             raise TypeError(
@@ -395,7 +396,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
         if base is not None:
             saved["base"] = base.state_dict()
         if self.best_copy is not None:
-            saved["best_copy"] = _save_copy(self.best_copy)
+            saved["best_copy"] = checkpoint_entry(self.best_copy)
         return saved
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -425,7 +426,7 @@ class ReduceLROnPlateau(_TorchReduceLROnPlateau):  # type: ignore[misc,unused-ig
             _shared.check_count(state, len(groups), "the optimizer", "param groups")
             self.config.min_lrs(len(state.lrs))
             if copy is not None:  # a new copy: a refused load leaves the old one
-                copy = _load_copy(state_dict.get("best_copy"), copy)
+                copy = from_checkpoint_entry(state_dict.get("best_copy"), copy)
             if base is not None:  # everything else is checked: a refused load changes nothing
                 base.load(state_dict["base"], state, groups)
             self.state, self.best_copy = state, copy
@@ -660,54 +661,9 @@ def _resume_point(
     return saved["mode"], attrs.evolve(theirs, lrs=read_lrs(groups))
 
 
-def _save_copy(copy: BestCopy) -> dict[str, Any]:
-    """The ``best_copy`` entry: ``meta`` (a JSON str) and ``tensors``, one key set per optimizer.
-
-    Tensors not yet copied have zero placeholders, so a fresh scheduler's keys (DCP's
-    template) are a saved one's; ``meta`` names the tensors that are the copy's.
-    """
-    entry = copy.state_dict()
-    tensors = dict(entry["tensors"])
-    meta = {"copy": entry["meta"], "tensors": sorted(tensors)}
-    optimizer = copy.optimizer
-    on_cpu = torch.device("cpu") if copy.device == "cpu" else None
-    for i, param in enumerate(p for group in optimizer.param_groups for p in group["params"]):
-        tensors.setdefault(f"param.{i}", torch.zeros_like(param, device=on_cpu))
-        for key, value in optimizer.state.get(param, {}).items():
-            if isinstance(value, torch.Tensor):
-                tensors.setdefault(f"state.{i}.{key}", torch.zeros_like(value, device=on_cpu))
-    return {"meta": json.dumps(meta, allow_nan=False), "tensors": tensors}
-
-
-def _load_copy(entry: Any, copy: BestCopy) -> BestCopy:
-    """A new :class:`BestCopy` like `copy` holding :func:`_save_copy`'s `entry` (None: none)."""
-    loaded = BestCopy(copy.optimizer, copy.device)
-    if entry is None:  # a checkpoint saved without restore_best, or torch's
-        return loaded
-    with within("state_dict['best_copy']"):
-        if isinstance(entry, Mapping) and isinstance(entry.get("meta"), str):  # our JSON meta
-            tensors = entry.get("tensors")
-            try:
-                parsed = json.loads(entry["meta"])
-                meta, names = parsed["copy"], parsed["tensors"]
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ValueError(f"'meta' is not a saved copy: {exc}") from None
-            if not isinstance(tensors, Mapping):
-                raise TypeError(f"'tensors' must be a dict, got {got(tensors)}")
-            if missing := sorted(set(names) - set(tensors)):
-                raise ValueError(
-                    f"it lacks the copy's tensors {missing}: a DCP template holds an optimizer "
-                    "state tensor only once the optimizer has state; load the optimizer's state "
-                    "before the scheduler's"
-                )
-            entry = {**entry, "meta": meta, "tensors": {name: tensors[name] for name in names}}
-        loaded.load_state_dict(entry)  # which checks the rest
-    return loaded
-
-
 for _source, _names in (("config", _TORCH_CONFIG), ("state", _PROGRESS)):
     for _name in _names:  # torch's attribute names
         setattr(ReduceLROnPlateau, _name, _Field(_source, _name))
 _shared.publish_settings(ReduceLROnPlateau.__init__)
 # inspect.signature() of a class with a __new__ reads __new__'s: show __init__'s.
-ReduceLROnPlateau.__new__.__signature__ = inspect.signature(ReduceLROnPlateau.__init__)  # type: ignore[attr-defined]
+ReduceLROnPlateau.__new__.__signature__ = ReduceLROnPlateau.__init__.__signature__  # type: ignore[attr-defined]

@@ -5,10 +5,15 @@
 Ceilings (a step runs once per epoch or batch, where a training step costs 100 us
 to seconds: these say plateau is never what a user waits for, not how it compares
 under a microscope). Each is printed with its verdict; none is asserted in a test.
-- plateau.step at most 3x torch's ReduceLROnPlateau.step at one lr, and at most
+- plateau.step at most 5x torch's ReduceLROnPlateau.step at one lr, and at most
   0.5x at 100 lrs (torch copies every group's lr on every call);
 - plateau.step given a 0-d tensor (what Lightning passes) or a numpy float at
-  most 3x torch's step given the same metric;
+  most 5x torch's step given the same metric.
+  (Issue 19 set 3x for these. Issue 23 then made step() run the one rule code
+  the device steps run, plateau._core.advance, where a select is a Python call on
+  floats: about 1 us more a step, 3 us in all, against a training step of 100 us
+  or more. A second, float-only copy of the rules would win it back; one
+  statement of the rules is worth more.)
 - plateau.simulate at most 1.1x the same step loop written out, and at most 240
   bytes per state it keeps;
 - ``import plateau`` at most 2.5x ``import attrs``, both loaded from bytecode
@@ -228,7 +233,7 @@ def main() -> int:
     tensors = [torch.tensor(m) for m in METRICS]  # float32 0-d tensors, as Lightning logs
     numpy_floats = [np.float64(m) for m in METRICS]
     results = [
-        compare("torch step -> plateau.step, 1 lr", torch_class(torch_rop, 1), core_loop(1), 3.0),
+        compare("torch step -> plateau.step, 1 lr", torch_class(torch_rop, 1), core_loop(1), 5.0),
         compare(
             "torch step -> plateau.step, 100 lrs", torch_class(torch_rop, 100), core_loop(100), 0.5
         ),
@@ -236,13 +241,13 @@ def main() -> int:
             "torch step -> plateau.step, 0-d tensor",
             torch_class(torch_rop, 1, tensors),
             core_loop(1, metrics=tensors),
-            3.0,
+            5.0,
         ),
         compare(
             "torch step -> plateau.step, numpy float",
             torch_class(torch_rop, 1, numpy_floats),
             core_loop(1, metrics=numpy_floats),
-            3.0,
+            5.0,
         ),
         compare("step loop -> simulate, 1 lr", core_loop(1, collect=True), core_simulate(1), 1.1),
         compare(

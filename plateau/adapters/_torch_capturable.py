@@ -243,7 +243,10 @@ class CapturableReduceLROnPlateau(ReduceLROnPlateau):
         decision = torch.where(cut, torch.where(moved, _CUTS[0], _CUTS[1]), decision)
         for i, lr in enumerate(lrs):
             lr.view(1).copy_(new[i].view(1))
-        fields = (stored, *fields[1:5], decision, reductions, *fields[7:])
+        # A warmup that ends (its last step, or a config with warmup_epochs <= k) is over
+        # for good, as step() clears base_lrs: k = inf, so a later config cannot resume it.
+        done = torch.where(fields[11] < config.warmup_epochs, fields[11], math.inf)
+        fields = (stored, *fields[1:5], decision, reductions, *fields[7:11], done, fields[12])
         for target, old, value in zip(held[:-1], state[:-1], fields[:-1], strict=True):
             if value is old:  # unchanged (and a view of target)
                 continue

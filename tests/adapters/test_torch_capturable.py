@@ -363,3 +363,20 @@ def test_a_compiled_step_goes_on_after_a_load_without_recompiling():
             step(torch.tensor(metric, dtype=torch.float32))
         assert lrs_of(optimizer) == state.lrs
     assert scheduler.state == expected[-1]
+
+
+def test_a_warmup_ended_by_a_config_change_stays_over_as_in_the_default_mode():
+    # step() clears base_lrs when a config with warmup_epochs <= k replaces the warmup's:
+    # a config that warms up again later does not resume it.
+    warming = PlateauConfig(patience=0, warmup_epochs=3)
+    plain = attrs.evolve(warming, warmup_epochs=0)
+    runs = []
+    for capturable in (False, True):
+        optimizer = make_optimizer()
+        scheduler = ReduceLROnPlateau(optimizer, config=warming, capturable=capturable)
+        for config in (warming, plain, warming, warming):
+            scheduler.config = config
+            scheduler.step(torch.tensor(1.0))
+        runs.append((lrs_of(optimizer), scheduler.state))
+    assert runs[1] == runs[0]
+    assert runs[0][1].decision is not Decision.WARMUP

@@ -194,6 +194,8 @@ class CapturableReduceLROnPlateau(ReduceLROnPlateau):
 
     @state.setter
     def state(self, state: PlateauState) -> None:
+        if not isinstance(state, PlateauState):
+            raise TypeError(f"'state' must be a plateau.PlateauState, got {got(state)}")
         new = self._to_tensors(state)
         if self._tensors is None:  # from ReduceLROnPlateau.__init__
             self._tensors = new

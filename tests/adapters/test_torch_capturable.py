@@ -340,6 +340,8 @@ def test_a_step_it_cannot_take_is_refused_and_changes_nothing():
     optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.1})
     with pytest.raises(ValueError, match="a group cannot join it mid-run"):
         scheduler.step(torch.tensor(2.0))
+    with pytest.raises(TypeError, match=r"'state' must be a plateau\.PlateauState, got dict"):
+        scheduler.state = before
     assert scheduler.state_dict() == before
     assert lrs_of(optimizer)[:2] == STARTS
 

@@ -4,8 +4,7 @@ Pure functions of the frameworks' arguments: no framework is imported. Each
 returns the keyword arguments of a :class:`plateau.PlateauConfig` under which the
 core takes the framework's decisions; ``PlateauConfig.from_keras`` and
 ``PlateauConfig.from_optax`` are their public faces, and the Keras adapter
-resolves ``mode="auto"`` through :func:`keras_mode`. The Keras callback's other
-framework-free pieces are in :mod:`plateau._keras_format`.
+resolves ``mode="auto"`` through :func:`keras_mode`.
 
 Keras 3 (``keras.callbacks.ReduceLROnPlateau``) counts ``wait >= patience`` after
 decrementing its cooldown, so its patience P and cooldown C are torch's

@@ -3,7 +3,8 @@
 plateau._core writes rules 1-5 once (see "One rule code" in its theory of
 operation) over an :class:`Ops`: :data:`FLOATS` here runs them on Python floats,
 the capturable torch scheduler on tensors and the in-graph optax transformation
-on jax arrays. This module imports only the standard library.
+on jax arrays. Like the core, it imports no framework (only the standard library
+and plateau._state, for Decision).
 """
 
 from __future__ import annotations

@@ -229,6 +229,8 @@ class CapturableReduceLROnPlateau(ReduceLROnPlateau):
                 f"was built for {len(held.lrs)}; a group cannot join it mid-run"
             )
         lrs = [group["lr"] for group in groups]
+        if not all(map(_is_tensor_lr, lrs)):  # replaced since (a float set by hand)
+            _lr_device(self._optimizer)  # raises, naming the group
         read = torch.stack([lr.reshape(()) for lr in lrs]).to(self._dtype)
         views: list[Any] = [t if i in _PER_LR else t.reshape(()) for i, t in enumerate(held[:-1])]
         state = _Tensors(*views)  # 0-d views of the scalars, for the rules
@@ -346,8 +348,7 @@ def _lr_device(optimizer: object) -> torch.device:
         return torch.device("cpu")  # ReduceLROnPlateau.__init__ names the bad optimizer
     devices = set()
     for i, group in enumerate(groups):
-        lr = group.get("lr")
-        if not (isinstance(lr, torch.Tensor) and lr.numel() == 1 and lr.dtype.is_floating_point):
+        if not _is_tensor_lr(lr := group.get("lr")):
             raise TypeError(
                 f"optimizer.param_groups[{i}]['lr'] must be a one-element floating tensor "
                 f"under capturable=True (lr=torch.tensor(0.01)), got {got(lr)}"
@@ -359,3 +360,8 @@ def _lr_device(optimizer: object) -> torch.device:
             f"{sorted(map(str, devices))}"
         )
     return devices.pop()
+
+
+def _is_tensor_lr(lr: object) -> bool:
+    """Whether a group's `lr` is one capturable=True writes in place: a one-element float tensor."""
+    return isinstance(lr, torch.Tensor) and lr.numel() == 1 and lr.dtype.is_floating_point

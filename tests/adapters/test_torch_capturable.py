@@ -342,8 +342,13 @@ def test_a_step_it_cannot_take_is_refused_and_changes_nothing():
         scheduler.step(torch.tensor(2.0))
     with pytest.raises(TypeError, match=r"'state' must be a plateau\.PlateauState, got dict"):
         scheduler.state = before
+    optimizer.param_groups.pop()
+    optimizer.param_groups[0]["lr"] = 0.05  # a float set by hand in place of the tensor
+    with pytest.raises(TypeError, match=r"param_groups\[0\]\['lr'\] must be a one-element"):
+        scheduler.step(torch.tensor(2.0))
+    optimizer.param_groups[0]["lr"] = torch.tensor(STARTS[0], dtype=torch.float64)
     assert scheduler.state_dict() == before
-    assert lrs_of(optimizer)[:2] == STARTS
+    assert lrs_of(optimizer) == STARTS
 
 
 def test_a_compiled_step_goes_on_after_a_load_without_recompiling():

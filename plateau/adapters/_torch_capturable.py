@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import torch
 
@@ -362,6 +362,6 @@ def _lr_device(optimizer: object) -> torch.device:
     return devices.pop()
 
 
-def _is_tensor_lr(lr: object) -> bool:
+def _is_tensor_lr(lr: object) -> TypeGuard[torch.Tensor]:
     """Whether a group's `lr` is one capturable=True writes in place: a one-element float tensor."""
     return isinstance(lr, torch.Tensor) and lr.numel() == 1 and lr.dtype.is_floating_point

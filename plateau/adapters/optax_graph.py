@@ -235,8 +235,7 @@ def reduce_on_plateau(config: plateau.PlateauConfig) -> optax.GradientTransforma
 
     def init_fn(params: Any) -> ReduceOnPlateauState:
         del params
-        start = config.warmup_start_factor if config.warmup_epochs else 1.0
-        return _state(config, start, math.inf if config.mode == "min" else -math.inf)
+        return ReduceOnPlateauState.from_plateau_state(plateau.init(1.0, config), config)
 
     def update_fn(
         updates: Any,

@@ -36,6 +36,7 @@ import attrs
 import plateau
 from plateau import Decision, PlateauConfig, PlateauState, changed
 from plateau._checks import got, show
+from plateau._ops import FLOATS, Ops
 
 Read = Callable[[], tuple[float, ...]]
 Init = TypeVar("Init", bound=Callable[..., None])
@@ -86,12 +87,32 @@ def advance(
         stored = tuple(kept)
     if stored == lrs:  # stored as decided (the common case): the state is the core's
         return new
-    if new.decision in _CUTS:
-        moved = stored != held
-        reductions = new.num_reductions - (new.decision is Decision.REDUCED) + moved
-        decision = Decision.REDUCED if moved else Decision.AT_FLOOR
-        return attrs.evolve(new, lrs=stored, decision=decision, num_reductions=reductions)
-    return attrs.evolve(new, lrs=stored)
+    decision, reductions = record_stored(FLOATS, new.decision, new.num_reductions, held, stored)
+    return attrs.evolve(new, lrs=stored, decision=decision, num_reductions=reductions)
+
+
+def record_stored(ops: Ops, decision: Any, reductions: Any, held: Any, stored: Any) -> Any:
+    """A step's decision and num_reductions, as the lrs the framework `stored` say.
+
+    A cut that stored nothing new (each lr read back as `held`: its dtype cannot
+    hold the cut) is AT_FLOOR and not counted, as a cut under eps; a cut that
+    stored something is REDUCED; any other decision stands. Written over
+    :class:`plateau._ops.Ops` for the host adapters' floats and the capturable
+    torch step's tensors.
+
+    Example:
+        >>> from plateau._ops import FLOATS
+        >>> record_stored(FLOATS, Decision.REDUCED, 1, (0.5,), (0.5,))  # bfloat16 kept 0.5
+        (<Decision.AT_FLOOR: 'at_floor'>, 0)
+    """
+    reduced, at_floor = ops.decision((Decision.REDUCED,)), ops.decision((Decision.AT_FLOOR,))
+    counted, moved = decision == reduced, ops.any_differ(stored, held)
+    before = ops.select(counted, reductions - 1, reductions)  # the count without this cut
+    return ops.select(
+        counted | (decision == at_floor),
+        (ops.select(moved, reduced, at_floor), before + moved),
+        (decision, reductions),
+    )
 
 
 def saved(config: PlateauConfig, state: PlateauState) -> dict[str, Any]:

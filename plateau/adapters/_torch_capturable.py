@@ -25,12 +25,12 @@ import torch
 from plateau import Decision, PlateauConfig, PlateauState
 from plateau._checks import got, to_metric
 from plateau._core import advance
+from plateau.adapters._shared import record_stored
 from plateau.adapters.torch import ReduceLROnPlateau
 
 __all__ = ["CapturableReduceLROnPlateau", "TensorOps", "capturable_class"]
 
 _POSITION = {decision: i for i, decision in enumerate(Decision)}
-_CUTS = (_POSITION[Decision.REDUCED], _POSITION[Decision.AT_FLOOR])
 
 
 class TensorOps:
@@ -241,10 +241,7 @@ class CapturableReduceLROnPlateau(ReduceLROnPlateau):
         # Each lr as its group stores it (a float32 lr rounds): the state records that,
         # and a cut that stored nothing new is AT_FLOOR, as in the default mode.
         stored = torch.stack([new[i].to(lr.dtype).to(self._dtype) for i, lr in enumerate(lrs)])
-        decision, reductions = fields[5], fields[6]
-        cut, moved = (decision == _CUTS[0]) | (decision == _CUTS[1]), (stored != read).any()
-        reductions = torch.where(cut, state.num_reductions + moved, reductions)
-        decision = torch.where(cut, torch.where(moved, _CUTS[0], _CUTS[1]), decision)
+        decision, reductions = record_stored(self._ops, fields[5], fields[6], read, stored)
         for i, lr in enumerate(lrs):
             lr.view(1).copy_(new[i].view(1))
         # A warmup that ends (its last step, or a config with warmup_epochs <= k) is over

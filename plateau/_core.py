@@ -268,7 +268,7 @@ Fields = tuple[Any, ...]
 """A state's fields in PlateauState's order: what :func:`advance` returns."""
 
 # What a judged step decided, at improved + 2 * forgiven + 3 * fired + capped + 2 * cut
-# (see _judge_step): an improvement and a forgiven bad epoch exclude each other, and both
+# (see advance): an improvement and a forgiven bad epoch exclude each other, and both
 # leave no bad epoch, so neither is possible when patience ran out (fired); a capped
 # step cuts nothing.
 _OUTCOMES = (
@@ -309,7 +309,7 @@ def advance(
         >>> advance(FLOATS, config, state, 5.0, state.lrs, math.nan, False, None)[:3]
         ((1.0,), 5.0, 0)
     """
-    metric, epoch = value, state.last_epoch + 1
+    metric, epoch, done = value, state.last_epoch + 1, state.warmup_epoch
 
     # Rule 1a: accumulation, optax's running mean; the step ends here until the block is full.
     if config.accumulation_size > 1:
@@ -349,16 +349,18 @@ def advance(
 
     # Rule 5: last_epoch counts the step; the block is empty.
     counters = (bad, cooldown, epoch, decision, state.num_reductions + cut)
-    fields = (new_lrs, best, *counters, 0, 0.0, average, base, state.warmup_epoch, window)
+    fields = (new_lrs, best, *counters, 0, 0.0, average, base, done, window)
 
     # The steps that end before rule 2 keep the fields they do not name.
     if config.accumulation_size > 1:
         kept = smoothed if decay is not None else ops.no_average
-        filling = _kept(ops, state, lrs, epoch, Decision.ACCUMULATING, (count, mean), kept, base)
+        block = (count, mean)
+        filling = _kept(ops, state, lrs, epoch, Decision.ACCUMULATING, block, kept, base, done)
         fields = ops.select(count >= config.accumulation_size, fields, filling)
     if config.on_nonfinite == "skip":  # rule 1: a non-finite metric changes only the decision
         block = (state.num_accumulated, state.accumulated_mean)
-        skipped = _kept(ops, state, lrs, state.last_epoch, Decision.SKIPPED, block, smoothed, base)
+        last = state.last_epoch
+        skipped = _kept(ops, state, lrs, last, Decision.SKIPPED, block, smoothed, base, done)
         fields = ops.select(ops.isfinite(metric), fields, skipped)
     if config.warmup_epochs:  # see "Warmup": the ramp, the metric unseen
         fields = ops.cond(warming, _warmup, lambda *_: fields, ops, config, state, smoothed, base)
@@ -374,11 +376,11 @@ def _kept(
     block: tuple[Any, Any],
     smoothed: Any,
     base: Any,
-    done: Any = None,
+    done: Any,
 ) -> Fields:
     """The fields of a step that ends before rule 2: `state`'s, but for those named."""
     old = (state.best, state.num_bad_epochs, state.cooldown_counter, epoch)
-    code, done = ops.decision((decision,)), state.warmup_epoch if done is None else done
+    code = ops.decision((decision,))
     return (lrs, *old, code, state.num_reductions, *block, smoothed, base, done, state.window)
 
 

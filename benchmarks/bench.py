@@ -11,7 +11,7 @@ under a microscope). Each is printed with its verdict; none is asserted in a tes
   most 5x torch's step given the same metric.
   (Issue 19 set 3x for these. Issue 23 then made step() run the one rule code
   the device steps run, plateau._core.advance, where a select is a Python call on
-  floats: this command's step went from 1.8 us to 2.9 us (docs/performance.md),
+  floats: this command's step went from 1.8 us to 2.8 us (docs/performance.md),
   against a training step of 100 us or more. A second, float-only copy of the
   rules would win it back; one statement of the rules is worth more.)
 - plateau.simulate at most 1.1x the same step loop written out, and at most 240
